@@ -1,0 +1,71 @@
+"""Settings from the environment (CSPBOT_*) or a .env file, validated at start."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it in one line."""
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CSPBOT_", env_file=".env", extra="ignore")
+
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    database_url: str = "sqlite:///csp-bot.db"
+    timezone: str = "Europe/London"
+    invite_days: int = 7
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_usable(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a database URL (e.g. sqlite:///csp-bot.db)") from None
+        if url.get_backend_name() not in SUPPORTED_DATABASES:
+            raise ValueError("use sqlite:///... or postgresql+psycopg://...")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a known time zone (e.g. Europe/London)") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def require_token(self) -> str:
+        """The bot token, or a SettingsError naming the variable to set."""
+        if self.telegram_token is None or not self.telegram_token.get_secret_value().strip():
+            raise SettingsError(
+                "CSPBOT_TELEGRAM_TOKEN is not set: create a bot with @BotFather and set its token"
+            )
+        return self.telegram_token.get_secret_value().strip()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings, turning pydantic's report into one line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"CSPBOT_{field.upper()} is invalid: {message}") from None

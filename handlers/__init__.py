@@ -1,0 +1,1 @@
+"""The Telegram face of CSP Bot: one module per feature, registered in `handlers.registry`."""

@@ -1,0 +1,88 @@
+"""The database engine, sessions, and running domain operations off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+POSTGRES_WORKERS = 4
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for SQLite (WAL, busy timeout, usable from worker threads) or PostgreSQL."""
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _tune_sqlite)
+    return engine
+
+
+def _tune_sqlite(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+class Database:
+    """Runs each domain operation whole, in one transaction, in a worker thread.
+
+    SQLite allows one writer at a time, so it gets a single worker: transactions queue
+    in the bot instead of fighting over the file lock.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        workers = 1 if is_sqlite(engine) else POSTGRES_WORKERS
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        return cls(make_engine(url))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits when the block ends cleanly and rolls back otherwise."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def call(
+        self, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `op(session, ...)` in its own transaction, in this thread."""
+        with self.session() as session:
+            return op(session, *args, **kwargs)
+
+    async def run(
+        self, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `op(session, ...)` in its own transaction in the worker thread."""
+        loop = asyncio.get_running_loop()
+        job = functools.partial(self.call, op, *args, **kwargs)
+        return await loop.run_in_executor(self._executor, job)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()

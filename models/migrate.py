@@ -1,0 +1,45 @@
+"""Applying Alembic migrations from code: `csp-bot db upgrade`, and at start of run and demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return config
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Apply pending migrations; returns the revisions applied (empty if up to date)."""
+    config = alembic_config(engine)
+    before = current_revision(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    script = ScriptDirectory.from_config(config)
+    applied = [rev.revision for rev in script.iterate_revisions("head", before)]
+    return list(reversed(applied))
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def make_revision(engine: Engine, message: str) -> None:
+    """Autogenerate a migration from the tables (for developers: `csp-bot db revision`)."""
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.revision(config, message=message, autogenerate=True)

@@ -1,0 +1,182 @@
+"""The SQLModel tables: the plan, its people, their updates and the audit trail.
+
+Times are stored in UTC (`UTCDateTime`) and shown in the configured zone. Money is
+held in pence. Financial years are named by the calendar year they start in
+(2021 is 2021/22, 1 April 2021 to 31 March 2022).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.enums import FundingStatus, OrgKind, Recurrence, Role, Status
+from models.types import UTCDateTime, enum_type
+
+
+class PlanInfo(SQLModel, table=True):
+    """The plan itself: one row, named by the plan file."""
+
+    __tablename__ = "plan_info"
+    id: int | None = Field(default=None, primary_key=True)
+    title: str
+    area: str
+    board: str
+    starts_on: date
+    ends_on: date
+
+
+class Organisation(SQLModel, table=True):
+    """A partner organisation: a responsible partner or a wider member."""
+
+    __tablename__ = "organisation"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    short_name: str | None = None
+    kind: OrgKind = Field(sa_type=enum_type(OrgKind))
+
+
+class Member(SQLModel, table=True):
+    """A person who uses the bot, known by their Telegram user id."""
+
+    __tablename__ = "member"
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_type=BigInteger, unique=True, index=True)
+    name: str
+    organisation_id: int = Field(foreign_key="organisation.id")
+    role: Role = Field(sa_type=enum_type(Role))
+    active: bool = True
+    joined_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Priority(SQLModel, table=True):
+    """A plan priority, serving one of the county-wide strategies."""
+
+    __tablename__ = "priority"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True)
+    title: str
+    strategy: str
+    description: str = Field(default="", sa_type=Text)
+    lead_organisation_id: int = Field(foreign_key="organisation.id")
+
+
+class Action(SQLModel, table=True):
+    """One piece of delivery under a priority, owned by a partner organisation."""
+
+    __tablename__ = "action"
+    id: int | None = Field(default=None, primary_key=True)
+    ref: str = Field(unique=True, index=True)
+    priority_id: int = Field(foreign_key="priority.id", index=True)
+    title: str
+    description: str = Field(default="", sa_type=Text)
+    lead_organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    owner: str | None = None
+    due_on: date | None = None
+    status: Status = Field(default=Status.NOT_STARTED, sa_type=enum_type(Status))
+    status_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ProgressUpdate(SQLModel, table=True):
+    """What a partner reported about an action, when, and what they are doing about it."""
+
+    __tablename__ = "progress_update"
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action.id", index=True)
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    status: Status = Field(sa_type=enum_type(Status))
+    note: str = Field(sa_type=Text)
+    mitigation: str | None = Field(default=None, sa_type=Text)
+    forecast: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    # Telegram redelivers an update the bot did not confirm; this makes the second a no-op.
+    telegram_update_id: int | None = Field(default=None, sa_type=BigInteger, unique=True)
+    withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class FundingStream(SQLModel, table=True):
+    """A shared function the partners fund together (MAPPA, the IPV pooled fund, ...)."""
+
+    __tablename__ = "funding_stream"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True)
+    name: str
+    description: str = Field(default="", sa_type=Text)
+
+
+class FundingDecision(SQLModel, table=True):
+    """One partner's contribution to one stream in one financial year."""
+
+    __tablename__ = "funding_decision"
+    __table_args__ = (UniqueConstraint("stream_id", "organisation_id", "financial_year"),)
+    id: int | None = Field(default=None, primary_key=True)
+    stream_id: int = Field(foreign_key="funding_stream.id", index=True)
+    organisation_id: int = Field(foreign_key="organisation.id")
+    financial_year: int
+    amount_pence: int = Field(sa_type=BigInteger)
+    status: FundingStatus = Field(sa_type=enum_type(FundingStatus))
+    note: str = Field(default="", sa_type=Text)
+    decided_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Meeting(SQLModel, table=True):
+    """A board meeting."""
+
+    __tablename__ = "meeting"
+    __table_args__ = (UniqueConstraint("title", "starts_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    title: str
+    starts_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    location: str = ""
+    agenda: str = Field(default="", sa_type=Text)
+
+
+class Deadline(SQLModel, table=True):
+    """A date the partnership must meet, once or every year."""
+
+    __tablename__ = "deadline"
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(unique=True)
+    due_on: date
+    recurrence: Recurrence = Field(sa_type=enum_type(Recurrence))
+    description: str = Field(default="", sa_type=Text)
+
+
+class DeadlineOrganisation(SQLModel, table=True):
+    """Which organisations a deadline concerns (their members are reminded)."""
+
+    __tablename__ = "deadline_organisation"
+    deadline_id: int = Field(foreign_key="deadline.id", primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", primary_key=True)
+
+
+class Invite(SQLModel, table=True):
+    """A one-time code that registers whoever redeems it to an organisation and role."""
+
+    __tablename__ = "invite"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True)
+    organisation_id: int = Field(foreign_key="organisation.id")
+    role: Role = Field(sa_type=enum_type(Role))
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    used_by_member_id: int | None = Field(default=None, foreign_key="member.id")
+
+
+class AuditEntry(SQLModel, table=True):
+    """One change to the data: who made it, when, and the record before and after."""
+
+    __tablename__ = "audit_entry"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    entity: str = Field(index=True)
+    entity_id: int | None = None
+    change: str
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
