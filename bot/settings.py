@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org/bot"
     database_url: str = "sqlite:///csp-bot.db"
     timezone: str = "Europe/London"
-    invite_days: int = 7
+    bot_username: str | None = None
+    invite_days: int = Field(default=7, ge=1)
 
     @field_validator("database_url")
     @classmethod

@@ -28,12 +28,12 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime: times must carry a time zone")
         return value.astimezone(UTC)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)
 
 
 def enum_type(enum: type[StrEnum]) -> SAEnum:

@@ -1,0 +1,62 @@
+"""What every handler can reach: the services, and a typed callback context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.settings import Settings
+from bot.templating import Templates
+from models.clock import Clock
+from models.db import Database
+from models.membership import MemberView
+
+
+@dataclass
+class Services:
+    """The bot's dependencies, built once in `bot.app` and injected into every handler."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    templates: Templates
+
+
+class CspApplication(Application[Any, Any, Any, Any, Any, Any]):
+    """The PTB Application carrying the services (instead of module-level globals)."""
+
+    def __init__(self, *, services: Services, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.services = services
+
+
+class Ctx(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """The callback context: typed access to the services and the member being served."""
+
+    # Set by `handlers.guard` before a command's callback runs.
+    member: MemberView | None = None
+
+    @property
+    def services(self) -> Services:
+        return cast(CspApplication, self.application).services
+
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
+    @property
+    def templates(self) -> Templates:
+        return self.services.templates
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def acting_member(self) -> MemberView:
+        """The member this update is from; only valid inside a guarded handler."""
+        if self.member is None:
+            raise RuntimeError("handler ran without the access guard")
+        return self.member

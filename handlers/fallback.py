@@ -1,0 +1,46 @@
+"""What answers when nothing else does: unknown commands, stray text, stale buttons."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
+
+from bot.context import Ctx
+from handlers.guard import load_member, refuse_outsider
+from handlers.replies import send
+
+
+async def unknown_command(update: Update, context: Ctx) -> None:
+    """A command no handler took: a short hint and /help (outsiders: how to join)."""
+    if await load_member(update, context) is None:
+        await refuse_outsider(update, context)
+        return
+    message = update.effective_message
+    typed = (message.text or "").split()[0] if message and message.text else "that command"
+    await send(update, context, "unknown_command.html", command=typed.split("@")[0])
+
+
+async def anything_else(update: Update, context: Ctx) -> None:
+    """Any other private message: outsiders learn how to join, members get a pointer to /help."""
+    if await load_member(update, context) is None:
+        await refuse_outsider(update, context)
+    else:
+        await send(update, context, "not_understood.html")
+
+
+async def stale_button(update: Update, context: Ctx) -> None:
+    """A button no handler took (an old or forged one): say so, do nothing else."""
+    query = update.callback_query
+    assert query is not None
+    if await load_member(update, context) is None:
+        await refuse_outsider(update, context)
+        return
+    await query.answer(context.templates.render("button_expired.html"), show_alert=True)
+
+
+HANDLERS: list[BaseHandler[Update, Ctx, None]] = [
+    MessageHandler(filters.COMMAND, unknown_command),
+    # In groups the bot only answers commands, so the chat is not filled with replies.
+    MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, anything_else),
+    CallbackQueryHandler(stale_button),
+]

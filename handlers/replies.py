@@ -1,0 +1,60 @@
+"""Sending what the templates render: split to Telegram's limits, HTML parse mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, Message, Update
+
+from bot.context import Ctx
+
+MESSAGE_LIMIT = 4096
+
+
+def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Cut `text` into messages of at most `limit` characters, on line boundaries.
+
+    Templates keep each HTML tag within one line, so cutting between lines never splits a tag.
+    A single line longer than the limit is cut hard as a last resort.
+    """
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            chunks.extend(filter(None, [current]))
+            current = ""
+            chunks.append(line[:limit])
+            line = line[limit:]
+        candidate = line if not current else f"{current}\n{line}"
+        if len(candidate) > limit:
+            chunks.append(current)
+            candidate = line
+        current = candidate
+    if current.strip() or not chunks:
+        chunks.append(current)
+    return chunks
+
+
+async def send(
+    update: Update,
+    context: Ctx,
+    template: str,
+    *,
+    keyboard: InlineKeyboardMarkup | None = None,
+    **values: Any,
+) -> Message:
+    """Render `template` into the update's chat; a keyboard goes on the last part."""
+    text = context.templates.render(template, **values)
+    return await send_text(update, context, text, keyboard=keyboard)
+
+
+async def send_text(
+    update: Update, context: Ctx, text: str, *, keyboard: InlineKeyboardMarkup | None = None
+) -> Message:
+    """Send already rendered HTML, split over several messages when it is too long."""
+    chat = update.effective_chat
+    assert chat is not None, "every handled update has a chat"
+    parts = split_message(text)
+    for part in parts[:-1]:
+        await context.bot.send_message(chat.id, part)
+    return await context.bot.send_message(chat.id, parts[-1], reply_markup=keyboard)

@@ -1,0 +1,165 @@
+"""Members, organisations and invites: who may use the bot, and how people join."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, func, or_, select
+
+from models.audit import Actor, record_change, snapshot
+from models.enums import Role
+from models.errors import DomainError, NotFound
+from models.tables import Invite, Member, Organisation
+
+INVITE_CODE_BYTES = 12
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """A member as the bot shows them."""
+
+    id: int
+    telegram_id: int
+    name: str
+    role: Role
+    organisation_id: int
+    organisation: str
+
+
+class InviteError(DomainError):
+    """An invite code that cannot be used, with the reason."""
+
+
+def find_organisation(session: Session, *, name: str) -> Organisation:
+    """The organisation with this name or short name (any case), or NotFound listing them all."""
+    wanted = name.strip().lower()
+    found = session.exec(
+        select(Organisation).where(
+            or_(
+                func.lower(Organisation.name) == wanted,
+                func.lower(Organisation.short_name) == wanted,
+            )
+        )
+    ).first()
+    if found is None:
+        names = session.exec(select(Organisation.name).order_by(Organisation.name)).all()
+        known = ", ".join(names) if names else "none yet: import a plan first"
+        raise NotFound(f"unknown organisation {name!r}; known organisations: {known}")
+    return found
+
+
+def parse_role(text: str) -> Role:
+    """The role named by `text` (any case), or DomainError listing the valid roles."""
+    try:
+        return Role(text.strip().lower())
+    except ValueError:
+        valid = ", ".join(role.value for role in Role)
+        raise DomainError(f"unknown role {text!r}; valid roles: {valid}") from None
+
+
+def member_view(session: Session, member: Member) -> MemberView:
+    organisation = session.get_one(Organisation, member.organisation_id)
+    assert member.id is not None
+    return MemberView(
+        id=member.id,
+        telegram_id=member.telegram_id,
+        name=member.name,
+        role=member.role,
+        organisation_id=member.organisation_id,
+        organisation=organisation.name,
+    )
+
+
+def get_member(session: Session, *, telegram_id: int) -> MemberView | None:
+    """The active member with this Telegram id, or None for anyone else."""
+    member = session.exec(
+        select(Member).where(Member.telegram_id == telegram_id, col(Member.active).is_(True))
+    ).first()
+    return None if member is None else member_view(session, member)
+
+
+def add_member(
+    session: Session,
+    *,
+    telegram_id: int,
+    name: str,
+    organisation: str,
+    role: str,
+    at: datetime,
+    actor: Actor,
+) -> MemberView:
+    """Register (or re-register) a member; the organisation and role must exist."""
+    chosen_role = parse_role(role)
+    org = find_organisation(session, name=organisation)
+    if not name.strip():
+        raise DomainError("a member needs a name")
+    member = session.exec(select(Member).where(Member.telegram_id == telegram_id)).first()
+    before = None if member is None else snapshot(member)
+    if member is None:
+        member = Member(
+            telegram_id=telegram_id, name="", organisation_id=0, role=chosen_role, joined_at=at
+        )
+    assert org.id is not None
+    member.name, member.organisation_id, member.role, member.active = (
+        name.strip(),
+        org.id,
+        chosen_role,
+        True,
+    )
+    record_change(session, actor=actor, at=at, record=member, before=before)
+    return member_view(session, member)
+
+
+def create_invite(
+    session: Session,
+    *,
+    organisation: str,
+    role: str,
+    at: datetime,
+    valid_for: timedelta,
+    actor: Actor,
+) -> Invite:
+    """A fresh one-time invite code for an organisation and role."""
+    chosen_role = parse_role(role)
+    org = find_organisation(session, name=organisation)
+    assert org.id is not None
+    invite = Invite(
+        code=secrets.token_urlsafe(INVITE_CODE_BYTES),
+        organisation_id=org.id,
+        role=chosen_role,
+        created_at=at,
+        expires_at=at + valid_for,
+    )
+    record_change(session, actor=actor, at=at, record=invite, before=None)
+    return invite
+
+
+def redeem_invite(
+    session: Session, *, code: str, telegram_id: int, name: str, at: datetime
+) -> MemberView:
+    """Register the person to the invite's organisation and role; the code is then spent."""
+    invite = session.exec(select(Invite).where(Invite.code == code.strip())).first()
+    if invite is None:
+        raise InviteError("unknown")
+    if invite.used_at is not None:
+        raise InviteError("used")
+    if invite.expires_at <= at:
+        raise InviteError("expired")
+    organisation = session.get_one(Organisation, invite.organisation_id)
+    joined = add_member(
+        session,
+        telegram_id=telegram_id,
+        name=name,
+        organisation=organisation.name,
+        role=invite.role.value,
+        at=at,
+        actor=Actor(label=f"invite {invite.id}"),
+    )
+    before = snapshot(invite)
+    invite.used_at, invite.used_by_member_id = at, joined.id
+    record_change(
+        session, actor=Actor.member(joined.id, joined.name), at=at, record=invite, before=before
+    )
+    return joined

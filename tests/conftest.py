@@ -1,0 +1,119 @@
+"""Shared fixtures: a fresh database per test (SQLite, and PostgreSQL when configured),
+an injected clock, the Bot API emulator, and the real Application wired to it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.context import CspApplication
+from bot.settings import Settings
+from bot.templating import Templates
+from bot.emulator import BotApiEmulator
+from models.audit import CLI
+from models.clock import FakeClock
+from models.db import Database, make_engine
+from models.membership import MemberView, add_member
+from models.migrate import upgrade
+from models.plan import import_plan_file
+from tests.harness import Harness, Person, PEOPLE, build_test_application
+
+EXAMPLE_PLAN = Path(__file__).parent.parent / "examples" / "north-northants-csp-2021-22.yaml"
+POSTGRES_URL = os.environ.get("CSPBOT_TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+START = datetime(2021, 6, 10, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database of its own: a SQLite file, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    assert POSTGRES_URL is not None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The migrated database the test and the bot share."""
+    database = Database(make_engine(database_url))
+    upgrade(database.engine)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, telegram_token=None, bot_username="csp_demo_bot")
+
+
+@pytest.fixture
+def templates(settings: Settings) -> Templates:
+    return Templates(settings.tz)
+
+
+@pytest.fixture
+def emulator(clock: FakeClock) -> BotApiEmulator:
+    return BotApiEmulator(clock=clock)
+
+
+@pytest.fixture
+def plan(db: Database, clock: FakeClock) -> None:
+    """The sample plan that ships with the bot."""
+    db.call(import_plan_file, path=EXAMPLE_PLAN, at=clock())
+
+
+@pytest.fixture
+def people(db: Database, clock: FakeClock, plan: None) -> dict[str, MemberView]:
+    """One member of each role, registered to the sample plan's organisations."""
+    return {key: register(db, clock, person) for key, person in PEOPLE.items()}
+
+
+def register(db: Database, clock: FakeClock, person: Person) -> MemberView:
+    return db.call(
+        add_member,
+        telegram_id=person.user.id,
+        name=person.user.first_name,
+        organisation=person.organisation,
+        role=person.role,
+        at=clock(),
+        actor=CLI,
+    )
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, db: Database, clock: FakeClock, emulator: BotApiEmulator
+) -> AsyncIterator[CspApplication]:
+    """The real Application, initialised, talking to the emulator in-process."""
+    application = build_test_application(settings, db, clock, emulator)
+    await application.initialize()
+    assert application.post_init is not None
+    await application.post_init(application)  # initialize() does not run it
+    yield application
+    await application.shutdown()
+
+
+@pytest.fixture
+def bot(app: CspApplication, emulator: BotApiEmulator) -> Harness:
+    """Drives the Application as Telegram users would, and reads what they see."""
+    return Harness(app, emulator)
