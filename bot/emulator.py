@@ -1,0 +1,1489 @@
+"""A loopback Telegram Bot API emulator, for `csp-bot demo` and the end-to-end tests.
+
+`BotApiEmulator` holds the state of one bot's Telegram: the updates users send, the messages
+the bot sends back, its command menu and files. It answers Bot API calls like Telegram does
+(including its errors) over two transports: `EmulatorServer`, a real HTTP server on loopback,
+and `EmulatorRequest`, a python-telegram-bot request class that calls it in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import email.parser
+import email.policy
+import json
+import math
+import mimetypes
+import re
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from email.utils import collapse_rfc2231_value
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal, TypeVar, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from telegram.request import BaseRequest, RequestData
+
+__all__ = [
+    "BotApiEmulator",
+    "EmulatedUser",
+    "EmulatorRequest",
+    "EmulatorServer",
+    "SentMessage",
+    "UploadedFile",
+]
+
+JSON = dict[str, Any]
+Params = dict[str, Any]
+MessageKind = Literal["text", "document", "photo"]
+_T = TypeVar("_T")
+
+MESSAGE_LIMIT = 4096
+CAPTION_LIMIT = 1024
+CALLBACK_DATA_LIMIT = 64
+
+
+# --- what users and the bot exchange -------------------------------------------------------
+
+
+@dataclass
+class EmulatedUser:
+    """A Telegram user the test or demo acts as."""
+
+    id: int
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
+
+    def to_json(self) -> JSON:
+        """The Bot API `User` object."""
+        user: JSON = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        return user | _present(last_name=self.last_name, username=self.username)
+
+
+@dataclass
+class SentMessage:
+    """A message the bot sent, as its recipient sees it now (after any edits)."""
+
+    message_id: int
+    chat_id: int
+    text: str  # exactly as the bot sent it (markup included); a file's caption, or ""
+    parse_mode: str | None = None
+    reply_markup: JSON | None = None
+    edits: list[str] = field(default_factory=list)  # earlier texts, oldest first
+    kind: MessageKind = "text"
+    filename: str | None = None
+    content: bytes | None = None
+    deleted: bool = False
+
+    @property
+    def plain_text(self) -> str:
+        """The text with HTML markup rendered away, as the user reads it."""
+        if (self.parse_mode or "").lower() != "html":
+            return self.text
+        return _render_html(self.text)[0]
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """One file part of a multipart upload."""
+
+    filename: str
+    content: bytes
+    mimetype: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class _StoredFile:
+    """A file Telegram holds: uploaded by the bot or sent by a user."""
+
+    file_id: str
+    file_unique_id: str
+    filename: str
+    mime_type: str
+    content: bytes | None  # None for files "sent" by URL: nothing was fetched
+    file_path: str
+
+    def document_json(self) -> JSON:
+        """The Bot API `Document` object."""
+        document = {"file_id": self.file_id, "file_unique_id": self.file_unique_id}
+        return document | {"file_name": self.filename, "mime_type": self.mime_type} | self._size()
+
+    def photo_json(self) -> list[JSON]:
+        """The Bot API photo: a list of `PhotoSize`, here a single size."""
+        size = {"file_id": self.file_id, "file_unique_id": self.file_unique_id}
+        return [size | {"width": 800, "height": 600} | self._size()]
+
+    def file_json(self) -> JSON:
+        """The Bot API `File` object that getFile returns."""
+        file = {"file_id": self.file_id, "file_unique_id": self.file_unique_id}
+        return file | {"file_path": self.file_path} | self._size()
+
+    def _size(self) -> JSON:
+        return {} if self.content is None else {"file_size": len(self.content)}
+
+
+class _ApiError(Exception):
+    """A Bot API error answer; raised inside a method, turned into the response body."""
+
+    def __init__(self, code: int, description: str, parameters: JSON | None = None) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.parameters = parameters
+
+    def body(self) -> JSON:
+        """The response body Telegram sends for this error."""
+        body: JSON = {"ok": False, "error_code": self.code, "description": self.description}
+        return body | ({"parameters": self.parameters} if self.parameters else {})
+
+
+def _bad(description: str) -> _ApiError:
+    return _ApiError(400, f"Bad Request: {description}")
+
+
+def _present(**fields: Any) -> JSON:
+    """The fields that have a value: Telegram omits empty optional fields."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utf16_len(text: str) -> int:
+    """Telegram measures entity offsets and lengths in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+# --- decoding parameters -------------------------------------------------------------------
+
+# Form fields are all strings; Telegram types them by name. PTB sends every non-string value
+# JSON-encoded but strings as they are, so a text "123" and a chat_id 123 look alike: decode by
+# field name, never by trying json.loads on everything.
+_JSON_FIELDS = frozenset(
+    {
+        "reply_markup",
+        "commands",
+        "scope",
+        "allowed_updates",
+        "reply_parameters",
+        "link_preview_options",
+        "entities",
+        "caption_entities",
+        "media",
+        "message_ids",
+    }
+)
+_INT_FIELDS = frozenset(
+    {
+        "chat_id",
+        "message_id",
+        "offset",
+        "limit",
+        "reply_to_message_id",
+        "cache_time",
+        "from_chat_id",
+        "message_thread_id",
+        "user_id",
+    }
+)
+_FLOAT_FIELDS = frozenset({"timeout"})
+_BOOL_FIELDS = frozenset(
+    {
+        "show_alert",
+        "disable_notification",
+        "protect_content",
+        "drop_pending_updates",
+        "allow_sending_without_reply",
+        "has_spoiler",
+        "disable_content_type_detection",
+        "allow_paid_broadcast",
+        "disable_web_page_preview",
+    }
+)
+
+
+def _decode_params(raw: Mapping[str, Any]) -> Params:
+    """All parameters typed as Telegram would read them."""
+    return {name: _decode(name, value) for name, value in raw.items()}
+
+
+def _decode(name: str, value: Any) -> Any:
+    """One parameter: strings from forms are decoded; JSON bodies arrive typed already."""
+    if not isinstance(value, str):
+        return value
+    if name in _JSON_FIELDS:
+        return _json_field(name, value)
+    if name in _INT_FIELDS:
+        return _int_field(name, value)
+    if name in _FLOAT_FIELDS:
+        return _float_field(name, value)
+    if name in _BOOL_FIELDS:
+        return value.strip().lower() in ("true", "1")
+    return value
+
+
+def _json_field(name: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise _bad(f"can't parse {name} JSON object") from None
+
+
+def _int_field(name: str, value: str) -> int | str:
+    try:
+        return int(value)
+    except ValueError:
+        if name == "chat_id":
+            return value  # an @username; refused later as "chat not found"
+        raise _bad(f"{name} is invalid") from None
+
+
+def _float_field(name: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise _bad(f"{name} is invalid") from None
+
+
+def _need(params: Params, name: str, kind: type[_T]) -> _T:
+    """A required parameter of the given type."""
+    value = params.get(name)
+    if value is None or value == "":
+        raise _bad(f"{name} is empty")
+    if not isinstance(value, kind):
+        raise _bad(f"{name} is invalid")
+    return value
+
+
+def _chat_id(params: Params) -> int:
+    value = params.get("chat_id")
+    if value is None or value == "":
+        raise _bad("chat_id is empty")
+    if not isinstance(value, int):
+        raise _bad("chat not found")
+    return value
+
+
+def _parse_mode(params: Params) -> str | None:
+    mode = params.get("parse_mode") or None
+    if mode is not None and str(mode).lower() not in ("html", "markdown", "markdownv2"):
+        raise _bad("unsupported parse_mode")
+    return cast("str | None", mode)
+
+
+def _reply_markup(params: Params) -> JSON | None:
+    """The reply markup, checked the way Telegram checks inline keyboards."""
+    markup = params.get("reply_markup")
+    if markup is None:
+        return None
+    if not isinstance(markup, dict):
+        raise _bad("can't parse reply keyboard markup JSON object")
+    rows = markup.get("inline_keyboard", [])
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise _bad('field "inline_keyboard" of the InlineKeyboardMarkup should be an Array')
+    for row in rows:
+        for button in row:
+            _check_inline_button(button)
+    return markup
+
+
+def _check_inline_button(button: Any) -> None:
+    if not isinstance(button, dict) or not button.get("text"):
+        raise _bad("can't parse inline keyboard button: Text buttons are unallowed")
+    data = button.get("callback_data")
+    if data is not None and not 1 <= len(str(data).encode()) <= CALLBACK_DATA_LIMIT:
+        raise _bad("BUTTON_DATA_INVALID")
+    if len(button) == 1:
+        raise _bad("can't parse inline keyboard button: Text buttons are unallowed")
+
+
+def _check_command(command: Any) -> JSON:
+    """A BotCommand as stored: only its name and description."""
+    if not isinstance(command, dict):
+        raise _bad("can't parse BotCommand")
+    name, description = command.get("command"), command.get("description")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]{1,32}", name):
+        raise _bad("BOT_COMMAND_INVALID")
+    if not isinstance(description, str) or not 1 <= len(description) <= 256:
+        raise _bad("command description must be non-empty")
+    return {"command": name, "description": description}
+
+
+def _scope_key(params: Params) -> tuple[str, str]:
+    scope = params.get("scope") or {"type": "default"}
+    return json.dumps(scope, sort_keys=True), str(params.get("language_code") or "")
+
+
+# --- Telegram's HTML parse mode --------------------------------------------------------------
+
+_TAG = re.compile(r"<(/?)([^\s>/]*)([^>]*)>")
+_HTML_ENTITY = re.compile(r"&(?:#x([0-9a-fA-F]+)|#([0-9]+)|(lt|gt|amp|quot));")
+_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_ATTRIBUTE = re.compile(r"""([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
+_ENTITY_TYPES = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "span": "spoiler",
+    "tg-spoiler": "spoiler",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
+}
+
+
+def _entities_error(detail: str) -> _ApiError:
+    return _bad(f"can't parse entities: {detail}")
+
+
+def _byte_offset(source: str, index: int) -> int:
+    """Telegram reports HTML errors at UTF-8 byte offsets."""
+    return len(source[:index].encode())
+
+
+def _unescape(raw: str) -> str:
+    """Decode the entities Telegram knows; anything else (a bare '&') stays as typed."""
+    return _HTML_ENTITY.sub(_decode_entity, raw)
+
+
+def _decode_entity(match: re.Match[str]) -> str:
+    hex_code, decimal_code, name = match.groups()
+    if name:
+        return _NAMED_ENTITIES[name]
+    code = int(hex_code, 16) if hex_code else int(decimal_code)
+    valid = 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF
+    return chr(code) if valid else match.group(0)
+
+
+def _attributes(raw: str) -> dict[str, str]:
+    found = {}
+    for match in _ATTRIBUTE.finditer(raw):
+        found[match[1].lower()] = next(value for value in match.groups()[1:] if value is not None)
+    return found
+
+
+@dataclass
+class _OpenTag:
+    name: str
+    start: int
+    entity: JSON | None
+
+
+class _HtmlText:
+    """Plain text and entities accumulated while reading Telegram-flavoured HTML."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.length = 0  # in UTF-16 units, like entity offsets
+        self.stack: list[_OpenTag] = []
+        self.entities: list[JSON] = []
+
+    def data(self, raw: str) -> None:
+        """Text between tags."""
+        text = _unescape(raw)
+        self.parts.append(text)
+        self.length += _utf16_len(text)
+
+    def open(self, name: str, raw_attributes: str, offset: int) -> None:
+        """A start tag: checked now, turned into an entity when it closes."""
+        if name not in _ENTITY_TYPES:
+            raise _entities_error(f'Unsupported start tag "{name}" at byte offset {offset}')
+        attributes = _attributes(raw_attributes)
+        if name == "span" and attributes.get("class") != "tg-spoiler":
+            raise _entities_error(
+                f'Tag "span" must have class "tg-spoiler" at byte offset {offset}'
+            )
+        entity = _tag_entity(name, attributes, raw_attributes)
+        parent = self.stack[-1] if self.stack else None
+        if name == "code" and parent is not None and parent.name == "pre":
+            # Telegram folds <pre><code class="language-x"> into one pre entity with a language.
+            language = attributes.get("class", "").removeprefix("language-")
+            if language and parent.entity is not None:
+                parent.entity["language"] = language
+            entity = None
+        self.stack.append(_OpenTag(name, self.length, entity))
+
+    def close(self, name: str, offset: int) -> None:
+        """An end tag: it must match the innermost open tag."""
+        if not self.stack:
+            raise _entities_error(f"Unexpected end tag at byte offset {offset}")
+        top = self.stack.pop()
+        if top.name != name:
+            raise _entities_error(
+                f'Unmatched end tag at byte offset {offset}, expected "</{top.name}>", '
+                f'found "</{name}>"'
+            )
+        if top.entity is not None and self.length > top.start:
+            self.entities.append(
+                top.entity | {"offset": top.start, "length": self.length - top.start}
+            )
+
+    def finish(self) -> tuple[str, list[JSON]]:
+        """The plain text and its entities, in Telegram's order."""
+        if self.stack:
+            name = self.stack[-1].name
+            raise _entities_error(f'Can\'t find end tag corresponding to start tag "{name}"')
+        entities = sorted(self.entities, key=lambda e: (e["offset"], -e["length"]))
+        return "".join(self.parts), entities
+
+
+def _tag_entity(name: str, attributes: dict[str, str], raw_attributes: str) -> JSON | None:
+    """The MessageEntity a tag stands for (without its position)."""
+    if name == "a":
+        href = attributes.get("href")
+        return {"type": "text_link", "url": href} if href else None
+    if name == "blockquote" and "expandable" in raw_attributes:
+        return {"type": "expandable_blockquote"}
+    if name == "tg-emoji":
+        return {"type": "custom_emoji", "custom_emoji_id": attributes.get("emoji-id", "")}
+    return {"type": _ENTITY_TYPES[name]}
+
+
+def _render_html(source: str) -> tuple[str, list[JSON]]:
+    """Read Telegram's HTML: plain text and entities, or the error Telegram answers."""
+    text = _HtmlText()
+    position = 0
+    while (start := source.find("<", position)) >= 0:
+        text.data(source[position:start])
+        tag = _TAG.match(source, start)
+        offset = _byte_offset(source, start)
+        if tag is None:
+            raise _entities_error(f"Unclosed start tag at byte offset {offset}")
+        closing, name = tag[1] == "/", tag[2].lower()
+        if closing:
+            text.close(name, offset)
+        else:
+            text.open(name, tag[3], offset)
+        position = tag.end()
+    text.data(source[position:])
+    return text.finish()
+
+
+def _render(
+    text: str, parse_mode: str | None, *, limit: int, too_long: str
+) -> tuple[str, list[JSON]]:
+    """Text as Telegram stores it, checked for markup errors and length."""
+    plain, entities = _render_html(text) if (parse_mode or "").lower() == "html" else (text, [])
+    if len(plain) > limit:
+        raise _bad(too_long)
+    return plain, entities
+
+
+def _text_fields(name: str, plain: str, entities: list[JSON]) -> JSON:
+    entities_name = "entities" if name == "text" else f"{name}_entities"
+    return {name: plain} | ({entities_name: entities} if entities else {})
+
+
+def _markup_field(markup: JSON | None) -> JSON:
+    """Telegram returns only inline keyboards in the Message; reply keyboards stay client-side."""
+    return {"reply_markup": markup} if markup and "inline_keyboard" in markup else {}
+
+
+def _without(message: JSON, *names: str) -> JSON:
+    return {key: value for key, value in message.items() if key not in names}
+
+
+def _visible(message: JSON) -> tuple[Any, ...]:
+    """What an edit must change, or Telegram answers "message is not modified"."""
+    fields = ("text", "entities", "caption", "caption_entities", "reply_markup")
+    return tuple(message.get(name) for name in fields)
+
+
+def _command_entities(text: str) -> list[JSON]:
+    """The bot_command entity Telegram adds to a message starting with a command."""
+    match = re.match(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?", text)
+    if match is None:
+        return []
+    return [{"type": "bot_command", "offset": 0, "length": _utf16_len(match.group())}]
+
+
+# --- flood control ---------------------------------------------------------------------------
+
+
+def _wait_seconds(sent: deque[float], window: float, limit: int, now: float) -> int:
+    """Seconds until one more send fits in this sliding window; 0 if it fits now."""
+    while sent and sent[0] <= now - window:
+        sent.popleft()
+    if len(sent) < limit:
+        return 0
+    return max(1, math.ceil(sent[0] + window - now))
+
+
+class _FloodControl:
+    """Telegram's published send limits: 30/s overall, 1/s per private chat, 20/min per group."""
+
+    def __init__(self) -> None:
+        self._overall: deque[float] = deque()
+        self._chats: dict[int, deque[float]] = {}
+
+    def retry_after(self, chat_id: int, now: float) -> int:
+        """Seconds the bot must wait before sending to this chat; 0 to send now."""
+        window, limit = (60.0, 20) if chat_id < 0 else (1.0, 1)
+        chat = self._chats.setdefault(chat_id, deque())
+        return max(
+            _wait_seconds(self._overall, 1.0, 30, now), _wait_seconds(chat, window, limit, now)
+        )
+
+    def record(self, chat_id: int, now: float) -> None:
+        self._overall.append(now)
+        self._chats.setdefault(chat_id, deque()).append(now)
+
+
+# --- the emulator ----------------------------------------------------------------------------
+
+_SENDING_METHODS = frozenset({"sendmessage", "senddocument", "sendphoto"})
+_NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are exactly "
+    "the same as a current content and reply markup of the message"
+)
+
+
+class BotApiEmulator:
+    """One bot's view of Telegram, answering Bot API calls; safe to use from many threads."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "123456:EMULATOR",
+        bot_username: str = "csp_demo_bot",
+        bot_id: int = 123456,
+        bot_name: str = "CSP Bot",
+        clock: Callable[[], datetime] | None = None,
+        enforce_limits: bool = False,
+    ) -> None:
+        self.token = token
+        self.bot_username = bot_username
+        self.bot_id = bot_id
+        self.bot_name = bot_name
+        self.enforce_limits = enforce_limits
+        self.too_many_requests = 0
+        self.events = 0  # bumped whenever the user's view changes
+        self._clock = clock or _utc_now
+        self._cond = threading.Condition()
+        self._pending: list[JSON] = []
+        self._next_update_id = 1
+        self._next_query_id = 1
+        self._next_message_ids: dict[int, int] = {}
+        self._chats: dict[int, JSON] = {}
+        self._sent: list[SentMessage] = []
+        self._sent_by_key: dict[tuple[int, int], SentMessage] = {}
+        self._message_json: dict[tuple[int, int], JSON] = {}
+        self._open_queries: dict[str, JSON] = {}
+        self._callback_answers: list[JSON] = []
+        self._commands: dict[tuple[str, str], list[JSON]] = {}
+        self._files: dict[str, _StoredFile] = {}
+        self._refusals: dict[str, _ApiError] = {}
+        self._blocked: set[int] = set()
+        self._flood = _FloodControl()
+        self._pollers = 0
+        self._methods: dict[str, Callable[[Params], Any]] = {
+            "getme": self._get_me,
+            "deletewebhook": self._delete_webhook,
+            "setmycommands": self._set_my_commands,
+            "getmycommands": self._get_my_commands,
+            "deletemycommands": self._delete_my_commands,
+            "sendmessage": self._send_message,
+            "senddocument": lambda params: self._send_file("document", params),
+            "sendphoto": lambda params: self._send_file("photo", params),
+            "editmessagetext": self._edit_message_text,
+            "editmessagereplymarkup": self._edit_message_reply_markup,
+            "deletemessage": self._delete_message,
+            "answercallbackquery": self._answer_callback_query,
+            "sendchataction": self._send_chat_action,
+            "getfile": self._get_file,
+            "close": lambda params: True,
+            "logout": lambda params: True,
+        }
+
+    # --- the Bot API side ---
+
+    def call(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> tuple[int, JSON]:
+        """Answer one Bot API call: (HTTP status, response body). `cancel` ends a long poll."""
+        name = method.lower()  # Telegram matches method names case-insensitively
+        if name not in self._methods and name != "getupdates":
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        try:
+            with self._cond:
+                # Copied under the lock: the result may share dicts with the emulator's state.
+                result = copy.deepcopy(self._dispatch(name, _decode_params(params), cancel))
+        except _ApiError as error:
+            return error.code, error.body()
+        return 200, {"ok": True, "result": result}
+
+    def _dispatch(self, name: str, params: Params, cancel: threading.Event | None) -> Any:
+        refusal = self._refusals.get(name)
+        if refusal is not None:
+            raise refusal
+        if name == "getupdates":
+            return self._get_updates(params, cancel)
+        return self._methods[name](params)
+
+    def refuse(self, method: str, description: str | None, *, error_code: int = 400) -> None:
+        """Make `method` fail with this error from now on; None lets it succeed again."""
+        with self._cond:
+            if description is None:
+                self._refusals.pop(method.lower(), None)
+                return
+            if error_code == 400 and not description.startswith("Bad Request"):
+                description = f"Bad Request: {description}"
+            self._refusals[method.lower()] = _ApiError(error_code, description)
+
+    def block(self, chat_id: int, blocked: bool = True) -> None:
+        """The user of a private chat blocks (or unblocks) the bot: sends get 403."""
+        with self._cond:
+            if blocked:
+                self._blocked.add(chat_id)
+            else:
+                self._blocked.discard(chat_id)
+
+    def interrupt(self, cancel: threading.Event) -> None:
+        """Set a caller's cancel event and wake any long poll waiting on it."""
+        with self._cond:
+            cancel.set()
+            self._cond.notify_all()
+
+    def _get_me(self, params: Params) -> JSON:
+        return self.bot_user() | {
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    def bot_user(self) -> JSON:
+        """The bot as a Bot API `User`."""
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": self.bot_name,
+            "username": self.bot_username,
+        }
+
+    def _get_updates(self, params: Params, cancel: threading.Event | None) -> list[JSON]:
+        """Long polling: wait up to `timeout` seconds for an unconfirmed update."""
+        self._confirm(params.get("offset"))
+        limit = min(max(int(params.get("limit") or 100), 1), 100)
+        timeout = max(float(params.get("timeout") or 0), 0.0)
+        self._pollers += 1
+        self._cond.notify_all()
+        try:
+            self._cond.wait_for(lambda: bool(self._pending) or _is_set(cancel), timeout)
+        finally:
+            self._pollers -= 1
+        return self._pending[:limit]
+
+    def _confirm(self, offset: Any) -> None:
+        """Forget updates before `offset`; a negative offset keeps only the last few."""
+        if not isinstance(offset, int) or offset == 0:
+            return
+        if offset > 0:
+            self._pending = [u for u in self._pending if u["update_id"] >= offset]
+        else:
+            self._pending = self._pending[offset:]
+
+    def _delete_webhook(self, params: Params) -> bool:
+        if params.get("drop_pending_updates"):
+            self._pending.clear()
+        return True
+
+    def _set_my_commands(self, params: Params) -> bool:
+        commands = params.get("commands")
+        if not isinstance(commands, list):
+            raise _bad("parameter commands must be an array")
+        self._commands[_scope_key(params)] = [_check_command(c) for c in commands]
+        self._changed()
+        return True
+
+    def _get_my_commands(self, params: Params) -> list[JSON]:
+        return self._commands.get(_scope_key(params), [])
+
+    def _delete_my_commands(self, params: Params) -> bool:
+        self._commands.pop(_scope_key(params), None)
+        return True
+
+    def _sending_to(self, params: Params) -> int:
+        """The chat a send goes to, once blocking and flood control let it through."""
+        chat_id = _chat_id(params)
+        if chat_id in self._blocked:
+            raise _ApiError(403, "Forbidden: bot was blocked by the user")
+        if self.enforce_limits:
+            self._check_flood(chat_id)
+        return chat_id
+
+    def _check_flood(self, chat_id: int) -> None:
+        now = time.monotonic()
+        wait = self._flood.retry_after(chat_id, now)
+        if wait:
+            self.too_many_requests += 1
+            description = f"Too Many Requests: retry after {wait}"
+            raise _ApiError(429, description, {"retry_after": wait})
+        self._flood.record(chat_id, now)
+
+    def _send_message(self, params: Params) -> JSON:
+        chat_id = self._sending_to(params)
+        text = str(params.get("text") or "")
+        parse_mode = _parse_mode(params)
+        plain, entities = _render(
+            text, parse_mode, limit=MESSAGE_LIMIT, too_long="message is too long"
+        )
+        if not plain.strip():
+            raise _bad("message text is empty")
+        markup = _reply_markup(params)
+        message = self._bot_message(chat_id) | _text_fields("text", plain, entities)
+        sent = SentMessage(message["message_id"], chat_id, text, parse_mode, markup)
+        return self._remember(sent, message | _markup_field(markup))
+
+    def _send_file(self, kind: Literal["document", "photo"], params: Params) -> JSON:
+        chat_id = self._sending_to(params)
+        stored = self._input_file(params, kind)
+        caption = str(params.get("caption") or "")
+        parse_mode = _parse_mode(params)
+        plain, entities = _render(
+            caption, parse_mode, limit=CAPTION_LIMIT, too_long="message caption is too long"
+        )
+        markup = _reply_markup(params)
+        media = stored.document_json() if kind == "document" else stored.photo_json()
+        message = self._bot_message(chat_id) | {kind: media} | _markup_field(markup)
+        if plain:
+            message |= _text_fields("caption", plain, entities)
+        sent = SentMessage(
+            message["message_id"],
+            chat_id,
+            caption,
+            parse_mode,
+            markup,
+            kind=kind,
+            filename=stored.filename,
+            content=stored.content,
+        )
+        return self._remember(sent, message)
+
+    def _input_file(self, params: Params, name: str) -> _StoredFile:
+        """The file a send names: an upload, an attach:// part, a known file_id or a URL."""
+        value = params.get(name)
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = params.get(value.removeprefix("attach://"))
+        if isinstance(value, UploadedFile):
+            return self._store_file(name, value.filename, value.content, value.mimetype)
+        if value is None:
+            raise _bad(f"there is no {name} in the request")
+        if isinstance(value, str) and value in self._files:
+            return self._files[value]
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            filename = urlsplit(value).path.rsplit("/", 1)[-1] or "file"
+            mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+            return self._store_file(name, filename, None, mime)
+        raise _bad("wrong file identifier/HTTP URL specified")
+
+    def _store_file(
+        self, kind: str, filename: str, content: bytes | None, mime: str
+    ) -> _StoredFile:
+        number = len(self._files) + 1
+        suffix = "." + filename.rsplit(".", 1)[-1] if "." in filename else ""
+        stored = _StoredFile(
+            file_id=f"emu-{kind}-{number}",
+            file_unique_id=f"emu-u{number}",
+            filename=filename,
+            mime_type=mime,
+            content=content,
+            file_path=f"{kind}s/file_{number}{suffix}",
+        )
+        self._files[stored.file_id] = stored
+        return stored
+
+    def _bot_message(self, chat_id: int) -> JSON:
+        """The skeleton of a new message from the bot."""
+        return {
+            "message_id": self._new_message_id(chat_id),
+            "date": self._now(),
+            "chat": self._chat_json(chat_id),
+            "from": self.bot_user(),
+        }
+
+    def _remember(self, sent: SentMessage, message: JSON) -> JSON:
+        key = (sent.chat_id, sent.message_id)
+        self._sent.append(sent)
+        self._sent_by_key[key] = sent
+        self._message_json[key] = message
+        self._changed()
+        return message
+
+    def _editable(self, params: Params) -> tuple[SentMessage, JSON]:
+        key = (_chat_id(params), _need(params, "message_id", int))
+        sent = self._sent_by_key.get(key)
+        if sent is None or sent.deleted:
+            raise _bad("message to edit not found")
+        return sent, self._message_json[key]
+
+    def _commit_edit(self, sent: SentMessage, old: JSON, new: JSON) -> JSON:
+        if _visible(old) == _visible(new):
+            raise _bad(_NOT_MODIFIED)
+        new["edit_date"] = self._now()
+        self._message_json[(sent.chat_id, sent.message_id)] = new
+        return new
+
+    def _edit_message_text(self, params: Params) -> JSON | bool:
+        if params.get("inline_message_id"):
+            return True  # inline messages are not emulated; Telegram answers True for them
+        sent, message = self._editable(params)
+        if sent.kind != "text":
+            raise _bad("there is no text in the message to edit")
+        text = str(params.get("text") or "")
+        parse_mode = _parse_mode(params)
+        plain, entities = _render(
+            text, parse_mode, limit=MESSAGE_LIMIT, too_long="MESSAGE_TOO_LONG"
+        )
+        if not plain.strip():
+            raise _bad("message text is empty")
+        # Leaving reply_markup out of an edit removes the keyboard, as on Telegram.
+        markup = _reply_markup(params)
+        new = _without(message, "text", "entities", "reply_markup")
+        new |= _text_fields("text", plain, entities) | _markup_field(markup)
+        self._commit_edit(sent, message, new)
+        sent.edits.append(sent.text)
+        sent.text, sent.parse_mode, sent.reply_markup = text, parse_mode, markup
+        self._changed()
+        return new
+
+    def _edit_message_reply_markup(self, params: Params) -> JSON | bool:
+        if params.get("inline_message_id"):
+            return True
+        sent, message = self._editable(params)
+        markup = _reply_markup(params)
+        new = _without(message, "reply_markup") | _markup_field(markup)
+        self._commit_edit(sent, message, new)
+        sent.reply_markup = markup
+        self._changed()
+        return new
+
+    def _delete_message(self, params: Params) -> bool:
+        key = (_chat_id(params), _need(params, "message_id", int))
+        sent = self._sent_by_key.get(key)
+        if sent is None or sent.deleted:
+            raise _bad("message to delete not found")
+        sent.deleted = True
+        self._message_json.pop(key, None)
+        self._changed()
+        return True
+
+    def _answer_callback_query(self, params: Params) -> bool:
+        query_id = _need(params, "callback_query_id", str)
+        query = self._open_queries.pop(query_id, None)
+        if query is None:
+            raise _bad("query is too old and response timeout expired or query ID is invalid")
+        answer = {"callback_query_id": query_id, "text": params.get("text")}
+        answer |= {"show_alert": bool(params.get("show_alert")), "url": params.get("url")}
+        self._callback_answers.append(query | answer)
+        self._changed()
+        return True
+
+    def _send_chat_action(self, params: Params) -> bool:
+        _chat_id(params)
+        _need(params, "action", str)
+        return True
+
+    def _get_file(self, params: Params) -> JSON:
+        stored = self._files.get(_need(params, "file_id", str))
+        if stored is None:
+            raise _bad("invalid file_id")
+        return stored.file_json()
+
+    def download(self, file_path: str) -> bytes | None:
+        """The content behind a getFile path, or None if there is none."""
+        with self._cond:
+            for stored in self._files.values():
+                if stored.file_path == file_path:
+                    return stored.content
+        return None
+
+    # --- shared bookkeeping ---
+
+    def _now(self) -> int:
+        moment = self._clock()
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp())
+
+    def _changed(self) -> None:
+        self.events += 1
+        self._cond.notify_all()
+
+    def _new_message_id(self, chat_id: int) -> int:
+        """Message ids count up per chat, shared by the bot's and the users' messages."""
+        number = self._next_message_ids.get(chat_id, 1)
+        self._next_message_ids[chat_id] = number + 1
+        return number
+
+    def _chat_json(self, chat_id: int) -> JSON:
+        """A chat seen before, or a plausible one for an id the bot was simply given."""
+        known = self._chats.get(chat_id)
+        if known is not None:
+            return known
+        if chat_id > 0:
+            return {"id": chat_id, "type": "private", "first_name": f"User {chat_id}"}
+        kind = "supergroup" if chat_id < -1_000_000_000_000 else "group"
+        return {"id": chat_id, "type": kind, "title": f"Group {chat_id}"}
+
+    def _user_chat(self, user: EmulatedUser, chat_id: int | None, chat_type: str) -> JSON:
+        """The chat a user writes in, remembered so the bot's replies name it the same way."""
+        if chat_type == "private":
+            chat: JSON = {"id": user.id if chat_id is None else chat_id, "type": "private"}
+            chat |= {"first_name": user.first_name}
+            chat |= _present(last_name=user.last_name, username=user.username)
+        elif chat_type in ("group", "supergroup"):
+            if chat_id is None:
+                raise ValueError(f"a {chat_type} message needs a chat_id (negative)")
+            chat = self._chat_json(chat_id) | {"type": chat_type}
+        else:
+            raise ValueError(f"unknown chat type {chat_type!r}")
+        self._chats[chat["id"]] = chat
+        return chat
+
+    # --- the user side: building and queueing updates ---
+
+    def _user_message(self, user: EmulatedUser, chat_id: int | None, chat_type: str) -> JSON:
+        chat = self._user_chat(user, chat_id, chat_type)
+        return {
+            "message_id": self._new_message_id(chat["id"]),
+            "date": self._now(),
+            "chat": chat,
+            "from": user.to_json(),
+        }
+
+    def _new_update_id(self) -> int:
+        update_id = self._next_update_id
+        self._next_update_id += 1
+        return update_id
+
+    def _new_update(self, kind: str, payload: JSON) -> JSON:
+        return {"update_id": self._new_update_id(), kind: payload}
+
+    def build_message_update(
+        self,
+        user: EmulatedUser,
+        text: str,
+        *,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+    ) -> JSON:
+        """An Update with `user`'s text message, not queued (feed it to process_update)."""
+        with self._cond:
+            message = self._user_message(user, chat_id, chat_type) | {"text": text}
+            entities = _command_entities(text)
+            if entities:
+                message["entities"] = entities
+            return self._new_update("message", message)
+
+    def build_document_update(
+        self,
+        user: EmulatedUser,
+        filename: str,
+        content: bytes,
+        *,
+        caption: str | None = None,
+        mime_type: str | None = None,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+    ) -> JSON:
+        """An Update with a file `user` sends (the bot can getFile and download it)."""
+        mime = mime_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        with self._cond:
+            stored = self._store_file("document", filename, content, mime)
+            message = self._user_message(user, chat_id, chat_type)
+            message |= {"document": stored.document_json()} | _present(caption=caption)
+            return self._new_update("message", message)
+
+    def build_photo_update(
+        self,
+        user: EmulatedUser,
+        content: bytes = b"\x89PNG\r\n\x1a\n",
+        *,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+    ) -> JSON:
+        """An Update with a photo `user` sends."""
+        with self._cond:
+            stored = self._store_file("photo", "photo.jpg", content, "image/jpeg")
+            message = self._user_message(user, chat_id, chat_type)
+            message |= {"photo": stored.photo_json()} | _present(caption=caption)
+            return self._new_update("message", message)
+
+    def build_callback_update(
+        self, user: EmulatedUser, message_id: int, data: str, *, chat_id: int | None = None
+    ) -> JSON:
+        """An Update for `user` tapping a button with `data` on a bot message; not queued."""
+        with self._cond:
+            chat = user.id if chat_id is None else chat_id
+            message = self._message_json.get((chat, message_id))
+            if message is None:
+                raise KeyError(f"the bot has no message {message_id} in chat {chat}")
+            query_id = f"{self.bot_id}{self._next_query_id:08d}"
+            self._next_query_id += 1
+            self._open_queries[query_id] = {
+                "user_id": user.id,
+                "chat_id": chat,
+                "message_id": message_id,
+                "data": data,
+            }
+            query = {"id": query_id, "from": user.to_json(), "message": copy.deepcopy(message)}
+            query |= {"chat_instance": str(chat), "data": data}
+            return self._new_update("callback_query", query)
+
+    def queue(self, update: JSON) -> int:
+        """Make an update available to getUpdates; returns its update_id."""
+        with self._cond:
+            update = copy.deepcopy(update)
+            update.setdefault("update_id", self._new_update_id())
+            self._pending.append(update)
+            self._pending.sort(key=lambda u: int(u["update_id"]))
+            self._cond.notify_all()
+            return int(update["update_id"])
+
+    def send_text(
+        self,
+        user: EmulatedUser,
+        text: str,
+        *,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+    ) -> int:
+        """`user` sends `text` (commands get their bot_command entity); returns the update_id."""
+        return self.queue(
+            self.build_message_update(user, text, chat_id=chat_id, chat_type=chat_type)
+        )
+
+    def send_document(
+        self,
+        user: EmulatedUser,
+        filename: str,
+        content: bytes,
+        *,
+        caption: str | None = None,
+        mime_type: str | None = None,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+    ) -> int:
+        """`user` sends a file; returns the update_id."""
+        return self.queue(
+            self.build_document_update(
+                user,
+                filename,
+                content,
+                caption=caption,
+                mime_type=mime_type,
+                chat_id=chat_id,
+                chat_type=chat_type,
+            )
+        )
+
+    def send_photo(
+        self,
+        user: EmulatedUser,
+        content: bytes = b"\x89PNG\r\n\x1a\n",
+        *,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        chat_type: str = "private",
+    ) -> int:
+        """`user` sends a photo; returns the update_id."""
+        update = self.build_photo_update(
+            user, content, caption=caption, chat_id=chat_id, chat_type=chat_type
+        )
+        return self.queue(update)
+
+    def press_button(
+        self, user: EmulatedUser, message_id: int, data: str, *, chat_id: int | None = None
+    ) -> int:
+        """`user` taps the button carrying `data` on a bot message; returns the update_id."""
+        chat = user.id if chat_id is None else chat_id
+        with self._cond:
+            sent = self._sent_by_key.get((chat, message_id))
+            offered = [] if sent is None or sent.deleted else _callback_data(sent.reply_markup)
+            if data not in offered:
+                # Telegram only ever delivers data that is on the keyboard; catch test typos.
+                raise ValueError(
+                    f"message {message_id} in chat {chat} has no button {data!r}; "
+                    f"it offers {offered!r}"
+                )
+            return self.queue(self.build_callback_update(user, message_id, data, chat_id=chat))
+
+    # --- the user side: reading what the bot sent ---
+
+    def messages(self, chat_id: int | None = None) -> list[SentMessage]:
+        """The bot's messages (to one chat, or all), oldest first, as copies."""
+        with self._cond:
+            return [_snapshot(s) for s in self._sent if chat_id is None or s.chat_id == chat_id]
+
+    def last_message(self, chat_id: int) -> SentMessage:
+        """The bot's latest message to a chat."""
+        found = self.messages(chat_id)
+        if not found:
+            raise LookupError(f"the bot has sent nothing to chat {chat_id}")
+        return found[-1]
+
+    @property
+    def callback_answers(self) -> list[JSON]:
+        """Every answerCallbackQuery, with the query's user, chat, message and data."""
+        with self._cond:
+            return copy.deepcopy(self._callback_answers)
+
+    def get_commands(self, scope: JSON | None = None, language_code: str = "") -> list[JSON]:
+        """The command menu set for a scope (default scope unless given)."""
+        with self._cond:
+            key = _scope_key({"scope": scope, "language_code": language_code})
+            return copy.deepcopy(self._commands.get(key, []))
+
+    def pending_updates(self) -> list[JSON]:
+        """Updates not yet confirmed by a getUpdates offset."""
+        with self._cond:
+            return copy.deepcopy(self._pending)
+
+    def wait_for_messages(
+        self, chat_id: int, count: int, timeout: float = 5.0
+    ) -> list[SentMessage]:
+        """Block until the bot has sent at least `count` messages to a chat; return them all."""
+        with self._cond:
+            arrived = self._cond.wait_for(lambda: self._sent_count(chat_id) >= count, timeout)
+            if not arrived:
+                texts = [s.text for s in self._sent if s.chat_id == chat_id]
+                raise TimeoutError(
+                    f"waited {timeout}s for {count} message(s) to chat {chat_id}; "
+                    f"the bot sent {len(texts)}: {texts!r}"
+                )
+            return self.messages(chat_id)
+
+    async def wait_for_messages_async(
+        self, chat_id: int, count: int, timeout: float = 5.0
+    ) -> list[SentMessage]:
+        """`wait_for_messages` off the event loop, for tests where the bot runs on that loop."""
+        return await asyncio.to_thread(self.wait_for_messages, chat_id, count, timeout)
+
+    def wait_for_change(self, since: int, timeout: float = 5.0) -> int:
+        """Block until `events` passes `since`; returns `events` (still `since` on timeout)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.events > since, timeout)
+            return self.events
+
+    def wait_for_pollers(self, count: int = 1, timeout: float = 5.0) -> None:
+        """Block until `count` getUpdates calls are waiting for updates."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._pollers >= count, timeout):
+                raise TimeoutError(f"{self._pollers} getUpdates call(s) waiting, wanted {count}")
+
+    def _sent_count(self, chat_id: int) -> int:
+        return sum(1 for s in self._sent if s.chat_id == chat_id)
+
+    @staticmethod
+    def buttons(message: SentMessage) -> list[tuple[str, str]]:
+        """A keyboard flattened to (label, callback data or URL) pairs, row by row."""
+        markup = message.reply_markup or {}
+        rows = markup.get("inline_keyboard") or markup.get("keyboard") or []
+        return [_button_pair(button) for row in rows for button in row]
+
+
+def _button_pair(button: Any) -> tuple[str, str]:
+    """(label, what tapping sends): callback data, a URL, or a reply button's own text."""
+    if isinstance(button, str):
+        return button, button
+    label = str(button.get("text", ""))
+    for key in ("callback_data", "url", "login_url", "switch_inline_query"):
+        if key in button:
+            value = button[key]
+            return label, str(value["url"] if isinstance(value, dict) else value)
+    return label, label
+
+
+def _callback_data(markup: JSON | None) -> list[str]:
+    """The callback data of every button on an inline keyboard."""
+    rows = (markup or {}).get("inline_keyboard") or []
+    return [
+        str(button["callback_data"]) for row in rows for button in row if "callback_data" in button
+    ]
+
+
+def _snapshot(sent: SentMessage) -> SentMessage:
+    """A copy a reader can keep while the bot edits the original."""
+    return replace(sent, edits=list(sent.edits), reply_markup=copy.deepcopy(sent.reply_markup))
+
+
+def _is_set(event: threading.Event | None) -> bool:
+    return event is not None and event.is_set()
+
+
+# --- routing, shared by both transports ------------------------------------------------------
+
+_API_PATH = re.compile(r"/bot(?P<token>[^/]+)/(?P<method>[^/]+)/?$")
+_FILE_PATH = re.compile(r"/file/bot(?P<token>[^/]+)/(?P<path>.+)$")
+
+
+def _json_response(status: int, body: JSON) -> tuple[int, bytes, str]:
+    return status, json.dumps(body).encode(), "application/json"
+
+
+def _serve(
+    emulator: BotApiEmulator, path: str, params: Mapping[str, Any], cancel: threading.Event | None
+) -> tuple[int, bytes, str]:
+    """Answer a request for a URL path: an API method or a file download."""
+    path = unquote(path)
+    if match := _FILE_PATH.search(path):
+        if match["token"] != emulator.token:
+            return _json_response(401, _unauthorized())
+        content = emulator.download(match["path"])
+        if content is None:
+            return _json_response(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+        return 200, content, "application/octet-stream"
+    match = _API_PATH.search(path)
+    if match is None:
+        return _json_response(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+    if match["token"] != emulator.token:
+        return _json_response(401, _unauthorized())
+    return _json_response(*emulator.call(match["method"], params, cancel=cancel))
+
+
+def _unauthorized() -> JSON:
+    return {"ok": False, "error_code": 401, "description": "Unauthorized"}
+
+
+# --- transport 1: HTTP on loopback -----------------------------------------------------------
+
+
+def _parse_body(content_type: str, body: bytes) -> Params:
+    """Parameters from a JSON, form-encoded or multipart body."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if not body:
+        return {}
+    if mime == "application/json":
+        parsed = json.loads(body)
+        if not isinstance(parsed, dict):
+            raise ValueError("a JSON body must be an object")
+        return parsed
+    if mime == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(body.decode(), keep_blank_values=True))
+    if mime == "multipart/form-data":
+        return _parse_multipart(content_type, body)
+    return {}
+
+
+def _parse_multipart(content_type: str, body: bytes) -> Params:
+    """multipart/form-data via the email parser (the cgi module is deprecated)."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
+    parser = email.parser.BytesParser(policy=email.policy.HTTP)
+    message = parser.parsebytes(head + body)
+    params: Params = {}
+    for part in message.iter_parts():
+        name = collapse_rfc2231_value(part.get_param("name", "", header="content-disposition"))
+        payload = cast(bytes, part.get_payload(decode=True) or b"")
+        filename = part.get_filename()
+        if filename is None:
+            params[name] = payload.decode()
+        else:
+            params[name] = UploadedFile(filename, payload, part.get_content_type())
+    return params
+
+
+class _HttpServer(ThreadingHTTPServer):
+    """The HTTP server, carrying the emulator and a cancel event for its long polls."""
+
+    def __init__(self, address: tuple[str, int], emulator: BotApiEmulator) -> None:
+        self.emulator = emulator
+        self.cancel = threading.Event()
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid long poll is normal; anything else is reported."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request: route it to the emulator and write its JSON (or file) answer."""
+
+    server: _HttpServer
+    timeout = 10.0  # a client that connects and never sends must not hold stop() forever
+
+    def do_GET(self) -> None:
+        """GET /bot<token>/<method>?... or a file download."""
+        self._answer()
+
+    def do_POST(self) -> None:
+        """POST /bot<token>/<method> with a JSON, form or multipart body."""
+        self._answer()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: the default logs every request, token included, to stderr."""
+
+    def _answer(self) -> None:
+        url = urlsplit(self.path)
+        try:
+            params = dict(parse_qsl(url.query)) | _parse_body(
+                self.headers.get("Content-Type", ""), self._body()
+            )
+        except ValueError as error:
+            status, payload, kind = _json_response(
+                400, _bad(f"can't parse request: {error}").body()
+            )
+        else:
+            status, payload, kind = _serve(
+                self.server.emulator, url.path, params, self.server.cancel
+            )
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+
+class EmulatorServer:
+    """The emulator as a Bot API server on 127.0.0.1 (a free port), served by a daemon thread."""
+
+    def __init__(self, emulator: BotApiEmulator, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.emulator = emulator
+        self._address = (host, port)
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EmulatorServer:
+        """Listen and serve in the background."""
+        if self._httpd is not None:
+            raise RuntimeError("the emulator server is already running")
+        self._httpd = _HttpServer(self._address, self.emulator)
+        # A short poll interval keeps stop() quick.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="bot-api-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, release waiting long polls and close every socket."""
+        if self._httpd is None or self._thread is None:
+            return
+        self._httpd.shutdown()
+        self.emulator.interrupt(self._httpd.cancel)
+        self._httpd.server_close()  # also joins the request threads
+        self._thread.join()
+        self._httpd = self._thread = None
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("the emulator server is not running")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """For `ApplicationBuilder().base_url(...)`: PTB appends the token."""
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        """For `ApplicationBuilder().base_file_url(...)`, so downloads come here too."""
+        return f"http://127.0.0.1:{self.port}/file/bot"
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --- transport 2: in-process, for python-telegram-bot -----------------------------------------
+
+
+def _request_params(request_data: RequestData | None) -> Params:
+    """What PTB would put on the wire: JSON-encoded fields plus file parts."""
+    if request_data is None:
+        return {}
+    # json_parameters is exactly what HTTPXRequest sends as form fields, so the emulator
+    # decodes the same strings it would over HTTP.
+    params: Params = dict(request_data.json_parameters)
+    for name, (filename, content, mimetype) in request_data.multipart_data.items():
+        data = content if isinstance(content, bytes) else content.read()
+        params[name] = UploadedFile(filename, data, mimetype)
+    return params
+
+
+class EmulatorRequest(BaseRequest):
+    """A PTB request class that calls the emulator in-process: no sockets, same semantics."""
+
+    def __init__(self, emulator: BotApiEmulator, *, read_timeout: float | None = 5.0) -> None:
+        self.emulator = emulator
+        self._read_timeout = read_timeout
+        self._waiting: set[threading.Event] = set()
+
+    @property
+    def read_timeout(self) -> float | None:
+        """The default read timeout PTB adds to getUpdates' own timeout."""
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        """Nothing to open."""
+
+    async def shutdown(self) -> None:
+        """Release any long poll still waiting in a worker thread."""
+        for cancel in list(self._waiting):
+            self.emulator.interrupt(cancel)
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: object = BaseRequest.DEFAULT_NONE,
+        write_timeout: object = BaseRequest.DEFAULT_NONE,
+        connect_timeout: object = BaseRequest.DEFAULT_NONE,
+        pool_timeout: object = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """Run the call in a worker thread: getUpdates blocks while it long-polls."""
+        params = _request_params(request_data)
+        cancel = threading.Event()
+        self._waiting.add(cancel)
+        try:
+            status, payload, _ = await asyncio.to_thread(
+                _serve, self.emulator, urlsplit(url).path, params, cancel
+            )
+        except BaseException:
+            # A cancelled await leaves its thread running; wake it so the loop can close.
+            self.emulator.interrupt(cancel)
+            raise
+        finally:
+            self._waiting.discard(cancel)
+        return status, payload

@@ -1,0 +1,457 @@
+"""The Bot API emulator, driven by a small real Application in-process and over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.emulator import BotApiEmulator, EmulatedUser, EmulatorRequest, EmulatorServer
+
+App = Application[Any, Any, Any, Any, Any, Any]
+Ctx = ContextTypes.DEFAULT_TYPE
+
+NOW = datetime(2021, 6, 10, 9, 0, tzinfo=UTC)
+ALICE = EmulatedUser(1001, "Alice", "Adams", "alice")
+BOARD_GROUP = -100123
+PAPER = b"ref,status\r\nSOC-1,green\r\n\x00\xff binary tail\r"
+
+
+# --- a minimal bot, written the way the real handlers are ---
+
+
+async def start(update: Update, context: Ctx) -> None:
+    """Greet the user by name, in HTML."""
+    assert update.effective_message and update.effective_user
+    name = html.escape(update.effective_user.first_name)
+    await update.effective_message.reply_html(f"Hello, <b>{name}</b>!")
+
+
+async def echo(update: Update, context: Ctx) -> None:
+    """Say the command's arguments back."""
+    assert update.effective_message
+    await update.effective_message.reply_text(" ".join(context.args or []) or "(nothing)")
+
+
+async def menu(update: Update, context: Ctx) -> None:
+    """Offer RAG buttons and a link."""
+    assert update.effective_message
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Green", callback_data="rag:green"),
+                InlineKeyboardButton("Red", callback_data="rag:red"),
+            ],
+            [InlineKeyboardButton("Guide", url="https://example.org/guide")],
+        ]
+    )
+    await update.effective_message.reply_text("How is SOC-1 going?", reply_markup=keyboard)
+
+
+async def rate(update: Update, context: Ctx) -> None:
+    """Record the tapped status: toast, then edit the question into the answer."""
+    query = update.callback_query
+    assert query and query.data
+    status = query.data.removeprefix("rag:")
+    await query.answer(f"Saved: {status}")
+    await query.edit_message_text(f"SOC-1 is now {status}.")
+
+
+async def paper(update: Update, context: Ctx) -> None:
+    """Send the board paper as a file."""
+    assert update.effective_message
+    await update.effective_message.reply_document(
+        PAPER, filename="board-paper.csv", caption="Board paper"
+    )
+
+
+async def received(update: Update, context: Ctx) -> None:
+    """Download a file the user sent and say what arrived."""
+    assert update.effective_message and update.effective_message.document
+    document = update.effective_message.document
+    content = await (await document.get_file()).download_as_bytearray()
+    await update.effective_message.reply_text(f"Got {document.file_name}: {len(content)} bytes")
+
+
+async def photo(update: Update, context: Ctx) -> None:
+    """Photos are not text."""
+    assert update.effective_message
+    await update.effective_message.reply_text("Photos are not plan updates.")
+
+
+def with_handlers(builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any]) -> App:
+    application = builder.build()
+    application.add_handlers(
+        [
+            CommandHandler("start", start),
+            CommandHandler("echo", echo),
+            CommandHandler("menu", menu),
+            CommandHandler("paper", paper),
+            CallbackQueryHandler(rate, pattern="^rag:"),
+            MessageHandler(filters.Document.ALL, received),
+            MessageHandler(filters.PHOTO, photo),
+        ]
+    )
+    return application
+
+
+def in_process(em: BotApiEmulator) -> App:
+    return with_handlers(
+        ApplicationBuilder()
+        .token(em.token)
+        .request(EmulatorRequest(em))
+        .get_updates_request(EmulatorRequest(em))
+    )
+
+
+async def feed(application: App, update: dict[str, Any]) -> None:
+    await application.process_update(Update.de_json(update, application.bot))
+
+
+@pytest.fixture
+def em() -> BotApiEmulator:
+    return BotApiEmulator(clock=lambda: NOW)
+
+
+@pytest.fixture
+async def local(em: BotApiEmulator) -> AsyncIterator[App]:
+    """The minimal bot, initialised against the emulator in-process."""
+    application = in_process(em)
+    async with application:
+        yield application
+
+
+@pytest.fixture
+def server(em: BotApiEmulator) -> Iterator[EmulatorServer]:
+    with EmulatorServer(em) as running:
+        yield running
+
+
+# --- in-process, through process_update ---
+
+
+async def test_bot_learns_who_it_is(local: App) -> None:
+    assert local.bot.username == "csp_demo_bot"
+    assert local.bot.id == 123456
+
+
+async def test_start_gets_a_reply(em: BotApiEmulator, local: App) -> None:
+    await feed(local, em.build_message_update(ALICE, "/start"))
+    reply = em.last_message(ALICE.id)
+    assert reply.text == "Hello, <b>Alice</b>!"
+    assert reply.parse_mode == "HTML"
+    assert reply.plain_text == "Hello, Alice!"
+
+
+async def test_command_addressed_to_the_bot_in_a_group(em: BotApiEmulator, local: App) -> None:
+    update = em.build_message_update(
+        ALICE, "/echo@csp_demo_bot hi all", chat_id=BOARD_GROUP, chat_type="group"
+    )
+    await feed(local, update)
+    assert [m.text for m in em.messages(BOARD_GROUP)] == ["hi all"]
+    assert em.messages(ALICE.id) == []
+
+
+async def test_sent_messages_are_telegram_messages(em: BotApiEmulator, local: App) -> None:
+    message = await local.bot.send_message(ALICE.id, "<i>dated</i> &amp; signed", parse_mode="HTML")
+    assert message.date == NOW
+    assert message.from_user is not None and message.from_user.is_bot
+    assert message.text == "dated & signed"
+    assert [(e.type, e.offset, e.length) for e in message.entities] == [("italic", 0, 5)]
+
+
+async def test_button_press_edits_and_answers(em: BotApiEmulator, local: App) -> None:
+    await feed(local, em.build_message_update(ALICE, "/menu"))
+    question = em.last_message(ALICE.id)
+    assert em.buttons(question) == [
+        ("Green", "rag:green"),
+        ("Red", "rag:red"),
+        ("Guide", "https://example.org/guide"),
+    ]
+
+    await feed(local, em.build_callback_update(ALICE, question.message_id, "rag:red"))
+
+    edited = em.last_message(ALICE.id)
+    assert edited.message_id == question.message_id
+    assert (edited.text, edited.edits, edited.reply_markup) == (
+        "SOC-1 is now red.",
+        ["How is SOC-1 going?"],
+        None,
+    )
+    assert em.callback_answers == [
+        {
+            "callback_query_id": em.callback_answers[0]["callback_query_id"],
+            "user_id": ALICE.id,
+            "chat_id": ALICE.id,
+            "message_id": question.message_id,
+            "data": "rag:red",
+            "text": "Saved: red",
+            "show_alert": False,
+            "url": None,
+        }
+    ]
+
+
+async def test_press_button_only_offers_what_is_on_the_keyboard(
+    em: BotApiEmulator, local: App
+) -> None:
+    await feed(local, em.build_message_update(ALICE, "/menu"))
+    question = em.last_message(ALICE.id)
+    with pytest.raises(ValueError, match="rag:amber"):
+        em.press_button(ALICE, question.message_id, "rag:amber")
+    with pytest.raises(KeyError):
+        em.build_callback_update(ALICE, 999, "rag:red")
+
+
+async def test_document_round_trip(em: BotApiEmulator, local: App) -> None:
+    await feed(local, em.build_message_update(ALICE, "/paper"))
+    sent = em.last_message(ALICE.id)
+    assert (sent.kind, sent.filename, sent.content, sent.text) == (
+        "document",
+        "board-paper.csv",
+        PAPER,
+        "Board paper",
+    )
+
+    upload = b"action,note\nHC-2,\xe2\x9c\x93 done\n"
+    await feed(local, em.build_document_update(ALICE, "progress.csv", upload))
+    assert em.last_message(ALICE.id).text == f"Got progress.csv: {len(upload)} bytes"
+
+
+async def test_a_photo_is_not_text(em: BotApiEmulator, local: App) -> None:
+    await feed(local, em.build_photo_update(ALICE, b"\xff\xd8 jpeg", caption="site visit"))
+    assert em.last_message(ALICE.id).text == "Photos are not plan updates."
+
+
+async def test_command_menu_is_stored_per_scope(em: BotApiEmulator, local: App) -> None:
+    await local.bot.set_my_commands([BotCommand("start", "Begin"), BotCommand("help", "Help")])
+    await local.bot.set_my_commands(
+        [BotCommand("status", "Plan status")], scope=BotCommandScopeAllGroupChats()
+    )
+    assert em.get_commands() == [
+        {"command": "start", "description": "Begin"},
+        {"command": "help", "description": "Help"},
+    ]
+    assert em.get_commands({"type": "all_group_chats"}) == [
+        {"command": "status", "description": "Plan status"}
+    ]
+    assert [c.command for c in await local.bot.get_my_commands()] == ["start", "help"]
+
+
+async def test_refused_method_raises_bad_request(em: BotApiEmulator, local: App) -> None:
+    em.refuse("setMyCommands", "commands are switched off")
+    # PTB drops "Bad Request: " and capitalises the rest (str.capitalize: the rest goes lower).
+    with pytest.raises(BadRequest, match=r"^Commands are switched off$"):
+        await local.bot.set_my_commands([BotCommand("start", "Begin")])
+    em.refuse("setMyCommands", None)
+    assert await local.bot.set_my_commands([BotCommand("start", "Begin")])
+
+
+async def test_bad_html_is_refused_like_telegram(em: BotApiEmulator, local: App) -> None:
+    with pytest.raises(BadRequest, match="unclosed start tag at byte offset 2"):
+        await local.bot.send_message(ALICE.id, "1 < 2", parse_mode="HTML")
+    with pytest.raises(BadRequest, match='unsupported start tag "" at byte offset 2'):
+        await local.bot.send_message(ALICE.id, "1 < 2 > 0", parse_mode="HTML")
+    with pytest.raises(BadRequest, match='expected "</b>", found "</i>"'):
+        await local.bot.send_message(ALICE.id, "<b>bold</i>", parse_mode="HTML")
+    assert em.messages() == []
+
+
+async def test_edit_without_change_is_not_modified(em: BotApiEmulator, local: App) -> None:
+    message = await local.bot.send_message(ALICE.id, "Same")
+    with pytest.raises(BadRequest, match=r"^Message is not modified"):
+        await local.bot.edit_message_text("Same", ALICE.id, message.message_id)
+
+
+async def test_blocked_user_is_forbidden(em: BotApiEmulator, local: App) -> None:
+    em.block(ALICE.id)
+    with pytest.raises(Forbidden, match="blocked by the user"):
+        await local.bot.send_message(ALICE.id, "Reminder")
+
+
+async def test_wrong_token_is_unauthorized(em: BotApiEmulator) -> None:
+    with pytest.raises(InvalidToken):
+        async with Bot("654321:WRONG", request=EmulatorRequest(em)):
+            pass
+
+
+# --- the Bot API surface, called directly ---
+
+
+def test_method_names_are_case_insensitive_and_unknown_is_404(em: BotApiEmulator) -> None:
+    assert em.call("GETME", {})[0] == 200
+    assert em.call("frobnicate", {}) == (
+        404,
+        {"ok": False, "error_code": 404, "description": "Not Found"},
+    )
+
+
+def test_form_strings_are_decoded_by_field(em: BotApiEmulator) -> None:
+    markup = {"inline_keyboard": [[{"text": "OK", "callback_data": "ok"}]]}
+    status, body = em.call(
+        "sendMessage", {"chat_id": "1001", "text": "123", "reply_markup": json.dumps(markup)}
+    )
+    assert status == 200
+    assert body["result"]["chat"]["id"] == 1001
+    assert body["result"]["text"] == "123"
+    assert body["result"]["reply_markup"] == markup
+
+
+def test_offset_confirms_earlier_updates(em: BotApiEmulator) -> None:
+    first = em.send_text(ALICE, "one")
+    second = em.send_text(ALICE, "two")
+    ids = [u["update_id"] for u in em.call("getUpdates", {})[1]["result"]]
+    assert ids == [first, second]
+    assert em.call("getUpdates", {"offset": second})[1]["result"][0]["update_id"] == second
+    assert em.call("getUpdates", {"offset": second + 1})[1]["result"] == []
+    assert em.pending_updates() == []
+
+
+def test_long_poll_returns_as_soon_as_an_update_arrives(em: BotApiEmulator) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        poll = pool.submit(em.call, "getUpdates", {"timeout": "5"})
+        em.wait_for_pollers(1)
+        queued_at = time.monotonic()
+        update_id = em.send_text(ALICE, "hello")
+        status, body = poll.result(timeout=2)
+    assert time.monotonic() - queued_at < 1
+    assert (status, [u["update_id"] for u in body["result"]]) == (200, [update_id])
+    assert body["result"][0]["message"]["text"] == "hello"
+
+
+def test_interrupt_releases_a_long_poll(em: BotApiEmulator) -> None:
+    cancel = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        poll = pool.submit(em.call, "getUpdates", {"timeout": 5}, cancel=cancel)
+        em.wait_for_pollers(1)
+        em.interrupt(cancel)
+        assert poll.result(timeout=2) == (200, {"ok": True, "result": []})
+
+
+def test_wait_for_messages_times_out_helpfully(em: BotApiEmulator) -> None:
+    em.call("sendMessage", {"chat_id": ALICE.id, "text": "only one"})
+    with pytest.raises(TimeoutError, match=r"2 message\(s\) to chat 1001.*'only one'"):
+        em.wait_for_messages(ALICE.id, 2, timeout=0.05)
+
+
+def test_rate_limits_answer_429_with_retry_after() -> None:
+    em = BotApiEmulator(enforce_limits=True)
+    assert em.call("sendMessage", {"chat_id": 1, "text": "a"})[0] == 200
+    assert em.call("sendMessage", {"chat_id": 1, "text": "b"}) == (
+        429,
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 1",
+            "parameters": {"retry_after": 1},
+        },
+    )
+    statuses = [em.call("sendMessage", {"chat_id": -5, "text": "g"})[0] for _ in range(21)]
+    assert statuses == [200] * 20 + [429]
+    assert em.too_many_requests == 2
+
+
+def test_rate_limit_overall_is_thirty_a_second() -> None:
+    em = BotApiEmulator(enforce_limits=True)
+    statuses = [em.call("sendMessage", {"chat_id": n, "text": "x"})[0] for n in range(1, 32)]
+    assert statuses == [200] * 30 + [429]
+
+
+async def test_ptb_raises_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without PTB_TIMEDELTA, building RetryAfter warns (PTB 22.2+), an error under this suite.
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    em = BotApiEmulator(enforce_limits=True)
+    async with Bot(em.token, request=EmulatorRequest(em)) as bot:
+        await bot.send_message(ALICE.id, "first")
+        with pytest.raises(RetryAfter) as refused:
+            await bot.send_message(ALICE.id, "second")
+    assert refused.value.retry_after == timedelta(seconds=1)
+
+
+# --- over HTTP ---
+
+
+async def test_polling_over_http(em: BotApiEmulator, server: EmulatorServer) -> None:
+    application = with_handlers(
+        ApplicationBuilder()
+        .token(em.token)
+        .base_url(server.base_url)
+        .base_file_url(server.base_file_url)
+    )
+    async with application:
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling()
+
+        em.send_text(ALICE, "/start")
+        em.send_text(ALICE, "/menu")
+        greeting, question = await em.wait_for_messages_async(ALICE.id, 2)
+        assert greeting.text == "Hello, <b>Alice</b>!"
+
+        since = em.events
+        em.press_button(ALICE, question.message_id, "rag:green")
+        while em.last_message(ALICE.id).text != "SOC-1 is now green.":
+            since = await changed_since(em, since)
+        em.send_document(ALICE, "notes.txt", PAPER)
+        replies = await em.wait_for_messages_async(ALICE.id, 3)
+        assert replies[-1].text == f"Got notes.txt: {len(PAPER)} bytes"
+
+        await application.updater.stop()
+        await application.stop()
+    assert em.callback_answers[0]["text"] == "Saved: green"
+    assert em.pending_updates() == []  # the updater confirmed everything on its way out
+
+
+async def changed_since(em: BotApiEmulator, since: int) -> int:
+    """Wait (off the loop the bot runs on) for the user's view to change."""
+    changed = await asyncio.to_thread(em.wait_for_change, since, 5.0)
+    assert changed > since, "the bot did not react within 5 s"
+    return changed
+
+
+def test_http_bodies_and_errors(em: BotApiEmulator, server: EmulatorServer) -> None:
+    url = f"{server.base_url}{em.token}"
+    with httpx.Client() as client:
+        assert client.get(f"{url}/getMe").json()["result"]["username"] == "csp_demo_bot"
+        form = client.post(f"{url}/sendMessage", data={"chat_id": "1001", "text": "form"})
+        as_json = client.post(f"{url}/sendMessage", json={"chat_id": 1001, "text": "json"})
+        upload = client.post(
+            f"{url}/sendDocument",
+            data={"chat_id": "1001", "caption": "Plan"},
+            files={"document": ("plan.yaml", PAPER, "application/x-yaml")},
+        )
+        wrong = client.post(f"{server.base_url}1:WRONG/getMe")
+        unknown = client.post(f"{url}/frobnicate")
+    assert (form.status_code, as_json.status_code, upload.status_code) == (200, 200, 200)
+    assert upload.json()["result"]["document"]["file_name"] == "plan.yaml"
+    assert [m.text for m in em.messages(ALICE.id)] == ["form", "json", "Plan"]
+    assert em.last_message(ALICE.id).content == PAPER
+    assert (wrong.status_code, wrong.json()["description"]) == (401, "Unauthorized")
+    assert unknown.status_code == 404
