@@ -48,9 +48,9 @@ class Templates:
             when=self.format_when,
         )
 
-    def render(self, name: str, **values: Any) -> str:
+    def render(self, template: str, /, **values: Any) -> str:
         """The named template rendered with `values`, stripped of surrounding blank lines."""
-        return self.env.get_template(name).render(**values).strip()
+        return self.env.get_template(template).render(**values).strip()
 
     def format_day(self, value: date | datetime | None) -> str:
         """A date as people write it in the UK: 'Thu 1 Apr 2021'."""

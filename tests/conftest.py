@@ -4,6 +4,11 @@ an injected clock, the Bot API emulator, and the real Application wired to it.""
 from __future__ import annotations
 
 import os
+
+# PTB 22 warns about timedelta-valued fields (RetryAfter.retry_after) unless opted in, and the
+# suite turns warnings into errors.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
