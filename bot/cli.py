@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the bot offline with a terminal chat")
     demo.add_argument("--as", dest="member", help="start as this demo member (number or name)")
+    demo.add_argument("--plan", type=Path, help="plan file to load (default: the sample plan)")
     demo.set_defaults(command=run_demo)
 
     db = commands.add_parser("db", help="database tools").add_subparsers(required=True)
@@ -95,9 +96,9 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot demo`."""
-    from bot.demo import run_demo as demo
+    from bot.demo import EXAMPLE_PLAN, run_demo
 
-    return demo(settings, member=args.member)
+    return run_demo(settings, member=args.member, plan=args.plan or EXAMPLE_PLAN)
 
 
 def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

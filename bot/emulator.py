@@ -62,6 +62,11 @@ class EmulatedUser:
     last_name: str | None = None
     username: str | None = None
 
+    @property
+    def full_name(self) -> str:
+        """First and last name, as Telegram clients show them."""
+        return f"{self.first_name} {self.last_name}" if self.last_name else self.first_name
+
     def to_json(self) -> JSON:
         """The Bot API `User` object."""
         user: JSON = {"id": self.id, "is_bot": False, "first_name": self.first_name}

@@ -1,0 +1,273 @@
+"""`csp-bot demo`: the real bot, offline, with a terminal chat.
+
+An embedded Bot API emulator listens on loopback; the bot long-polls it over HTTP exactly
+as it would Telegram, with the sample plan in a fresh SQLite file. You type as a member you
+choose; inline keyboards show as numbered choices. Ctrl+D (end of input) ends the demo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from bot.app import build_application
+from bot.context import CspApplication
+from bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, SentMessage
+from bot.runner import make_services
+from bot.settings import Settings
+from models.audit import Actor
+from models.clock import system_clock
+from models.db import Database
+from models.membership import add_member
+from models.plan import import_plan_file
+
+EXAMPLE_PLAN = (
+    Path(__file__).resolve().parent.parent / "examples" / "north-northants-csp-2021-22.yaml"
+)
+DEMO = Actor("demo set-up")
+# How long the bot may stay silent before the demo prompts again.
+REPLY_WAIT_SECONDS = 5.0
+SETTLE_SECONDS = 0.3
+
+
+@dataclass(frozen=True)
+class DemoMember:
+    """Someone you can be in the demo."""
+
+    user: EmulatedUser
+    organisation: str
+    role: str
+    description: str
+
+
+DEMO_MEMBERS = (
+    DemoMember(
+        EmulatedUser(501, "Dan", "Harris"),
+        "Northants Police",
+        "partner",
+        "police partner (an action owner)",
+    ),
+    DemoMember(
+        EmulatedUser(502, "Helen", "Morris"),
+        "North Northamptonshire Council",
+        "chair",
+        "the CSP Board chair",
+    ),
+    DemoMember(
+        EmulatedUser(503, "Mike", "Greenway"),
+        "North Northamptonshire Council",
+        "admin",
+        "the coordinator",
+    ),
+    DemoMember(
+        EmulatedUser(504, "Priya", "Shah"),
+        "Probation Service",
+        "board",
+        "a board member (probation)",
+    ),
+    DemoMember(
+        EmulatedUser(505, "Olu", "Adeyemi"),
+        "East Midlands Ambulance Service",
+        "observer",
+        "an observer",
+    ),
+    DemoMember(EmulatedUser(506, "Visitor", None), "", "", "someone who has not joined"),
+)
+
+
+def run_demo(settings: Settings, *, member: str | None = None, plan: Path = EXAMPLE_PLAN) -> int:
+    """Run the demo until end of input; returns the exit code."""
+    with tempfile.TemporaryDirectory(prefix="csp-bot-demo-") as folder:
+        demo_settings = settings.model_copy(
+            update={"database_url": f"sqlite:///{Path(folder) / 'demo.db'}"}
+        )
+        return asyncio.run(Demo(demo_settings, sys.stdin, sys.stdout).run(member, plan))
+
+
+class Demo:
+    """The emulator, the bot polling it, and a terminal chat in between."""
+
+    def __init__(self, settings: Settings, stdin: TextIO, stdout: TextIO) -> None:
+        self.settings = settings
+        self.stdin = stdin
+        self.stdout = stdout
+        self.emulator = BotApiEmulator()
+        self.me = DEMO_MEMBERS[0]
+        self.shown: dict[int, str] = {}
+
+    async def run(self, member: str | None, plan: Path) -> int:
+        services = make_services(self.settings)
+        seed(services.db, plan)
+        with EmulatorServer(self.emulator) as server:
+            application = build_application(
+                services, token=self.emulator.token, base_url=server.base_url
+            )
+            await start(application)
+            try:
+                self.say(INTRO)
+                self.me = await self.choose_member(member)
+                await self.chat()
+            finally:
+                await stop(application)
+                services.db.close()
+        self.say("Demo ended.")
+        return 0
+
+    async def chat(self) -> None:
+        """Read lines until end of input; numbers press buttons, `:as` changes who you are."""
+        self.say(f"You are {self.me.user.full_name}, {self.me.description}. Try /help.")
+        while (line := await self.read(f"{self.me.user.first_name}> ")) is not None:
+            if not line:
+                continue
+            if line.startswith(":as"):
+                self.me = await self.choose_member(line.removeprefix(":as").strip() or None)
+                continue
+            await self.act(line)
+
+    async def act(self, line: str) -> None:
+        """Send the line, or press the button it numbers, and show what the bot answers."""
+        since = self.emulator.events
+        button = self.pick_button(line)
+        if button is not None:
+            message, data = button
+            self.emulator.press_button(self.me.user, message.message_id, data)
+        else:
+            self.emulator.send_text(self.me.user, line)
+        await asyncio.to_thread(self.emulator.wait_for_change, since, REPLY_WAIT_SECONDS)
+        await self.settle()
+        self.show_new_messages()
+
+    async def settle(self) -> None:
+        """Wait until the bot has been quiet for a moment, so multi-part replies arrive whole."""
+        while True:
+            since = self.emulator.events
+            now = await asyncio.to_thread(self.emulator.wait_for_change, since, SETTLE_SECONDS)
+            if now == since:
+                return
+
+    def pick_button(self, line: str) -> tuple[SentMessage, str] | None:
+        """The button numbered `line` on the latest keyboard, if the line is such a number."""
+        if not line.isdigit():
+            return None
+        keyboard = self.latest_keyboard()
+        if keyboard is None:
+            return None
+        buttons = self.emulator.buttons(keyboard)
+        index = int(line) - 1
+        if not 0 <= index < len(buttons):
+            return None
+        return keyboard, buttons[index][1]
+
+    def latest_keyboard(self) -> SentMessage | None:
+        for message in reversed(self.emulator.messages(self.me.user.id)):
+            if message.reply_markup and self.emulator.buttons(message):
+                return message
+        return None
+
+    def show_new_messages(self) -> None:
+        """Print messages the bot sent or edited since they were last shown."""
+        for message in self.emulator.messages(self.me.user.id):
+            rendered = render(message, self.emulator.buttons(message))
+            if self.shown.get(message.message_id) != rendered:
+                edited = message.message_id in self.shown
+                self.say(("(edited) " if edited else "") + rendered)
+                self.shown[message.message_id] = rendered
+
+    async def choose_member(self, wanted: str | None) -> DemoMember:
+        """Pick who to be, by number or name; asks when not given."""
+        for number, choice in enumerate(DEMO_MEMBERS, start=1):
+            self.say(f"  {number}. {choice.user.full_name}: {choice.description}")
+        while True:
+            answer = wanted or await self.read("Who are you? (number) ")
+            wanted = None
+            if answer is None:
+                return self.me
+            chosen = find_demo_member(answer)
+            if chosen is not None:
+                self.mark_all_shown(chosen)
+                return chosen
+            self.say("Please type one of the numbers above.")
+
+    def mark_all_shown(self, member: DemoMember) -> None:
+        """Forget what was shown to the last member; show only what comes next."""
+        self.shown = {
+            message.message_id: render(message, self.emulator.buttons(message))
+            for message in self.emulator.messages(member.user.id)
+        }
+
+    async def read(self, prompt: str) -> str | None:
+        """One line from the terminal, or None at end of input (Ctrl+D)."""
+        self.stdout.write(prompt)
+        self.stdout.flush()
+        line = await asyncio.to_thread(self.stdin.readline)
+        if not line:
+            self.stdout.write("\n")
+            return None
+        return line.strip()
+
+    def say(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+
+INTRO = """CSP Bot demo: the real bot, running against a Telegram emulator on this machine,
+with the North Northamptonshire CSP plan 2021-22. Nothing leaves this computer.
+Type messages and commands as the member you choose. Buttons show as [1], [2], ...:
+type the number to press one. Type :as to become someone else. Ctrl+D ends the demo.
+"""
+
+
+def find_demo_member(answer: str) -> DemoMember | None:
+    if answer.isdigit() and 1 <= int(answer) <= len(DEMO_MEMBERS):
+        return DEMO_MEMBERS[int(answer) - 1]
+    lowered = answer.lower()
+    return next((m for m in DEMO_MEMBERS if lowered in m.user.full_name.lower()), None)
+
+
+def seed(db: Database, plan: Path) -> None:
+    """The sample plan and the demo's members (all but the visitor)."""
+    now = system_clock()
+    db.call(import_plan_file, path=plan, at=now)
+    for member in DEMO_MEMBERS:
+        if member.role:
+            db.call(
+                add_member,
+                telegram_id=member.user.id,
+                name=member.user.full_name,
+                organisation=member.organisation,
+                role=member.role,
+                at=now,
+                actor=DEMO,
+            )
+
+
+async def start(application: CspApplication) -> None:
+    await application.initialize()
+    if application.post_init is not None:
+        await application.post_init(application)
+    await application.start()
+    assert application.updater is not None
+    await application.updater.start_polling(poll_interval=0.0, timeout=1)
+
+
+async def stop(application: CspApplication) -> None:
+    assert application.updater is not None
+    await application.updater.stop()
+    await application.stop()
+    await application.shutdown()
+
+
+def render(message: SentMessage, buttons: list[tuple[str, str]]) -> str:
+    """A bot message as terminal text: tags dropped, entities decoded, buttons numbered."""
+    text = message.plain_text
+    if message.kind != "text":
+        text = f"[{message.kind}: {message.filename}] {text}"
+    lines = [
+        f"bot: {line}" if i == 0 else f"     {line}" for i, line in enumerate(text.split("\n"))
+    ]
+    lines += [f"     [{number}] {label}" for number, (label, _) in enumerate(buttons, start=1)]
+    return "\n".join(lines)
