@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from models.plan import PlanError, import_plan_file
-
 from bot.settings import Settings, SettingsError, load_settings
 from models.audit import CLI
 from models.clock import system_clock
@@ -17,6 +15,7 @@ from models.db import Database
 from models.errors import DomainError
 from models.membership import add_member, create_invite
 from models.migrate import upgrade
+from models.plan import PlanError, import_plan_file
 
 EXIT_BAD_INPUT = 2
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -707,52 +707,44 @@ def _check_refs_belong(priorities: list[PriorityEntry]) -> Iterator[Problem]:
                 )
 
 
-def _natural_keys(plan: PlanFile, directory: Directory) -> Iterator[tuple[Loc, Hashable, str]]:
-    """Every record's key with its place and a label, for finding duplicates."""
-    for p, priority in enumerate(plan.priorities):
-        yield (
-            ("priorities", p, "code"),
-            ("priority", priority.code),
-            f"priority code {priority.code}",
-        )
+def _natural_keys(plan: PlanFile, directory: Directory) -> Iterator[tuple[Loc, str]]:
+    """Every record's natural key, spelt out, with its place: for finding duplicates."""
+    yield from _priority_keys(plan.priorities)
+    yield from _funding_keys(plan.funding_streams, directory)
+    for m, meeting in enumerate(plan.meetings):
+        yield ("meetings", m), f"meeting {meeting.title!r} at {meeting.at:%Y-%m-%d %H:%M} UTC"
+    for d, deadline in enumerate(plan.deadlines):
+        yield ("deadlines", d, "title"), f"deadline {deadline.title!r}"
+
+
+def _priority_keys(priorities: list[PriorityEntry]) -> Iterator[tuple[Loc, str]]:
+    for p, priority in enumerate(priorities):
+        yield ("priorities", p, "code"), f"priority code {priority.code}"
         for a, action in enumerate(priority.actions):
-            yield (
-                ("priorities", p, "actions", a, "ref"),
-                ("action", action.ref),
-                f"action ref {action.ref}",
-            )
-    for s, stream in enumerate(plan.funding_streams):
-        yield (
-            ("funding_streams", s, "code"),
-            ("stream", stream.code),
-            f"funding stream code {stream.code}",
-        )
+            yield ("priorities", p, "actions", a, "ref"), f"action ref {action.ref}"
+
+
+def _funding_keys(
+    streams: list[FundingStreamEntry], directory: Directory
+) -> Iterator[tuple[Loc, str]]:
+    for s, stream in enumerate(streams):
+        yield ("funding_streams", s, "code"), f"funding stream code {stream.code}"
         for c, item in enumerate(stream.contributions):
             payer = directory.find(item.organisation)
-            label = f"contribution from {item.organisation} for {format_financial_year(item.year)}"
-            key = (
-                "contribution",
-                stream.code,
-                payer.name if payer else item.organisation,
-                item.year,
+            name = payer.name if payer else item.organisation
+            year = format_financial_year(item.year)
+            yield (
+                ("funding_streams", s, "contributions", c),
+                f"{stream.code} contribution from {name} for {year}",
             )
-            yield ("funding_streams", s, "contributions", c), key, label
-    for m, meeting in enumerate(plan.meetings):
-        yield ("meetings", m), ("meeting", meeting.title, meeting.at), f"meeting {meeting.title!r}"
-    for d, deadline in enumerate(plan.deadlines):
-        yield (
-            ("deadlines", d, "title"),
-            ("deadline", deadline.title),
-            f"deadline {deadline.title!r}",
-        )
 
 
-def _duplicates(keys: Iterable[tuple[Loc, Hashable, str]]) -> Iterator[Problem]:
-    seen: dict[Hashable, Loc] = {}
-    for loc, key, label in keys:
+def _duplicates(keys: Iterable[tuple[Loc, str]]) -> Iterator[Problem]:
+    seen: dict[str, Loc] = {}
+    for loc, key in keys:
         first = seen.setdefault(key, loc)
         if first != loc:
-            yield Problem(loc, f"duplicate {label}", first=first)
+            yield Problem(loc, f"duplicate {key}", first=first)
 
 
 # Importing ---------------------------------------------------------------------------------

@@ -4,11 +4,6 @@ an injected clock, the Bot API emulator, and the real Application wired to it.""
 from __future__ import annotations
 
 import os
-
-# PTB 22 warns about timedelta-valued fields (RetryAfter.retry_after) unless opted in, and the
-# suite turns warnings into errors.
-os.environ.setdefault("PTB_TIMEDELTA", "true")
-
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -18,16 +13,16 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bot.context import CspApplication
+from bot.emulator import BotApiEmulator
 from bot.settings import Settings
 from bot.templating import Templates
-from bot.emulator import BotApiEmulator
 from models.audit import CLI
 from models.clock import FakeClock
 from models.db import Database, make_engine
 from models.membership import MemberView, add_member
 from models.migrate import upgrade
 from models.plan import import_plan_file
-from tests.harness import Harness, Person, PEOPLE, build_test_application
+from tests.harness import PEOPLE, Harness, Person, build_test_application
 
 EXAMPLE_PLAN = Path(__file__).parent.parent / "examples" / "north-northants-csp-2021-22.yaml"
 POSTGRES_URL = os.environ.get("CSPBOT_TEST_DATABASE_URL")

@@ -25,11 +25,17 @@ class Person:
 
 
 PEOPLE = {
-    "coordinator": Person(EmulatedUser(1001, "Mike", "Greenway"), "North Northamptonshire Council", "admin"),
-    "chair": Person(EmulatedUser(1002, "Sarah", "Chair"), "North Northamptonshire Council", "chair"),
+    "coordinator": Person(
+        EmulatedUser(1001, "Mike", "Greenway"), "North Northamptonshire Council", "admin"
+    ),
+    "chair": Person(
+        EmulatedUser(1002, "Sarah", "Chair"), "North Northamptonshire Council", "chair"
+    ),
     "board": Person(EmulatedUser(1003, "Priya", "Board"), "Probation Service", "board"),
     "police": Person(EmulatedUser(1004, "Dan", "Inspector"), "Northants Police", "partner"),
-    "observer": Person(EmulatedUser(1005, "Olu", "Observer"), "East Midlands Ambulance Service", "observer"),
+    "observer": Person(
+        EmulatedUser(1005, "Olu", "Observer"), "East Midlands Ambulance Service", "observer"
+    ),
 }
 OUTSIDER = EmulatedUser(9999, "Stranger")
 
@@ -56,15 +62,20 @@ class Harness:
         self.emulator = emulator
 
     async def send(
-        self, user: EmulatedUser, text: str, *, chat_id: int | None = None, chat_type: str = "private"
+        self,
+        user: EmulatedUser,
+        text: str,
+        *,
+        chat_id: int | None = None,
+        chat_type: str = "private",
     ) -> list[SentMessage]:
         """`user` types `text`; the messages the bot sent in reply."""
-        update = self.emulator.build_message_update(user, text, chat_id=chat_id, chat_type=chat_type)
+        update = self.emulator.build_message_update(
+            user, text, chat_id=chat_id, chat_type=chat_type
+        )
         return await self.process(update)
 
-    async def press(
-        self, user: EmulatedUser, message: SentMessage, data: str
-    ) -> list[SentMessage]:
+    async def press(self, user: EmulatedUser, message: SentMessage, data: str) -> list[SentMessage]:
         """`user` taps the button with `data` on `message`; the new messages the bot sent."""
         update = self.emulator.build_callback_update(
             user, message.message_id, data, chat_id=message.chat_id

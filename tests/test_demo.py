@@ -26,7 +26,10 @@ async def test_demo_chat_shows_replies_and_numbered_buttons(tmp_path: Path) -> N
 
 
 def test_csp_bot_demo_ends_cleanly_at_end_of_input(tmp_path: Path) -> None:
-    environment = {**os.environ, "CSPBOT_TELEGRAM_TOKEN": "", "PTB_TIMEDELTA": "true"}
+    environment = {
+        **os.environ,
+        "CSPBOT_TELEGRAM_TOKEN": "",
+    }
     finished = subprocess.run(
         [sys.executable, "-m", "bot.cli", "demo", "--as", "1"],
         input="/help\n",
