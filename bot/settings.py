@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     timezone: str = "Europe/London"
     bot_username: str | None = None
     invite_days: int = Field(default=7, ge=1)
+    # An action with no update for this many days counts as quiet (marked, and prompted).
+    quiet_days: int = Field(default=28, ge=1)
 
     @field_validator("database_url")
     @classmethod

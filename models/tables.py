@@ -92,6 +92,9 @@ class ProgressUpdate(SQLModel, table=True):
     mitigation: str | None = Field(default=None, sa_type=Text)
     forecast: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    # The action's status before this update, so /undo can put it back exactly.
+    previous_status: Status = Field(sa_type=enum_type(Status))
+    previous_status_at: datetime = Field(sa_type=UTCDateTime)
     # Telegram redelivers an update the bot did not confirm; this makes the second a no-op.
     telegram_update_id: int | None = Field(default=None, sa_type=BigInteger, unique=True)
     withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -180,3 +183,12 @@ class AuditEntry(SQLModel, table=True):
     change: str
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class BotState(SQLModel, table=True):
+    """Conversation state and per-user drafts that must survive a restart of the bot."""
+
+    __tablename__ = "bot_state"
+    kind: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    data: Any = Field(default=None, sa_column=Column(JSON))
