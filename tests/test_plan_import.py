@@ -327,6 +327,25 @@ BAD_INPUTS = {
         "organisations[2].name: 'testshire police' already names another organisation "
         "(first at line 12)",
     ),
+    "duplicate contribution": (
+        "        status: agreed\n",
+        "        status: agreed\n      - {organisation: testshire council, year: 2021, amount: 1, "
+        "status: proposed}\n",
+        "funding_streams[0].contributions[1]: duplicate ECINS contribution from "
+        "Testshire Council for 2021/22 (first at line 35)",
+    ),
+    "duplicate meeting": (
+        "    agenda: [Welcome, Plan progress]\n",
+        "    agenda: [Welcome, Plan progress]\n  - {title: CSP Board, at: 2021-05-20 09:00Z}\n",
+        "meetings[1]: duplicate meeting 'CSP Board' at 2021-05-20 09:00 UTC (first at line 40)",
+    ),
+    "duplicate deadline": (
+        "    organisations: responsible\n",
+        "    organisations: responsible\n  - {title: Partner contributions confirmed, "
+        "date: 2023-01-31}\n",
+        "deadlines[1].title: duplicate deadline 'Partner contributions confirmed' "
+        "(first at line 45)",
+    ),
     "bad date": (
         "due: 2021-09-30",
         "due: tomorrow",
