@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from telegram.ext import Application, CallbackContext, ExtBot
@@ -53,6 +54,15 @@ class Ctx(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any
     @property
     def settings(self) -> Settings:
         return self.services.settings
+
+    def now(self) -> datetime:
+        """The current time from the injected clock (tests move it)."""
+        return self.services.clock()
+
+    @property
+    def quiet_after(self) -> timedelta:
+        """How long without an update makes an action quiet."""
+        return timedelta(days=self.settings.quiet_days)
 
     @property
     def acting_member(self) -> MemberView:

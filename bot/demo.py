@@ -8,9 +8,11 @@ choose; inline keyboards show as numbered choices. Ctrl+D (end of input) ends th
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -20,11 +22,16 @@ from bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, SentMessa
 from bot.runner import make_services
 from bot.settings import Settings
 from models.audit import Actor
-from models.clock import system_clock
+from models.clock import ShiftedClock
 from models.db import Database
+from models.enums import Status
 from models.membership import add_member
 from models.plan import import_plan_file
+from models.progress import log_progress
 
+# The demo lives inside the sample plan's year, so due dates and "quiet" mean something.
+DEMO_START = datetime(2021, 9, 15, 8, 30, tzinfo=UTC)
+PLAN_LOADED = DEMO_START - timedelta(days=60)
 EXAMPLE_PLAN = (
     Path(__file__).resolve().parent.parent / "examples" / "north-northants-csp-2021-22.yaml"
 )
@@ -82,10 +89,17 @@ DEMO_MEMBERS = (
 def run_demo(settings: Settings, *, member: str | None = None, plan: Path = EXAMPLE_PLAN) -> int:
     """Run the demo until end of input; returns the exit code."""
     with tempfile.TemporaryDirectory(prefix="csp-bot-demo-") as folder:
+        log_to_file(Path(folder) / "demo.log")
         demo_settings = settings.model_copy(
             update={"database_url": f"sqlite:///{Path(folder) / 'demo.db'}"}
         )
         return asyncio.run(Demo(demo_settings, sys.stdin, sys.stdout).run(member, plan))
+
+
+def log_to_file(path: Path) -> None:
+    """Keep log lines (and any traceback) out of the terminal chat."""
+    logging.basicConfig(filename=path, level=logging.INFO, force=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class Demo:
@@ -100,7 +114,7 @@ class Demo:
         self.shown: dict[int, str] = {}
 
     async def run(self, member: str | None, plan: Path) -> int:
-        services = make_services(self.settings)
+        services = make_services(self.settings, clock=ShiftedClock(DEMO_START))
         seed(services.db, plan)
         with EmulatorServer(self.emulator) as server:
             application = build_application(
@@ -216,6 +230,7 @@ class Demo:
 
 INTRO = """CSP Bot demo: the real bot, running against a Telegram emulator on this machine,
 with the North Northamptonshire CSP plan 2021-22. Nothing leaves this computer.
+The demo's clock starts on Wednesday 15 September 2021, inside the plan's year.
 Type messages and commands as the member you choose. Buttons show as [1], [2], ...:
 type the number to press one. Type :as to become someone else. Ctrl+D ends the demo.
 """
@@ -228,21 +243,73 @@ def find_demo_member(answer: str) -> DemoMember | None:
     return next((m for m in DEMO_MEMBERS if lowered in m.user.full_name.lower()), None)
 
 
+@dataclass(frozen=True)
+class SeedUpdate:
+    """A progress update the demo starts with, so /action and /history have something."""
+
+    ref: str
+    author: int
+    status: Status
+    note: str
+    on: datetime
+    mitigation: str | None = None
+    forecast: str | None = None
+
+
+SEED_UPDATES = (
+    SeedUpdate(
+        "SOC-1",
+        501,
+        Status.GREEN,
+        "Treatment provider on site two days a week; 14 referrals since June.",
+        datetime(2021, 8, 20, 10, 5, tzinfo=UTC),
+    ),
+    SeedUpdate(
+        "SOC-3",
+        501,
+        Status.RED,
+        "EMAS data-sharing agreement still not signed, so no referrals from ambulance crews.",
+        datetime(2021, 9, 1, 15, 40, tzinfo=UTC),
+        mitigation="Escalated to the EMAS head of safeguarding; meeting booked for 20 September.",
+        forecast="Not expected to recover by the due date",
+    ),
+    SeedUpdate(
+        "DASV-1",
+        502,
+        Status.AMBER,
+        "Accommodation pathway proposals drafted; waiting for sign-off of the county allocation.",
+        datetime(2021, 8, 25, 9, 15, tzinfo=UTC),
+        forecast="Expected to recover by the due date",
+    ),
+)
+
+
 def seed(db: Database, plan: Path) -> None:
-    """The sample plan and the demo's members (all but the visitor)."""
-    now = system_clock()
-    db.call(import_plan_file, path=plan, at=now)
+    """The sample plan, the demo's members (all but the visitor) and a few updates."""
+    db.call(import_plan_file, path=plan, at=PLAN_LOADED)
+    members = {}
     for member in DEMO_MEMBERS:
         if member.role:
-            db.call(
+            members[member.user.id] = db.call(
                 add_member,
                 telegram_id=member.user.id,
                 name=member.user.full_name,
                 organisation=member.organisation,
                 role=member.role,
-                at=now,
+                at=PLAN_LOADED,
                 actor=DEMO,
             )
+    for update in SEED_UPDATES:
+        db.call(
+            log_progress,
+            ref=update.ref,
+            member_id=members[update.author].id,
+            status=update.status,
+            note=update.note,
+            mitigation=update.mitigation,
+            forecast=update.forecast,
+            at=update.on,
+        )
 
 
 async def start(application: CspApplication) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
+from telegram.ext.filters import BaseFilter
 
 from bot.context import Ctx
 from handlers.policy import may_use, spec
@@ -58,9 +59,11 @@ async def refuse_role(update: Update, context: Ctx, *, command: str, member: Mem
     await send(update, context, "refused.html", command=command, role=member.role)
 
 
-def command(name: str, callback: Callback) -> BaseHandler[Update, Ctx, None]:
-    """A guarded `/name` handler."""
-    return CommandHandler(name, guarded(name, callback))
+def command(
+    name: str, callback: Callback, *, policy: str | None = None, only: BaseFilter | None = None
+) -> BaseHandler[Update, Ctx, None]:
+    """A guarded `/name` handler; `policy` names the command whose rule applies, if another."""
+    return CommandHandler(name, guarded(policy or name, callback), filters=only)
 
 
 def button(pattern: str, command_name: str, callback: Callback) -> BaseHandler[Update, Ctx, None]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from models.enums import Role
 
 EVERYONE = frozenset(Role)
+# Those who may change progress; what each may change is decided per action in models.progress.
+UPDATERS = frozenset({Role.ADMIN, Role.CHAIR, Role.PARTNER})
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,14 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("help", "/help", "the commands you can use", EVERYONE),
     CommandSpec("whoami", "/whoami", "your name, organisation and role", EVERYONE),
+    CommandSpec("my", "/my", "your organisation's actions and their status", EVERYONE),
+    CommandSpec("update", "/update [REF STATUS note]", "report progress on an action", UPDATERS),
+    CommandSpec("cancel", "/cancel", "stop an update you are part way through", UPDATERS),
+    CommandSpec("undo", "/undo", "take back your last update (within 15 minutes)", UPDATERS),
+    CommandSpec("action", "/action REF", "one action in full, with its latest updates", EVERYONE),
+    CommandSpec("history", "/history REF", "every update on an action", EVERYONE),
+    CommandSpec("status", "/status", "where each priority stands", EVERYONE),
+    CommandSpec("priority", "/priority CODE", "one priority's actions", EVERYONE),
 )
 
 _BY_NAME = {spec.name: spec for spec in COMMANDS}

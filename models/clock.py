@@ -26,3 +26,13 @@ class FakeClock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+class ShiftedClock:
+    """Real time, moved to start at `start`: the demo lives inside the sample plan's year."""
+
+    def __init__(self, start: datetime) -> None:
+        self.offset = start - system_clock()
+
+    def __call__(self) -> datetime:
+        return system_clock() + self.offset

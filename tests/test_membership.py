@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 import pytest
+from markupsafe import escape
 from sqlmodel import select
 
 from bot.emulator import BotApiEmulator, EmulatedUser
@@ -116,7 +117,7 @@ async def test_help_lists_the_role_commands_and_the_case_data_rule(
     member = people[role_key]
     text = await bot.reply(PEOPLE[role_key].user, "/help")
     for spec in commands_for(member.role):
-        assert f"{spec.usage} – {spec.summary}" in text
+        assert f"{escape(spec.usage)} – {escape(spec.summary)}" in text
     assert "Never send case details about victims or offenders" in text
     assert "E-Cins" in text
 

@@ -1,0 +1,182 @@
+"""Where things stand: /action, /history, /status and /priority (also in group chats)."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardMarkup, Update
+from telegram.ext import BaseHandler
+
+from bot.context import Ctx
+from handlers.guard import button as guarded_button
+from handlers.guard import command
+from handlers.keyboards import button, keyboard, pager, parts
+from handlers.progress import refuse_forged
+from handlers.replies import send, send_text
+from models.errors import NotFound
+from models.progress import (
+    UnknownAction,
+    action_updates,
+    find_action,
+    priority_actions,
+    status_overview,
+)
+
+RECENT_UPDATES = 5
+HISTORY_PAGE = 5
+
+
+def _argument(context: Ctx) -> str | None:
+    return context.args[0] if context.args else None
+
+
+async def action_command(update: Update, context: Ctx) -> None:
+    """`/action REF`: the action in full with its last five updates."""
+    ref = _argument(context)
+    if ref is None:
+        await send(update, context, "usage.html", usage="/action REF", example="/action SOC-1")
+        return
+    await show_action(update, context, ref)
+
+
+async def show_action(update: Update, context: Ctx, ref: str) -> None:
+    """Send one action's detail, or the closest references if there is no such action."""
+    try:
+        action = await context.db.run(
+            find_action, ref=ref, at=context.now(), quiet_after=context.quiet_after
+        )
+        updates, total = await context.db.run(action_updates, ref=ref, limit=RECENT_UPDATES)
+    except UnknownAction as unknown:
+        await offer_closest(update, context, unknown, "a")
+        return
+    more = (
+        keyboard([[button("Full history", "h", action.ref, 0)]]) if total > len(updates) else None
+    )
+    await send(
+        update,
+        context,
+        "action.html",
+        action=action,
+        updates=updates,
+        total=total,
+        quiet_days=context.settings.quiet_days,
+        keyboard=more,
+    )
+
+
+async def offer_closest(update: Update, context: Ctx, unknown: UnknownAction, kind: str) -> None:
+    """'No action SOC-9', with buttons for the closest references."""
+    page = (0,) if kind == "h" else ()
+    rows = [[button(ref, kind, ref, *page)] for ref in unknown.suggestions]
+    await send(
+        update,
+        context,
+        "unknown_action.html",
+        ref=unknown.ref,
+        suggestions=unknown.suggestions,
+        keyboard=keyboard(rows) if rows else None,
+    )
+
+
+async def on_action_button(update: Update, context: Ctx) -> None:
+    """A suggested reference was tapped: show that action."""
+    query = update.callback_query
+    assert query is not None
+    pieces = parts(query.data, 2)
+    if pieces is None:
+        await refuse_forged(update, context)
+        return
+    await query.answer()
+    await show_action(update, context, pieces[1])
+
+
+async def history_command(update: Update, context: Ctx) -> None:
+    """`/history REF`: every update on an action, a page at a time."""
+    ref = _argument(context)
+    if ref is None:
+        await send(update, context, "usage.html", usage="/history REF", example="/history SOC-1")
+        return
+    try:
+        text, markup = await _history_page(context, ref, 0)
+    except UnknownAction as unknown:
+        await offer_closest(update, context, unknown, "h")
+        return
+    await send_text(update, context, text, keyboard=markup)
+
+
+async def on_history_button(update: Update, context: Ctx) -> None:
+    """Turn the page of a history, editing the message in place."""
+    query = update.callback_query
+    assert query is not None
+    pieces = parts(query.data, 3)
+    if pieces is None or not pieces[2].isdigit():
+        await refuse_forged(update, context)
+        return
+    try:
+        text, markup = await _history_page(context, pieces[1], int(pieces[2]))
+    except UnknownAction:
+        await refuse_forged(update, context)
+        return
+    await query.answer()
+    await query.edit_message_text(text, reply_markup=markup)
+
+
+async def _history_page(
+    context: Ctx, ref: str, page: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    updates, total = await context.db.run(
+        action_updates, ref=ref, limit=HISTORY_PAGE, offset=page * HISTORY_PAGE
+    )
+    pages = max(1, -(-total // HISTORY_PAGE))
+    page = min(page, pages - 1)
+    text = context.templates.render(
+        "history.html", ref=ref.upper(), updates=updates, page=page, pages=pages, total=total
+    )
+    row = pager(page, pages, "h", ref.upper())
+    return text, keyboard([row]) if row else None
+
+
+async def status_command(update: Update, context: Ctx) -> None:
+    """`/status`: each priority's RAG counts, overdue and quiet actions."""
+    overview = await context.db.run(
+        status_overview, at=context.now(), quiet_after=context.quiet_after
+    )
+    await send(
+        update,
+        context,
+        "status.html",
+        priorities=overview,
+        now=context.now(),
+        quiet_days=context.settings.quiet_days,
+    )
+
+
+async def priority_command(update: Update, context: Ctx) -> None:
+    """`/priority CODE`: that priority's actions."""
+    code = _argument(context)
+    if code is None:
+        await send(update, context, "usage.html", usage="/priority CODE", example="/priority SOC")
+        return
+    try:
+        priority, views = await context.db.run(
+            priority_actions, code=code, at=context.now(), quiet_after=context.quiet_after
+        )
+    except NotFound as unknown:
+        await send(update, context, "problem.html", problem=str(unknown))
+        return
+    await send(
+        update,
+        context,
+        "priority.html",
+        priority=priority,
+        actions=views,
+        quiet_days=context.settings.quiet_days,
+    )
+
+
+HANDLERS: list[BaseHandler[Update, Ctx, None]] = [
+    command("action", action_command),
+    command("history", history_command),
+    command("status", status_command),
+    command("priority", priority_command),
+    guarded_button(r"^a:", "action", on_action_button),
+    guarded_button(r"^h:", "history", on_history_button),
+]

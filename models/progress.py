@@ -1,0 +1,488 @@
+"""Progress on actions: logging and taking back updates, and the views that read them.
+
+The read side is one query layer: every list of actions (a partner's, a priority's, the
+status overview) comes from `action_views`, so "overdue" and "quiet" mean the same thing
+wherever they are shown.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, func
+from sqlmodel import Session, col, select
+
+from models.audit import Actor, record_change, snapshot
+from models.enums import Role, Status
+from models.errors import DomainError, NotFound
+from models.membership import MemberView, member_view
+from models.tables import Action, Member, Organisation, Priority, ProgressUpdate
+from models.types import as_utc
+
+NOTE_LIMIT = 1000
+UNDO_WINDOW = timedelta(minutes=15)
+# Roles that may update any action; partners may update their own organisation's.
+UPDATE_ANY = frozenset({Role.ADMIN, Role.CHAIR})
+# Worst first: the order in which exception lists show statuses.
+STATUS_ORDER = (Status.RED, Status.AMBER, Status.NOT_STARTED, Status.GREEN, Status.COMPLETE)
+_RANK = {Status.RED: 0, Status.AMBER: 1, Status.GREEN: 2, Status.COMPLETE: 3}
+
+
+class Direction(StrEnum):
+    """Direction of travel between two reports on the same action."""
+
+    IMPROVING = "improving"
+    STEADY = "steady"
+    WORSENING = "worsening"
+    FIRST = "first report"
+
+
+def direction(before: Status, after: Status) -> Direction:
+    """How the status moved; from not started there is no direction yet."""
+    if before == Status.NOT_STARTED or after == Status.NOT_STARTED:
+        return Direction.FIRST if before == Status.NOT_STARTED else Direction.WORSENING
+    if _RANK[after] > _RANK[before]:
+        return Direction.IMPROVING
+    return Direction.WORSENING if _RANK[after] < _RANK[before] else Direction.STEADY
+
+
+@dataclass(frozen=True)
+class ActionView:
+    """An action as lists show it, with the flags that make it an exception."""
+
+    id: int
+    ref: str
+    title: str
+    description: str
+    priority_code: str
+    lead_organisation_id: int
+    lead_organisation: str
+    owner: str | None
+    due_on: date | None
+    status: Status
+    status_at: datetime
+    last_update_at: datetime | None
+    overdue: bool
+    quiet: bool
+
+
+@dataclass(frozen=True)
+class UpdateView:
+    """One progress update as /action and /history show it."""
+
+    id: int
+    ref: str
+    status: Status
+    note: str
+    mitigation: str | None
+    forecast: str | None
+    author: str
+    created_at: datetime
+    direction: Direction
+
+
+@dataclass(frozen=True)
+class PriorityStatus:
+    """One priority's line in /status."""
+
+    code: str
+    title: str
+    counts: dict[Status, int]
+    overdue: int
+    quiet: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class LoggedUpdate:
+    """A stored update and where it moved the action from."""
+
+    update: UpdateView
+    action: ActionView
+    previous_status: Status
+    duplicate: bool
+
+
+class UnknownAction(NotFound):
+    """No action has this reference; `suggestions` holds the closest ones."""
+
+    def __init__(self, ref: str, suggestions: list[str]) -> None:
+        super().__init__(f"no action {ref}")
+        self.ref = ref
+        self.suggestions = suggestions
+
+
+class NotPermitted(DomainError):
+    """The member may not change this action."""
+
+
+def normalise_ref(ref: str) -> str:
+    """References are case-insensitive and stored upper-case."""
+    return ref.strip().upper()
+
+
+def may_update(member: MemberView, lead_organisation_id: int) -> bool:
+    """Chair and coordinator may update any action; partners their own organisation's."""
+    if member.role in UPDATE_ANY:
+        return True
+    return member.role == Role.PARTNER and member.organisation_id == lead_organisation_id
+
+
+def refusal(member: MemberView, action: ActionView) -> str:
+    """Why `member` may not update `action`, in words they can act on."""
+    if member.role == Role.PARTNER:
+        return (
+            f"{action.ref} is led by {action.lead_organisation}. Partners can update only "
+            f"their own organisation's actions ({member.organisation})."
+        )
+    return "Board members and observers can read progress but not update it."
+
+
+# --- the query layer -------------------------------------------------------------------
+
+
+def action_views(
+    session: Session, *, at: datetime, quiet_after: timedelta, where: Any = None
+) -> list[ActionView]:
+    """Actions (filtered by `where`), in plan order, each with its exception flags.
+
+    One statement whatever the number of actions: the last update time comes from a
+    grouped subquery, not a query per action.
+    """
+    last_update = (
+        select(
+            ProgressUpdate.action_id,
+            func.max(ProgressUpdate.created_at).label("last_at"),
+        )
+        .where(col(ProgressUpdate.withdrawn_at).is_(None))
+        .group_by(col(ProgressUpdate.action_id))
+        .subquery()
+    )
+    query = (
+        select(Action, Priority.code, Organisation.name, last_update.c.last_at)
+        .join(Priority, col(Priority.id) == Action.priority_id)
+        .join(Organisation, col(Organisation.id) == Action.lead_organisation_id)
+        .outerjoin(last_update, last_update.c.action_id == Action.id)
+        .order_by(col(Priority.id), col(Action.id))
+    )
+    if where is not None:
+        query = query.where(where)
+    rows = session.exec(query).all()
+    return [
+        _view(action, code, org, last_at, at, quiet_after) for action, code, org, last_at in rows
+    ]
+
+
+def _view(
+    action: Action,
+    priority_code: str,
+    organisation: str,
+    last_at: datetime | None,
+    at: datetime,
+    quiet_after: timedelta,
+) -> ActionView:
+    assert action.id is not None
+    last_at = as_utc(last_at)
+    finished = action.status == Status.COMPLETE
+    last_activity = last_at or action.status_at
+    return ActionView(
+        id=action.id,
+        ref=action.ref,
+        title=action.title,
+        description=action.description,
+        priority_code=priority_code,
+        lead_organisation_id=action.lead_organisation_id,
+        lead_organisation=organisation,
+        owner=action.owner,
+        due_on=action.due_on,
+        status=action.status,
+        status_at=action.status_at,
+        last_update_at=last_at,
+        overdue=not finished and action.due_on is not None and action.due_on < at.date(),
+        quiet=not finished and at - last_activity >= quiet_after,
+    )
+
+
+def organisation_actions(
+    session: Session, *, organisation_id: int, at: datetime, quiet_after: timedelta
+) -> list[ActionView]:
+    """The actions an organisation leads (a partner's /my)."""
+    condition = col(Action.lead_organisation_id) == organisation_id
+    return action_views(session, at=at, quiet_after=quiet_after, where=condition)
+
+
+def updatable_actions(
+    session: Session, *, member: MemberView, at: datetime, quiet_after: timedelta
+) -> list[ActionView]:
+    """What `member` may update, open actions first."""
+    if member.role in UPDATE_ANY:
+        views = action_views(session, at=at, quiet_after=quiet_after)
+    elif member.role == Role.PARTNER:
+        views = organisation_actions(
+            session, organisation_id=member.organisation_id, at=at, quiet_after=quiet_after
+        )
+    else:
+        views = []
+    return sorted(views, key=lambda view: view.status == Status.COMPLETE)
+
+
+def find_action(session: Session, *, ref: str, at: datetime, quiet_after: timedelta) -> ActionView:
+    """The action with this reference (any case), or UnknownAction with the closest ones."""
+    wanted = normalise_ref(ref)
+    found = action_views(session, at=at, quiet_after=quiet_after, where=col(Action.ref) == wanted)
+    if not found:
+        raise UnknownAction(wanted, closest_refs(session, ref=wanted))
+    return found[0]
+
+
+def closest_refs(session: Session, *, ref: str, limit: int = 3) -> list[str]:
+    """References that look like `ref`, best first (same priority code counts most)."""
+    refs = session.exec(select(Action.ref).order_by(col(Action.id))).all()
+    close = difflib.get_close_matches(ref, refs, n=limit, cutoff=0.5)
+    if close:
+        return close
+    prefix = ref.split("-")[0]
+    return [candidate for candidate in refs if candidate.startswith(prefix + "-")][:limit]
+
+
+def priority_actions(
+    session: Session, *, code: str, at: datetime, quiet_after: timedelta
+) -> tuple[Priority, list[ActionView]]:
+    """A priority (any case) and its actions; NotFound lists the valid codes."""
+    priority = session.exec(select(Priority).where(Priority.code == code.strip().upper())).first()
+    if priority is None:
+        codes = ", ".join(session.exec(select(Priority.code).order_by(col(Priority.id))).all())
+        raise NotFound(f"No priority {code.strip().upper()}. The priorities are {codes}.")
+    condition = col(Action.priority_id) == priority.id
+    return priority, action_views(session, at=at, quiet_after=quiet_after, where=condition)
+
+
+def status_overview(
+    session: Session, *, at: datetime, quiet_after: timedelta
+) -> list[PriorityStatus]:
+    """Per priority: how many actions are in each status, overdue and quiet."""
+    views = action_views(session, at=at, quiet_after=quiet_after)
+    priorities = session.exec(select(Priority).order_by(col(Priority.id))).all()
+    return [
+        _priority_status(p, [v for v in views if v.priority_code == p.code]) for p in priorities
+    ]
+
+
+def _priority_status(priority: Priority, views: list[ActionView]) -> PriorityStatus:
+    counts = Counter(view.status for view in views)
+    return PriorityStatus(
+        code=priority.code,
+        title=priority.title,
+        counts={status: counts.get(status, 0) for status in STATUS_ORDER},
+        overdue=sum(view.overdue for view in views),
+        quiet=sum(view.quiet for view in views),
+    )
+
+
+def action_updates(
+    session: Session, *, ref: str, limit: int, offset: int = 0
+) -> tuple[list[UpdateView], int]:
+    """An action's updates, newest first, one page of them, and how many there are in all."""
+    action = session.exec(select(Action).where(Action.ref == normalise_ref(ref))).first()
+    if action is None:
+        raise UnknownAction(normalise_ref(ref), closest_refs(session, ref=normalise_ref(ref)))
+    live = (col(ProgressUpdate.action_id) == action.id) & col(ProgressUpdate.withdrawn_at).is_(None)
+    total = session.exec(select(func.count()).select_from(ProgressUpdate).where(live)).one()
+    rows = session.exec(
+        select(ProgressUpdate, Member.name)
+        .outerjoin(Member, col(Member.id) == ProgressUpdate.member_id)
+        .where(live)
+        .order_by(col(ProgressUpdate.created_at).desc(), col(ProgressUpdate.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return [_update_view(update, action.ref, name) for update, name in rows], total
+
+
+def _update_view(update: ProgressUpdate, ref: str, author: str | None) -> UpdateView:
+    assert update.id is not None
+    return UpdateView(
+        id=update.id,
+        ref=ref,
+        status=update.status,
+        note=update.note,
+        mitigation=update.mitigation,
+        forecast=update.forecast,
+        author=author or "plan import",
+        created_at=update.created_at,
+        direction=direction(update.previous_status, update.status),
+    )
+
+
+# --- the write side --------------------------------------------------------------------
+
+
+def check_note(note: str, *, what: str = "note") -> str:
+    """A note stripped of surrounding space; DomainError if empty or over the limit."""
+    cleaned = note.strip()
+    if not cleaned:
+        raise DomainError(f"The {what} is empty.")
+    if len(cleaned) > NOTE_LIMIT:
+        raise DomainError(
+            f"The {what} is {len(cleaned)} characters; the limit is {NOTE_LIMIT}. "
+            "Please shorten it: nothing has been stored."
+        )
+    return cleaned
+
+
+def log_progress(
+    session: Session,
+    *,
+    ref: str,
+    member_id: int,
+    status: Status,
+    note: str,
+    at: datetime,
+    mitigation: str | None = None,
+    forecast: str | None = None,
+    telegram_update_id: int | None = None,
+    quiet_after: timedelta = timedelta(days=28),
+) -> LoggedUpdate:
+    """Store a progress update, move the action's status, and write the audit trail.
+
+    The action row is locked first, so two people updating the same action land one after
+    the other. The same Telegram update delivered twice returns the first result.
+    """
+    if telegram_update_id is not None:
+        earlier = _update_from_telegram(session, telegram_update_id, at, quiet_after)
+        if earlier is not None:
+            return earlier
+    member = _acting_member(session, member_id)
+    action = _locked_action(session, ref)
+    view = _view_of(session, action, at, quiet_after)
+    if not may_update(member, action.lead_organisation_id):
+        raise NotPermitted(refusal(member, view))
+    if status == Status.NOT_STARTED:
+        raise DomainError("An update needs a status: on track, at risk, off track or complete.")
+    update = ProgressUpdate(
+        action_id=view.id,
+        member_id=member.id,
+        status=status,
+        note=check_note(note),
+        mitigation=check_note(mitigation, what="mitigation") if mitigation else None,
+        forecast=check_note(forecast, what="forecast") if forecast else None,
+        created_at=at,
+        telegram_update_id=telegram_update_id,
+        previous_status=action.status,
+        previous_status_at=action.status_at,
+    )
+    actor = Actor.member(member.id, member.name)
+    record_change(session, actor=actor, at=at, record=update, before=None)
+    before = snapshot(action)
+    action.status, action.status_at = status, at
+    record_change(session, actor=actor, at=at, record=action, before=before)
+    return _logged(session, update, at, quiet_after, duplicate=False)
+
+
+def _acting_member(session: Session, member_id: int) -> MemberView:
+    member = session.get(Member, member_id)
+    if member is None or not member.active:
+        raise NotPermitted("Only active members can log progress.")
+    return member_view(session, member)
+
+
+def _locked_action(session: Session, ref: str) -> Action:
+    wanted = normalise_ref(ref)
+    action = session.exec(select(Action).where(Action.ref == wanted).with_for_update()).first()
+    if action is None:
+        raise UnknownAction(wanted, closest_refs(session, ref=wanted))
+    return action
+
+
+def _view_of(session: Session, action: Action, at: datetime, quiet_after: timedelta) -> ActionView:
+    return action_views(session, at=at, quiet_after=quiet_after, where=_is(action))[0]
+
+
+def _is(action: Action) -> ColumnElement[bool]:
+    return col(Action.id) == action.id
+
+
+def _update_from_telegram(
+    session: Session, telegram_update_id: int, at: datetime, quiet_after: timedelta
+) -> LoggedUpdate | None:
+    earlier = session.exec(
+        select(ProgressUpdate).where(ProgressUpdate.telegram_update_id == telegram_update_id)
+    ).first()
+    if earlier is None:
+        return None
+    return _logged(session, earlier, at, quiet_after, duplicate=True)
+
+
+def _logged(
+    session: Session,
+    update: ProgressUpdate,
+    at: datetime,
+    quiet_after: timedelta,
+    *,
+    duplicate: bool,
+) -> LoggedUpdate:
+    action = session.get_one(Action, update.action_id)
+    author = session.get(Member, update.member_id) if update.member_id else None
+    return LoggedUpdate(
+        update=_update_view(update, action.ref, author.name if author else None),
+        action=_view_of(session, action, at, quiet_after),
+        previous_status=update.previous_status,
+        duplicate=duplicate,
+    )
+
+
+@dataclass(frozen=True)
+class Undone:
+    """What /undo took back, and the status the action is left with."""
+
+    update: UpdateView
+    action_status: Status
+
+
+def undo_last_update(
+    session: Session, *, member_id: int, at: datetime, window: timedelta = UNDO_WINDOW
+) -> Undone:
+    """Withdraw the member's latest update if it is recent; the audit trail keeps both."""
+    update = session.exec(
+        select(ProgressUpdate)
+        .where(ProgressUpdate.member_id == member_id, col(ProgressUpdate.withdrawn_at).is_(None))
+        .order_by(col(ProgressUpdate.created_at).desc(), col(ProgressUpdate.id).desc())
+    ).first()
+    if update is None or at - update.created_at > window:
+        minutes = int(window.total_seconds() // 60)
+        raise DomainError(f"You have no update from the last {minutes} minutes to undo.")
+    member = session.get_one(Member, member_id)
+    actor = Actor.member(member_id, member.name)
+    before = snapshot(update)
+    update.withdrawn_at = at
+    record_change(session, actor=actor, at=at, record=update, before=before)
+    action = session.exec(select(Action).where(_is_id(update.action_id)).with_for_update()).one()
+    if _is_latest(session, update, action):
+        before = snapshot(action)
+        action.status, action.status_at = update.previous_status, update.previous_status_at
+        record_change(session, actor=actor, at=at, record=action, before=before)
+    return Undone(update=_update_view(update, action.ref, member.name), action_status=action.status)
+
+
+def _is_id(action_id: int) -> ColumnElement[bool]:
+    return col(Action.id) == action_id
+
+
+def _is_latest(session: Session, update: ProgressUpdate, action: Action) -> bool:
+    """Whether no later live update has moved the action on since `update`."""
+    later = session.exec(
+        select(ProgressUpdate.id).where(
+            ProgressUpdate.action_id == action.id,
+            col(ProgressUpdate.withdrawn_at).is_(None),
+            col(ProgressUpdate.id) > update.id,
+        )
+    ).first()
+    return later is None
