@@ -22,7 +22,15 @@ from handlers.guard import button as guarded_button
 from handlers.guard import command, guarded
 from handlers.keyboards import button, keyboard, page_of, pager, parts
 from handlers.replies import send, send_text
-from models.drafts import Step, UpdateDraft, discard_draft, load_draft, save_draft, submit_draft
+from models.drafts import (
+    Step,
+    UpdateDraft,
+    discard_draft,
+    has_draft,
+    load_draft,
+    save_draft,
+    submit_draft,
+)
 from models.enums import Status
 from models.errors import DomainError
 from models.plan import parse_status
@@ -342,8 +350,7 @@ async def on_text(update: Update, context: Ctx) -> None:
     """Typed text: the next answer in a guided update, or (with none going) the fallback."""
     user = update.effective_user
     assert user is not None
-    lookup = await context.db.run(load_draft, user_id=user.id, at=context.now())
-    if lookup.draft is None and lookup.expired is None:
+    if not await context.db.run(has_draft, user_id=user.id):
         await anything_else(update, context)
         return
     await guarded("update", continue_with_text)(update, context)

@@ -84,6 +84,11 @@ def load_draft(
     return DraftLookup(draft)
 
 
+def has_draft(session: Session, *, user_id: int) -> bool:
+    """Whether the user has a guided update open (expired or not)."""
+    return session.get(BotState, (DRAFT_KIND, str(user_id))) is not None
+
+
 def save_draft(session: Session, *, user_id: int, draft: UpdateDraft) -> UpdateDraft:
     """Store the draft, replacing any earlier one."""
     row = session.get(BotState, (DRAFT_KIND, str(user_id)))

@@ -14,6 +14,7 @@ from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.enums import FundingStatus, OrgKind, Recurrence, Role, Status
+from models.reminder_types import OutboxState, ReminderKind, Reply
 from models.types import UTCDateTime, enum_type
 
 
@@ -75,6 +76,9 @@ class Action(SQLModel, table=True):
     description: str = Field(default="", sa_type=Text)
     lead_organisation_id: int = Field(foreign_key="organisation.id", index=True)
     owner: str | None = None
+    # The member who owns it, when the owner is a member (set with `csp-bot action owner`):
+    # reminders go to them instead of the lead organisation's partners.
+    owner_member_id: int | None = Field(default=None, foreign_key="member.id")
     due_on: date | None = None
     status: Status = Field(default=Status.NOT_STARTED, sa_type=enum_type(Status))
     status_at: datetime = Field(sa_type=UTCDateTime)
@@ -192,3 +196,57 @@ class BotState(SQLModel, table=True):
     kind: str = Field(primary_key=True)
     key: str = Field(primary_key=True)
     data: Any = Field(default=None, sa_column=Column(JSON))
+
+
+class MeetingReply(SQLModel, table=True):
+    """A board member's answer to a meeting: attending, apologies, or sending a substitute."""
+
+    __tablename__ = "meeting_reply"
+    meeting_id: int = Field(foreign_key="meeting.id", primary_key=True)
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    reply: Reply = Field(sa_type=enum_type(Reply))
+    replied_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ReminderPreference(SQLModel, table=True):
+    """What one member receives: topics turned off, a snooze, and whether Telegram reaches them."""
+
+    __tablename__ = "reminder_preference"
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    muted: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set when Telegram refuses to deliver (the member blocked the bot); cleared when they
+    # next write to the bot. While set, reminders to them are recorded, not retried.
+    unreachable_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ActionSnooze(SQLModel, table=True):
+    """An action's check-in prompt put off ("snooze a week") until a time."""
+
+    __tablename__ = "action_snooze"
+    action_id: int = Field(foreign_key="action.id", primary_key=True)
+    until: datetime = Field(sa_type=UTCDateTime)
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+
+
+class OutboxEntry(SQLModel, table=True):
+    """One reminder to one member: recorded once (the unique key), delivered at most once."""
+
+    __tablename__ = "reminder_outbox"
+    __table_args__ = (UniqueConstraint("kind", "subject_id", "member_id", "occurrence"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: ReminderKind = Field(sa_type=enum_type(ReminderKind))
+    # The meeting, deadline or action it is about (0 for the digest, which has none).
+    subject_id: int
+    member_id: int = Field(foreign_key="member.id", index=True)
+    # Which occurrence: the event's time or date and the offset, e.g. "20210916T0900Z/7d".
+    occurrence: str
+    fire_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    send_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    state: OutboxState = Field(sa_type=enum_type(OutboxState), index=True)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
+    detail: str = ""
