@@ -13,8 +13,8 @@ import pytest
 from sqlmodel import select
 
 from bot.cli import main
-from bot.logs import RedactToken
 from bot.emulator import BotApiEmulator, EmulatorServer
+from bot.logs import RedactToken
 from models.db import Database, make_engine
 from models.migrate import current_revision
 from models.tables import Invite, Member
@@ -43,7 +43,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 def test_run_without_a_token_stops_with_one_line(
     env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run_cli(capsys, "run")
+    code, _, err = run_cli(capsys, "run")
     assert code == 2
     assert err.strip().splitlines() == [
         "csp-bot: CSPBOT_TELEGRAM_TOKEN is not set: create a bot with @BotFather and set its token"
