@@ -7,6 +7,9 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
+
+from sqlmodel import Session
 
 from bot.settings import Settings, SettingsError, load_settings
 from models.audit import CLI
@@ -18,6 +21,8 @@ from models.migrate import upgrade
 from models.plan import PlanError, import_plan_file
 
 EXIT_BAD_INPUT = 2
+P = ParamSpec("P")
+T = TypeVar("T")
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -78,11 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_database(settings: Settings) -> Database:
-    """The configured database, migrated to the latest schema."""
+def call_in_database(
+    settings: Settings, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run one domain operation in the configured database, migrated to the latest schema."""
     database = Database.from_url(settings.database_url)
-    upgrade(database.engine)
-    return database
+    try:
+        upgrade(database.engine)
+        return database.call(op, *args, **kwargs)
+    finally:
+        database.close()
 
 
 def run_bot(args: argparse.Namespace, settings: Settings) -> int:
@@ -111,30 +121,23 @@ def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def plan_import_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot plan import FILE`."""
-    database = open_database(settings)
-    try:
-        result = database.call(import_plan_file, path=args.file, at=system_clock())
-    finally:
-        database.close()
+    result = call_in_database(settings, import_plan_file, path=args.file, at=system_clock())
     print(result.summary())
     return 0
 
 
 def member_add_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot member add`."""
-    database = open_database(settings)
-    try:
-        member = database.call(
-            add_member,
-            telegram_id=args.telegram_id,
-            name=args.name,
-            organisation=args.org,
-            role=args.role,
-            at=system_clock(),
-            actor=CLI,
-        )
-    finally:
-        database.close()
+    member = call_in_database(
+        settings,
+        add_member,
+        telegram_id=args.telegram_id,
+        name=args.name,
+        organisation=args.org,
+        role=args.role,
+        at=system_clock(),
+        actor=CLI,
+    )
     print(f"registered {member.name} ({member.role.value}, {member.organisation})")
     return 0
 
@@ -144,18 +147,15 @@ def invite_create_command(args: argparse.Namespace, settings: Settings) -> int:
     days = args.days if args.days is not None else settings.invite_days
     if days < 1:
         raise DomainError("--days must be at least 1")
-    database = open_database(settings)
-    try:
-        invite = database.call(
-            create_invite,
-            organisation=args.org,
-            role=args.role,
-            at=system_clock(),
-            valid_for=timedelta(days=days),
-            actor=CLI,
-        )
-    finally:
-        database.close()
+    invite = call_in_database(
+        settings,
+        create_invite,
+        organisation=args.org,
+        role=args.role,
+        at=system_clock(),
+        valid_for=timedelta(days=days),
+        actor=CLI,
+    )
     username = settings.bot_username or "<your_bot_username>"
     print(f"invite code: {invite.code}")
     print(f"link: https://t.me/{username}?start={invite.code}")
