@@ -28,6 +28,14 @@ async def anything_else(update: Update, context: Ctx) -> None:
         await send(update, context, "not_understood.html")
 
 
+async def files_refused(update: Update, context: Ctx) -> None:
+    """Photos and files are never taken: the bot holds no case documents."""
+    if await load_member(update, context) is None:
+        await refuse_outsider(update, context)
+    else:
+        await send(update, context, "files_refused.html")
+
+
 async def stale_button(update: Update, context: Ctx) -> None:
     """A button no handler took (an old or forged one): say so, do nothing else."""
     query = update.callback_query
@@ -40,6 +48,7 @@ async def stale_button(update: Update, context: Ctx) -> None:
 
 HANDLERS: list[BaseHandler[Update, Ctx, None]] = [
     MessageHandler(filters.COMMAND, unknown_command),
+    MessageHandler(filters.ChatType.PRIVATE & filters.ATTACHMENT, files_refused),
     # In groups the bot only answers commands, so the chat is not filled with replies.
     MessageHandler(filters.ChatType.PRIVATE & ~filters.COMMAND, anything_else),
     CallbackQueryHandler(stale_button),

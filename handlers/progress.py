@@ -522,7 +522,7 @@ async def _discard_previous(update: Update, context: Ctx) -> None:
         await _remove_buttons(context, previous)
 
 
-# --- /cancel, /undo, files -----------------------------------------------------------------
+# --- /cancel and /undo -----------------------------------------------------------------
 
 
 async def cancel(update: Update, context: Ctx) -> None:
@@ -551,11 +551,6 @@ async def undo(update: Update, context: Ctx) -> None:
     await send(update, context, "undone.html", undone=undone)
 
 
-async def files_refused(update: Update, context: Ctx) -> None:
-    """Photos and files are not taken: the bot holds no case documents."""
-    await send(update, context, "files_refused.html")
-
-
 HANDLERS: list[BaseHandler[Update, Ctx, None]] = [
     command("my", my_actions),
     command("update", update_command),
@@ -564,5 +559,4 @@ HANDLERS: list[BaseHandler[Update, Ctx, None]] = [
     command("undo", undo),
     guarded_button(r"^u:", "update", on_update_button),
     MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, on_text),
-    MessageHandler(filters.ChatType.PRIVATE & filters.ATTACHMENT, files_refused),
 ]

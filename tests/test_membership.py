@@ -150,6 +150,13 @@ async def test_outsiders_learn_how_to_join_and_nothing_else(
     assert "SOC" not in reply and "Citadel" not in reply
 
 
+async def test_outsiders_sending_a_file_learn_how_to_join(
+    bot: Harness, emulator: BotApiEmulator, people: dict[str, MemberView]
+) -> None:
+    [reply] = await bot.process(emulator.build_photo_update(OUTSIDER, content=b"\x89PNG"))
+    assert "ask your partnership coordinator for an invite link" in reply.text
+
+
 async def test_outsider_pressing_a_button_gets_nothing(
     bot: Harness, emulator: BotApiEmulator, people: dict[str, MemberView]
 ) -> None:
