@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from telegram import Update
+import logging
+
+from telegram import BotCommand, BotCommandScopeChat, Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import BaseHandler
 
 from bot.context import Ctx
 from handlers.guard import command, refuse_outsider
-from handlers.policy import commands_for
+from handlers.policy import CommandSpec, commands_for
 from handlers.replies import send
 from models.membership import InviteError, MemberView, redeem_invite
+
+log = logging.getLogger(__name__)
 
 
 async def start(update: Update, context: Ctx) -> None:
@@ -46,6 +52,19 @@ async def greet(update: Update, context: Ctx, member: MemberView, *, new: bool) 
     """Welcome a member by name with the commands their role may use."""
     commands = commands_for(member.role)
     await send(update, context, "welcome.html", member=member, new=new, commands=commands)
+    await set_chat_menu(update, context, commands)
+
+
+async def set_chat_menu(update: Update, context: Ctx, commands: list[CommandSpec]) -> None:
+    """Show this member's own commands in their chat's menu; a refusal changes nothing else."""
+    chat = update.effective_chat
+    if chat is None or chat.type != ChatType.PRIVATE:
+        return
+    menu = [BotCommand(spec.name, spec.summary) for spec in commands]
+    try:
+        await context.bot.set_my_commands(menu, scope=BotCommandScopeChat(chat.id))
+    except TelegramError as refused:
+        log.warning("could not set the command menu for chat %s: %s", chat.id, refused)
 
 
 async def help_command(update: Update, context: Ctx) -> None:

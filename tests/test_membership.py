@@ -102,6 +102,18 @@ async def test_redeeming_writes_the_audit_trail(
     assert redeemed.after is not None and redeemed.after["used_at"] is not None
 
 
+async def test_command_menus(
+    bot: Harness, emulator: BotApiEmulator, people: dict[str, MemberView]
+) -> None:
+    from handlers.policy import COMMANDS
+
+    assert [c["command"] for c in emulator.get_commands()] == [spec.name for spec in COMMANDS]
+    await bot.send(PEOPLE["observer"].user, "/start")
+    scope = {"type": "chat", "chat_id": PEOPLE["observer"].user.id}
+    observer_menu = [c["command"] for c in emulator.get_commands(scope)]
+    assert "help" in observer_menu and "update" not in observer_menu
+
+
 async def test_start_greets_an_existing_member(bot: Harness, people: dict[str, MemberView]) -> None:
     text = await bot.reply(PEOPLE["chair"].user, "/start")
     assert text.startswith("Hello again, Sarah.")
