@@ -4,6 +4,7 @@ an injected clock, the Bot API emulator, and the real Application wired to it.""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -36,6 +37,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
+    yield from postgres_schema_url()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated once per run; each test's database starts as a copy of it."""
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+def postgres_schema_url() -> Iterator[str]:
+    """A URL whose connections use a fresh schema of their own, dropped afterwards."""
     assert POSTGRES_URL is not None
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
@@ -48,8 +66,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
+def db(database_url: str, migrated_sqlite: Path) -> Iterator[Database]:
     """The migrated database the test and the bot share."""
+    if database_url.startswith("sqlite:///"):
+        shutil.copyfile(migrated_sqlite, database_url.removeprefix("sqlite:///"))
     database = Database(make_engine(database_url))
     upgrade(database.engine)
     yield database
