@@ -14,9 +14,12 @@ from telegram.request import BaseRequest
 from bot.context import CspApplication, Ctx, Services
 from handlers.errors import on_error
 from handlers.policy import COMMANDS
-from handlers.registry import all_handlers
+from handlers.registry import all_handlers, first_look_handlers
+from scheduler.jobs import install_reminder_jobs
 
 log = logging.getLogger(__name__)
+# Handler group that runs before the features (which are in group 0).
+FIRST_LOOK = -1
 
 
 def build_application(
@@ -47,8 +50,10 @@ def build_application(
         builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
     application = builder.build()
     assert isinstance(application, CspApplication)
+    application.add_handlers(first_look_handlers(), group=FIRST_LOOK)
     application.add_handlers(all_handlers())
     application.add_error_handler(on_error)
+    install_reminder_jobs(application)
     return application
 
 

@@ -15,10 +15,22 @@ from bot.settings import Settings, SettingsError, load_settings
 from models.audit import CLI
 from models.clock import system_clock
 from models.db import Database
+from models.deadlines import add_deadline
 from models.errors import DomainError
+from models.meetings import (
+    MeetingView,
+    cancel_meeting,
+    check_meeting_time,
+    get_meeting,
+    ics_filename,
+    meetings_ics,
+    schedule_meeting,
+    upcoming_meetings,
+)
 from models.membership import add_member, create_invite
 from models.migrate import upgrade
 from models.plan import PlanError, import_plan_file
+from models.reminders import set_action_owner
 
 EXIT_BAD_INPUT = 2
 P = ParamSpec("P")
@@ -80,7 +92,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     invite_create.add_argument("--days", type=int, help="days the code stays valid (default 7)")
     invite_create.set_defaults(command=invite_create_command)
+    add_schedule_commands(commands)
     return parser
+
+
+def add_schedule_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`meeting add|list|ics|cancel`, `deadline add`, `action owner`."""
+    meeting = commands.add_parser("meeting", help="board meetings").add_subparsers(required=True)
+    meeting_add = meeting.add_parser("add", help="schedule a board meeting")
+    meeting_add.add_argument("--title", required=True)
+    meeting_add.add_argument("--at", required=True, help="start, UK time: 2026-12-10T14:00")
+    meeting_add.add_argument("--location", default="", help="place or link")
+    meeting_add.add_argument("--agenda", action="append", default=[], help="an item (repeat)")
+    meeting_add.set_defaults(command=meeting_add_command)
+    meeting.add_parser("list", help="the coming meetings").set_defaults(
+        command=meeting_list_command
+    )
+    meeting_ics = meeting.add_parser("ics", help="write calendar (.ics) files")
+    meeting_ics.add_argument("id", nargs="?", type=int, help="one meeting (default: all coming)")
+    meeting_ics.add_argument("--out", type=Path, help="file to write")
+    meeting_ics.set_defaults(command=meeting_ics_command)
+    meeting_cancel = meeting.add_parser("cancel", help="cancel a meeting (no more reminders)")
+    meeting_cancel.add_argument("id", type=int)
+    meeting_cancel.set_defaults(command=meeting_cancel_command)
+
+    deadline = commands.add_parser("deadline", help="deadlines").add_subparsers(required=True)
+    deadline_add = deadline.add_parser("add", help="add a deadline (reminded before it)")
+    deadline_add.add_argument("--title", required=True)
+    deadline_add.add_argument("--date", help="YYYY-MM-DD (for a yearly one, the first)")
+    deadline_add.add_argument("--yearly", action="store_true", help="repeats every year")
+    deadline_add.add_argument(
+        "--org", action="append", default=[], help="organisation, or responsible/all (repeat)"
+    )
+    deadline_add.add_argument("--description", default="")
+    deadline_add.set_defaults(command=deadline_add_command)
+
+    action = commands.add_parser("action", help="actions").add_subparsers(required=True)
+    action_owner = action.add_parser("owner", help="the member reminded about an action")
+    action_owner.add_argument("ref")
+    owner = action_owner.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--telegram-id", type=int)
+    owner.add_argument("--clear", action="store_true", help="back to the lead's partners")
+    action_owner.set_defaults(command=action_owner_command)
 
 
 def call_in_database(
@@ -162,6 +215,100 @@ def invite_create_command(args: argparse.Namespace, settings: Settings) -> int:
     print(f"valid once, for {days} days, for a {args.role} of {args.org}")
     if not settings.bot_username:
         print("(set CSPBOT_BOT_USERNAME to your bot's username to complete the link)")
+    return 0
+
+
+def meeting_add_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot meeting add`."""
+    now = system_clock()
+    starts_at = check_meeting_time(args.at, zone=settings.tz, at=now)
+    meeting = call_in_database(
+        settings,
+        schedule_meeting,
+        title=args.title,
+        starts_at=starts_at,
+        location=args.location,
+        agenda=args.agenda,
+        at=now,
+        actor=CLI,
+    )
+    print(f"scheduled meeting {meeting.id}: {_meeting_line(meeting, settings)}")
+    print("a running bot reminds board members within a minute of each reminder falling due")
+    return 0
+
+
+def _meeting_line(meeting: MeetingView, settings: Settings) -> str:
+    local = meeting.starts_at.astimezone(settings.tz)
+    where = f", {meeting.location}" if meeting.location else ""
+    return f"{meeting.title}, {local:%a %d %b %Y %H:%M}{where}"
+
+
+def meeting_list_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot meeting list`."""
+    meetings = call_in_database(settings, upcoming_meetings, at=system_clock(), limit=1000)
+    for meeting in meetings:
+        print(f"{meeting.id:>4}  {_meeting_line(meeting, settings)}")
+    if not meetings:
+        print("no meetings to come")
+    return 0
+
+
+def meeting_ics_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot meeting ics [ID] [--out FILE]`."""
+    now = system_clock()
+    if args.id is not None:
+        meetings = [call_in_database(settings, get_meeting, meeting_id=args.id)]
+        default = ics_filename(meetings[0], settings.tz)
+    else:
+        meetings = call_in_database(settings, upcoming_meetings, at=now, limit=1000)
+        default = "board-meetings.ics"
+    if not meetings:
+        raise DomainError("no meetings to come: nothing written")
+    out: Path = args.out or Path(default)
+    out.write_text(meetings_ics(meetings, now=now), newline="")
+    print(f"wrote {out} ({len(meetings)} meeting{'s' if len(meetings) != 1 else ''})")
+    return 0
+
+
+def meeting_cancel_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot meeting cancel ID`."""
+    meeting = call_in_database(
+        settings, cancel_meeting, meeting_id=args.id, at=system_clock(), actor=CLI
+    )
+    print(f"cancelled meeting {meeting.id}: {_meeting_line(meeting, settings)}")
+    return 0
+
+
+def deadline_add_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot deadline add`."""
+    deadline = call_in_database(
+        settings,
+        add_deadline,
+        title=args.title,
+        due_on=args.date,
+        yearly=args.yearly,
+        organisations=args.org,
+        description=args.description,
+        at=system_clock(),
+        actor=CLI,
+    )
+    every = ", every year" if deadline.yearly else ""
+    print(f"added deadline {deadline.id}: {deadline.title}, {deadline.due_on:%d %b %Y}{every}")
+    print(f"for: {', '.join(deadline.organisations)}")
+    return 0
+
+
+def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot action owner REF --telegram-id N | --clear`."""
+    owner = call_in_database(
+        settings,
+        set_action_owner,
+        ref=args.ref,
+        telegram_id=None if args.clear else args.telegram_id,
+        at=system_clock(),
+        actor=CLI,
+    )
+    print(owner)
     return 0
 
 

@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from scheduler.timing import parse_offsets, parse_quiet_hours
+
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
@@ -29,6 +31,12 @@ class Settings(BaseSettings):
     invite_days: int = Field(default=7, ge=1)
     # An action with no update for this many days counts as quiet (marked, and prompted).
     quiet_days: int = Field(default=28, ge=1)
+    # Reminders: how long before each event they go (d days, h hours, m minutes), and when
+    # nothing is pushed (`off` also lets reminders go at weekends and on bank holidays).
+    meeting_reminders: str = "7d,1d,2h"
+    deadline_reminders: str = "30d,14d,7d,1d"
+    action_reminders: str = "7d,1d"
+    quiet_hours: str = "20:00-08:00"
 
     @field_validator("database_url")
     @classmethod
@@ -48,6 +56,18 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("not a known time zone (e.g. Europe/London)") from None
+        return value
+
+    @field_validator("meeting_reminders", "deadline_reminders", "action_reminders")
+    @classmethod
+    def _offsets_parse(cls, value: str) -> str:
+        parse_offsets(value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours_parse(cls, value: str) -> str:
+        parse_quiet_hours(value)
         return value
 
     @property

@@ -13,6 +13,10 @@ from models.enums import Role
 EVERYONE = frozenset(Role)
 # Those who may change progress; what each may change is decided per action in models.progress.
 UPDATERS = frozenset({Role.ADMIN, Role.CHAIR, Role.PARTNER})
+# Those who schedule meetings and record funding decisions: the coordinator and the chair.
+ORGANISERS = frozenset({Role.ADMIN, Role.CHAIR})
+# Funding figures are for the partners who pay them and the board, not observers.
+FUNDERS = EVERYONE - {Role.OBSERVER}
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,21 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("history", "/history REF", "every update on an action", EVERYONE),
     CommandSpec("status", "/status", "where each priority stands", EVERYONE),
     CommandSpec("priority", "/priority CODE", "one priority's actions", EVERYONE),
+    CommandSpec("meeting", "/meeting", "schedule a board meeting", ORGANISERS),
+    CommandSpec(
+        "meetings", "/meetings", "the coming board meetings: reply, add to calendar", EVERYONE
+    ),
+    CommandSpec(
+        "funding",
+        "/funding [YEAR]",
+        "who funds what this financial year (or e.g. 2022/23)",
+        FUNDERS,
+    ),
+    CommandSpec("decide", "/decide", "record a funding decision", ORGANISERS),
+    CommandSpec("deadlines", "/deadlines", "the deadlines coming up in the next year", EVERYONE),
+    CommandSpec(
+        "reminders", "/reminders", "choose the reminders you get, or snooze them", EVERYONE
+    ),
 )
 
 _BY_NAME = {spec.name: spec for spec in COMMANDS}

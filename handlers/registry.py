@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import BaseHandler
+from telegram.ext import BaseHandler, MessageHandler, filters
 
 from bot.context import Ctx
-from handlers import fallback, membership, progress, status
+from handlers import (
+    deadlines,
+    fallback,
+    funding,
+    meetings,
+    membership,
+    progress,
+    reminders,
+    status,
+)
+from handlers.forms import typed_answers
 
 
 def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
@@ -16,5 +26,16 @@ def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
         *progress.HANDLERS,
         *status.HANDLERS,
         *membership.HANDLERS,
+        *meetings.HANDLERS,
+        *funding.HANDLERS,
+        *deadlines.HANDLERS,
+        *reminders.HANDLERS,
         *fallback.HANDLERS,
     ]
+
+
+def first_look_handlers() -> list[BaseHandler[Update, Ctx, None]]:
+    """Handlers that see every private message before the ones above (handler group -1):
+    an open /meeting or /decide form takes its typed answers here and stops them there."""
+    answers = typed_answers([meetings.MEETING_FORM, funding.DECIDE_FORM])
+    return [MessageHandler(filters.ChatType.PRIVATE & filters.TEXT, answers)]

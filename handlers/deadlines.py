@@ -1,0 +1,28 @@
+"""/deadlines: the dates the partnership must meet in the coming year."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import BaseHandler
+
+from bot.context import Ctx
+from handlers.guard import command
+from handlers.replies import send
+from handlers.when import day_phrase
+from models.deadlines import upcoming_deadlines
+
+
+async def deadlines_command(update: Update, context: Ctx) -> None:
+    """The coming year's deadlines, soonest first, marking those for the member's organisation."""
+    today = context.now().astimezone(context.settings.tz).date()
+    deadlines = await context.db.run(upcoming_deadlines, today=today)
+    await send(
+        update,
+        context,
+        "deadline_list.html",
+        deadlines=[(deadline, day_phrase(today, deadline.due_on)) for deadline in deadlines],
+        organisation=context.acting_member.organisation,
+    )
+
+
+HANDLERS: list[BaseHandler[Update, Ctx, None]] = [command("deadlines", deadlines_command)]

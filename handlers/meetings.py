@@ -1,0 +1,268 @@
+"""Board meetings in chat: /meeting (a guided form), /meetings, replies, calendar files."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlmodel import Session, select
+from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram.ext import BaseHandler
+
+from bot.context import Ctx
+from handlers.forms import Form, Option, Step, form_buttons, refuse_forged, start_form
+from handlers.guard import button as guarded_button
+from handlers.guard import command
+from handlers.keyboards import button, parts
+from handlers.replies import send
+from models.audit import Actor
+from models.enums import Role
+from models.errors import DomainError, NotFound
+from models.meetings import (
+    MeetingView,
+    attendance,
+    check_agenda,
+    check_location,
+    check_meeting_time,
+    check_meeting_title,
+    get_meeting,
+    ics_filename,
+    is_invited,
+    meetings_ics,
+    member_reply,
+    reply_to_meeting,
+    schedule_meeting,
+    upcoming_meetings,
+)
+from models.reminder_types import Reply
+from models.tables import PlanInfo
+
+log = logging.getLogger(__name__)
+
+PREFIX = "mt"
+REPLY, CALENDAR, WHO = "r", "i", "w"
+REPLY_CODES = {"a": Reply.ATTENDING, "p": Reply.APOLOGIES, "s": Reply.SUBSTITUTE}
+REPLY_BUTTONS = {
+    Reply.ATTENDING: "✅ Attending",
+    Reply.APOLOGIES: "🙏 Apologies",
+    Reply.SUBSTITUTE: "👤 Substitute",
+}
+SHOWN_MEETINGS = 5
+ORGANISERS = frozenset({Role.ADMIN, Role.CHAIR})
+
+
+# --- keyboards the reminders carry too --------------------------------------------------------
+
+
+def reply_keyboard(meeting_id: int, *, chosen: Reply | None = None) -> InlineKeyboardMarkup:
+    """Attending / apologies / substitute (the current choice ticked), and the calendar file."""
+    codes = {reply: code for code, reply in REPLY_CODES.items()}
+    replies = [
+        button(("☑️ " if reply == chosen else "") + label, PREFIX, REPLY, meeting_id, codes[reply])
+        for reply, label in REPLY_BUTTONS.items()
+    ]
+    calendar = button("📅 Add to calendar", PREFIX, CALENDAR, meeting_id)
+    return InlineKeyboardMarkup([replies, [calendar]])
+
+
+# --- /meeting: the guided form -----------------------------------------------------------------
+
+
+async def _board_name(context: Ctx, values: dict[str, str]) -> list[Option]:
+    """The board's name from the plan, as a one-tap title."""
+    board = await context.db.run(_plan_board)
+    return [Option(board, "board", board)] if board else []
+
+
+def _plan_board(session: Session) -> str | None:
+    plan = session.exec(select(PlanInfo)).first()
+    return None if plan is None else plan.board
+
+
+async def _read_title(context: Ctx, text: str, values: dict[str, str]) -> str:
+    return check_meeting_title(text)
+
+
+async def _read_when(context: Ctx, text: str, values: dict[str, str]) -> str:
+    return check_meeting_time(text, zone=context.settings.tz, at=context.now()).isoformat()
+
+
+async def _read_where(context: Ctx, text: str, values: dict[str, str]) -> str:
+    return check_location(text)
+
+
+async def _read_agenda(context: Ctx, text: str, values: dict[str, str]) -> str:
+    return "\n".join(check_agenda(text.splitlines()))
+
+
+async def _describe(context: Ctx, values: dict[str, str]) -> dict[str, object]:
+    return {
+        "title": values["title"],
+        "starts_at": datetime.fromisoformat(values["starts_at"]),
+        "location": values["location"],
+        "agenda": [line for line in values["agenda"].splitlines() if line],
+    }
+
+
+async def _save(update: Update, context: Ctx, values: dict[str, str]) -> None:
+    """Schedule the meeting and say when board members will be reminded."""
+    member = context.acting_member
+    meeting = await context.db.run(
+        schedule_meeting,
+        title=values["title"],
+        starts_at=datetime.fromisoformat(values["starts_at"]),
+        location=values["location"],
+        agenda=values["agenda"].splitlines(),
+        at=context.now(),
+        actor=Actor.member(member.id, member.name),
+    )
+    await send(
+        update,
+        context,
+        "meeting_scheduled.html",
+        meeting=meeting,
+        offsets=context.settings.meeting_reminders.replace(",", ", "),
+        keyboard=InlineKeyboardMarkup(
+            [[button("📅 Add to calendar", PREFIX, CALENDAR, meeting.id)]]
+        ),
+    )
+
+
+MEETING_FORM = Form(
+    name="meeting",
+    steps=(
+        Step("title", "meeting_ask_title.html", read=_read_title, options=_board_name, columns=1),
+        Step("starts_at", "meeting_ask_when.html", read=_read_when),
+        Step("location", "meeting_ask_where.html", read=_read_where, skippable=True),
+        Step("agenda", "meeting_ask_agenda.html", read=_read_agenda, skippable=True),
+    ),
+    summary="meeting_summary.html",
+    save=_save,
+    describe=_describe,
+)
+
+
+async def meeting_command(update: Update, context: Ctx) -> None:
+    """Start the guided form that schedules a board meeting."""
+    await start_form(update, context, MEETING_FORM)
+
+
+# --- /meetings -------------------------------------------------------------------------------
+
+
+async def meetings_command(update: Update, context: Ctx) -> None:
+    """The coming meetings; the organisers also see who has replied and whether it is quorate."""
+    member = context.acting_member
+    meetings = await context.db.run(upcoming_meetings, at=context.now(), limit=SHOWN_MEETINGS)
+    organiser = member.role in ORGANISERS
+    rows = []
+    for meeting in meetings:
+        row = [
+            button(
+                f"📅 {meeting.starts_at.astimezone(context.settings.tz):%d %b}",
+                PREFIX,
+                CALENDAR,
+                meeting.id,
+            )
+        ]
+        if organiser:
+            row.append(button("👥 Replies", PREFIX, WHO, meeting.id))
+        rows.append(row)
+    await send(
+        update,
+        context,
+        "meeting_list.html",
+        meetings=[await _line(context, meeting, organiser) for meeting in meetings],
+        invited=is_invited(member.role),
+        organiser=organiser,
+        Reply=Reply,
+        keyboard=InlineKeyboardMarkup(rows) if rows else None,
+    )
+
+
+async def _line(context: Ctx, meeting: MeetingView, organiser: bool) -> dict[str, object]:
+    reply = await context.db.run(
+        member_reply, meeting_id=meeting.id, member_id=context.acting_member.id
+    )
+    replies = await context.db.run(attendance, meeting_id=meeting.id) if organiser else None
+    return {"meeting": meeting, "reply": reply, "attendance": replies}
+
+
+# --- buttons --------------------------------------------------------------------------------
+
+
+async def on_meeting_button(update: Update, context: Ctx) -> None:
+    """mt:r:ID:CODE (reply), mt:i:ID (calendar file), mt:w:ID (who is coming, organisers)."""
+    query = update.callback_query
+    assert query is not None
+    pieces = parts(query.data, 4) or parts(query.data, 3)
+    if pieces is None or not pieces[2].isdigit():
+        await refuse_forged(update, context)
+        return
+    action, meeting_id = pieces[1], int(pieces[2])
+    if action == REPLY and len(pieces) == 4 and pieces[3] in REPLY_CODES:
+        await _reply(update, context, meeting_id, REPLY_CODES[pieces[3]])
+    elif action == CALENDAR and len(pieces) == 3:
+        await _calendar(update, context, meeting_id)
+    elif action == WHO and len(pieces) == 3 and context.acting_member.role in ORGANISERS:
+        await _who(update, context, meeting_id)
+    else:
+        await refuse_forged(update, context)
+
+
+async def _reply(update: Update, context: Ctx, meeting_id: int, reply: Reply) -> None:
+    """Record the member's reply and tick it on the buttons."""
+    query = update.callback_query
+    assert query is not None
+    try:
+        await context.db.run(
+            reply_to_meeting,
+            meeting_id=meeting_id,
+            member_id=context.acting_member.id,
+            reply=reply,
+            at=context.now(),
+        )
+    except DomainError as refused:
+        await query.answer(str(refused), show_alert=True)
+        return
+    await query.answer(f"Thank you: {reply.label}.")
+    await query.edit_message_reply_markup(reply_markup=reply_keyboard(meeting_id, chosen=reply))
+
+
+async def _calendar(update: Update, context: Ctx, meeting_id: int) -> None:
+    """Send the meeting's .ics file."""
+    query = update.callback_query
+    assert query is not None and update.effective_chat is not None
+    try:
+        meeting = await context.db.run(get_meeting, meeting_id=meeting_id)
+    except NotFound as gone:
+        await query.answer(str(gone), show_alert=True)
+        return
+    await query.answer()
+    content = meetings_ics([meeting], now=context.now())
+    await context.bot.send_document(
+        update.effective_chat.id,
+        InputFile(content.encode(), filename=ics_filename(meeting, context.settings.tz)),
+        caption=context.templates.render("meeting_ics_caption.html", meeting=meeting),
+    )
+
+
+async def _who(update: Update, context: Ctx, meeting_id: int) -> None:
+    """Who has replied, who has not, and whether the meeting is quorate."""
+    query = update.callback_query
+    assert query is not None
+    try:
+        replies = await context.db.run(attendance, meeting_id=meeting_id)
+    except NotFound as gone:
+        await query.answer(str(gone), show_alert=True)
+        return
+    await query.answer()
+    await send(update, context, "meeting_replies.html", attendance=replies, Reply=Reply)
+
+
+HANDLERS: list[BaseHandler[Update, Ctx, None]] = [
+    command("meeting", meeting_command),
+    command("meetings", meetings_command),
+    form_buttons(MEETING_FORM),
+    guarded_button(rf"^{PREFIX}:", "meetings", on_meeting_button),
+]

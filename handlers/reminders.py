@@ -1,0 +1,211 @@
+"""What members receive (/reminders), and the one-tap check-in buttons reminders carry."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlmodel import col
+from telegram import InlineKeyboardMarkup, Update
+from telegram.ext import BaseHandler
+
+from bot.context import Ctx
+from bot.templating import STATUS_MARKS
+from handlers.forms import refuse_forged
+from handlers.guard import button as guarded_button
+from handlers.guard import command
+from handlers.keyboards import button, parts
+from handlers.replies import send, send_text
+from models.enums import Role, Status
+from models.errors import DomainError
+from models.meetings import is_invited
+from models.membership import MemberView
+from models.progress import action_views, log_progress
+from models.reminder_types import Topic
+from models.reminders import Preferences, get_preferences, set_topic, snooze, snooze_action
+from models.tables import Action
+
+log = logging.getLogger(__name__)
+
+CHECKIN = "ck"
+SETTINGS = "rm"
+CHECKIN_STATUSES = {"g": Status.GREEN, "a": Status.AMBER, "r": Status.RED, "c": Status.COMPLETE}
+SNOOZE_CODE = "z"
+SNOOZE_ACTION = timedelta(days=7)
+SNOOZE_CHOICES = {1: "1 day", 7: "1 week", 14: "2 weeks"}
+CHAIR_TOPICS = frozenset({Topic.DIGEST})
+
+
+# --- the check-in keyboard and its buttons -------------------------------------------------------
+
+
+def checkin_keyboard(action_id: int, *, snooze: bool) -> InlineKeyboardMarkup:
+    """On track / at risk / off track / complete, and (for check-ins) snooze a week."""
+    codes = {status: code for code, status in CHECKIN_STATUSES.items()}
+    statuses = [
+        button(f"{STATUS_MARKS[status]} {status.label}", CHECKIN, action_id, codes[status])
+        for status in CHECKIN_STATUSES.values()
+    ]
+    rows = [statuses[:2], statuses[2:]]
+    if snooze:
+        rows.append([button("💤 Snooze a week", CHECKIN, action_id, SNOOZE_CODE)])
+    return InlineKeyboardMarkup(rows)
+
+
+async def on_checkin_button(update: Update, context: Ctx) -> None:
+    """ck:ACTION:CODE: record the status in one tap, or put the prompt off for a week."""
+    query = update.callback_query
+    assert query is not None
+    pieces = parts(query.data, 3)
+    if (
+        pieces is None
+        or not pieces[1].isdigit()
+        or pieces[2] not in {*CHECKIN_STATUSES, SNOOZE_CODE}
+    ):
+        await refuse_forged(update, context)
+        return
+    views = await context.db.run(
+        action_views,
+        at=context.now(),
+        quiet_after=context.quiet_after,
+        where=col(Action.id) == int(pieces[1]),
+    )
+    if not views:
+        await refuse_forged(update, context)
+        return
+    if pieces[2] == SNOOZE_CODE:
+        await _snooze_checkin(update, context, views[0].id, views[0].ref)
+    else:
+        await _record_checkin(update, context, views[0].ref, CHECKIN_STATUSES[pieces[2]])
+
+
+async def _record_checkin(update: Update, context: Ctx, ref: str, status: Status) -> None:
+    query = update.callback_query
+    assert query is not None
+    try:
+        logged = await context.db.run(
+            log_progress,
+            ref=ref,
+            member_id=context.acting_member.id,
+            status=status,
+            note=f"One-tap check-in: {status.label}.",
+            at=context.now(),
+            telegram_update_id=update.update_id,
+            quiet_after=context.quiet_after,
+        )
+    except DomainError as refused:
+        await query.answer(str(refused), show_alert=True)
+        return
+    await query.answer(f"Recorded: {status.label}")
+    await query.edit_message_reply_markup(reply_markup=None)
+    await send(update, context, "reminder_checkin_recorded.html", logged=logged, status=status)
+
+
+async def _snooze_checkin(update: Update, context: Ctx, action_id: int, ref: str) -> None:
+    query = update.callback_query
+    assert query is not None
+    member = context.acting_member
+    if member.role not in (Role.ADMIN, Role.CHAIR, Role.PARTNER):
+        await query.answer("Only those who update actions can snooze a check-in.", show_alert=True)
+        return
+    until = context.now() + SNOOZE_ACTION
+    await context.db.run(snooze_action, action_id=action_id, member_id=member.id, until=until)
+    await query.answer("Snoozed for a week")
+    await query.edit_message_reply_markup(reply_markup=None)
+    await send(update, context, "reminder_checkin_snoozed.html", ref=ref, until=until)
+
+
+# --- /reminders --------------------------------------------------------------------------------
+
+
+def topics_for(member: MemberView) -> list[Topic]:
+    """The kinds of reminder this member can get."""
+    topics = list(Topic)
+    if member.role not in (Role.ADMIN, Role.CHAIR):
+        topics = [topic for topic in topics if topic not in CHAIR_TOPICS]
+    if not is_invited(member.role):
+        topics.remove(Topic.MEETINGS)
+    return topics
+
+
+def settings_keyboard(
+    member: MemberView, preferences: Preferences, snoozed: bool
+) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            button(
+                f"{'🔔' if preferences.receives(topic) else '🔕'} {topic.label}",
+                SETTINGS,
+                "t",
+                topic.value,
+            )
+        ]
+        for topic in topics_for(member)
+    ]
+    snoozes = [button(f"💤 {label}", SETTINGS, "s", days) for days, label in SNOOZE_CHOICES.items()]
+    rows.append(snoozes)
+    if snoozed:
+        rows.append([button("⏰ End the snooze", SETTINGS, "s", 0)])
+    return InlineKeyboardMarkup(rows)
+
+
+async def reminders_command(update: Update, context: Ctx) -> None:
+    """Show what the member receives, with buttons to change it."""
+    member = context.acting_member
+    preferences = await context.db.run(get_preferences, member_id=member.id)
+    await _show_settings(update, context, preferences, edit=False)
+
+
+async def _show_settings(
+    update: Update, context: Ctx, preferences: Preferences, *, edit: bool
+) -> None:
+    member = context.acting_member
+    snoozed = preferences.snoozed(context.now())
+    text = context.templates.render(
+        "reminder_settings.html",
+        topics=[(topic, preferences.receives(topic)) for topic in topics_for(member)],
+        snoozed_until=preferences.snoozed_until if snoozed else None,
+        quiet_hours=context.settings.quiet_hours,
+    )
+    markup = settings_keyboard(member, preferences, snoozed)
+    if edit and update.callback_query is not None:
+        await update.callback_query.edit_message_text(text, reply_markup=markup)
+    else:
+        await send_text(update, context, text, keyboard=markup)
+
+
+async def on_settings_button(update: Update, context: Ctx) -> None:
+    """rm:t:TOPIC turns a kind on or off; rm:s:DAYS snoozes everything (0 ends a snooze)."""
+    query = update.callback_query
+    assert query is not None
+    pieces = parts(query.data, 3)
+    member = context.acting_member
+    if (
+        pieces is not None
+        and pieces[1] == "t"
+        and pieces[2] in {t.value for t in topics_for(member)}
+    ):
+        current = await context.db.run(get_preferences, member_id=member.id)
+        topic = Topic(pieces[2])
+        preferences = await context.db.run(
+            set_topic, member_id=member.id, topic=topic, on=not current.receives(topic)
+        )
+        await query.answer(f"{topic.label}: {'on' if preferences.receives(topic) else 'off'}")
+    elif pieces is not None and pieces[1] == "s" and pieces[2] in {"0", *map(str, SNOOZE_CHOICES)}:
+        days = int(pieces[2])
+        until = context.now() + timedelta(days=days) if days else None
+        preferences = await context.db.run(
+            snooze, member_id=member.id, until=until, at=context.now()
+        )
+        await query.answer("Snoozed" if until else "Snooze ended")
+    else:
+        await refuse_forged(update, context)
+        return
+    await _show_settings(update, context, preferences, edit=True)
+
+
+HANDLERS: list[BaseHandler[Update, Ctx, None]] = [
+    command("reminders", reminders_command),
+    guarded_button(rf"^{SETTINGS}:", "reminders", on_settings_button),
+    guarded_button(rf"^{CHECKIN}:", "reminders", on_checkin_button),
+]

@@ -1,0 +1,151 @@
+"""The chair's weekly digest: what changed last week, what is due this week, who is quiet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from models.deadlines import DeadlineView, upcoming_deadlines
+from models.enums import FundingStatus, Status
+from models.meetings import MeetingView, meeting_view
+from models.progress import ActionView, action_views
+from models.reminders import unreachable_members
+from models.returns import MissingReturns, missing_by_organisation
+from models.tables import (
+    Action,
+    FundingDecision,
+    FundingStream,
+    Meeting,
+    Member,
+    Organisation,
+    ProgressUpdate,
+)
+from scheduler.timing import local_moment
+
+# Each list in the digest stops here ("and 12 more"), so it stays readable on a phone.
+LIST_LIMIT = 15
+
+
+@dataclass(frozen=True)
+class ChangedAction:
+    ref: str
+    title: str
+    status: Status
+    note: str
+    author: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ChangedFunding:
+    stream: str
+    organisation: str
+    year: int
+    amount_pence: int
+    status: FundingStatus
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    name: str
+    organisation: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class Digest:
+    week_start: date
+    updates: list[ChangedAction]
+    funding: list[ChangedFunding]
+    due_actions: list[ActionView]
+    overdue: list[ActionView]
+    deadlines: list[DeadlineView]
+    meetings: list[MeetingView]
+    not_updated: list[MissingReturns]
+    unreachable: list[Unreachable]
+    quiet_days: int
+    limit: int = LIST_LIMIT
+
+
+def weekly_digest(
+    session: Session, *, week_start: date, zone: ZoneInfo, at: datetime, quiet_after: timedelta
+) -> Digest:
+    """The digest for the week starting on Monday `week_start`."""
+    this_week = local_moment(week_start, time(0), zone)
+    last_week, next_week = this_week - timedelta(days=7), this_week + timedelta(days=7)
+    week_end = week_start + timedelta(days=6)
+    views = action_views(session, at=at, quiet_after=quiet_after)
+    open_views = [view for view in views if view.status != Status.COMPLETE]
+    return Digest(
+        week_start=week_start,
+        updates=_updates(session, last_week, this_week),
+        funding=_funding(session, last_week, this_week),
+        due_actions=[
+            v for v in open_views if v.due_on is not None and week_start <= v.due_on <= week_end
+        ],
+        overdue=[view for view in open_views if view.overdue],
+        deadlines=[
+            d for d in upcoming_deadlines(session, today=week_start) if d.due_on <= week_end
+        ],
+        meetings=_meetings(session, this_week, next_week),
+        not_updated=missing_by_organisation(view for view in open_views if view.quiet),
+        unreachable=_unreachable(session),
+        quiet_days=quiet_after.days,
+    )
+
+
+def _updates(session: Session, start: datetime, end: datetime) -> list[ChangedAction]:
+    rows = session.exec(
+        select(ProgressUpdate, Action.ref, Action.title, Member.name)
+        .join(Action, col(Action.id) == ProgressUpdate.action_id)
+        .outerjoin(Member, col(Member.id) == ProgressUpdate.member_id)
+        .where(col(ProgressUpdate.withdrawn_at).is_(None))
+        .where(ProgressUpdate.created_at >= start, ProgressUpdate.created_at < end)
+        .order_by(col(ProgressUpdate.created_at))
+    ).all()
+    return [
+        ChangedAction(ref, title, update.status, update.note, name or "", update.created_at)
+        for update, ref, title, name in rows
+    ]
+
+
+def _funding(session: Session, start: datetime, end: datetime) -> list[ChangedFunding]:
+    rows = session.exec(
+        select(FundingDecision, FundingStream.code, Organisation.name)
+        .join(FundingStream, col(FundingStream.id) == FundingDecision.stream_id)
+        .join(Organisation, col(Organisation.id) == FundingDecision.organisation_id)
+        .where(FundingDecision.decided_at >= start, FundingDecision.decided_at < end)
+        .order_by(col(FundingDecision.decided_at))
+    ).all()
+    return [
+        ChangedFunding(
+            code,
+            org,
+            decision.financial_year,
+            decision.amount_pence,
+            decision.status,
+            decision.decided_at,
+        )
+        for decision, code, org in rows
+    ]
+
+
+def _meetings(session: Session, start: datetime, end: datetime) -> list[MeetingView]:
+    meetings = session.exec(
+        select(Meeting)
+        .where(Meeting.starts_at >= start, Meeting.starts_at < end)
+        .order_by(col(Meeting.starts_at))
+    ).all()
+    return [meeting_view(meeting) for meeting in meetings]
+
+
+def _unreachable(session: Session) -> list[Unreachable]:
+    names = {org.id: org.name for org in session.exec(select(Organisation)).all()}
+    return [
+        Unreachable(member.name, names.get(member.organisation_id, ""), member.since)
+        for member in unreachable_members(session)
+    ]

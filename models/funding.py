@@ -1,0 +1,258 @@
+"""Funding of the shared functions: who contributes what to each stream, year by year.
+
+Financial years run 1 April to 31 March and are held as the year they start in (2021 is
+2021/22). Amounts are in pence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlmodel import Session, col, select
+
+from models.audit import Actor, record_change, snapshot
+from models.enums import FundingStatus
+from models.errors import DomainError, NotFound
+from models.plan import format_financial_year, parse_financial_year, parse_money
+from models.tables import FundingDecision, FundingStream, Organisation
+from models.texts import clean_text
+
+# The Crime and Disorder Act 1998 created CSPs: no partnership year comes before it.
+FIRST_YEAR = 1998
+YEARS_AHEAD = 10
+NOTE_LIMIT = 500
+AMOUNT_LIMIT_PENCE = 100_000_000_00  # £100m: more than any CSP stream, catches typos
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One partner's contribution to one stream in one year."""
+
+    organisation: str
+    amount_pence: int
+    status: FundingStatus
+    note: str
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
+class StreamYear:
+    """A stream's contributions in one year, with totals by status."""
+
+    code: str
+    name: str
+    contributions: tuple[Contribution, ...]
+
+    @property
+    def totals(self) -> dict[FundingStatus, int]:
+        return totals_by_status(self.contributions)
+
+
+@dataclass(frozen=True)
+class FundingYear:
+    """Every stream's contributions in one financial year."""
+
+    year: int
+    streams: tuple[StreamYear, ...]
+
+    @property
+    def label(self) -> str:
+        return format_financial_year(self.year)
+
+    @property
+    def totals(self) -> dict[FundingStatus, int]:
+        return totals_by_status([c for stream in self.streams for c in stream.contributions])
+
+    @property
+    def empty(self) -> bool:
+        return not any(stream.contributions for stream in self.streams)
+
+
+def totals_by_status(
+    contributions: list[Contribution] | tuple[Contribution, ...],
+) -> dict[FundingStatus, int]:
+    """Pence per status, every status present (0 where there is none), in workflow order."""
+    totals = dict.fromkeys(FundingStatus, 0)
+    for contribution in contributions:
+        totals[contribution.status] += contribution.amount_pence
+    return totals
+
+
+def financial_year_of(day: date) -> int:
+    """The financial year a day falls in: 1 April starts a new one."""
+    return day.year if day.month >= 4 else day.year - 1
+
+
+def check_financial_year(text: str, *, today: date) -> int:
+    """A financial year typed as 2022/23 (or 2022-23, 2022/2023, 2022), within reason."""
+    try:
+        year = parse_financial_year(text)
+    except ValueError as problem:
+        message = str(problem).replace("not a financial year", "Not a financial year")
+        raise DomainError(message) from None
+    last = financial_year_of(today) + YEARS_AHEAD
+    if not FIRST_YEAR <= year <= last:
+        raise DomainError(
+            f"{format_financial_year(year)} is not a year the partnership can have funding "
+            f"for (from {format_financial_year(FIRST_YEAR)} to {format_financial_year(last)})."
+        )
+    return year
+
+
+def check_amount(text: str) -> int:
+    """Pence in an amount typed as £12,500 or 12500.50."""
+    try:
+        pence = parse_money(text)
+    except ValueError:
+        raise DomainError(
+            f"{text.strip()!r} is not an amount of money (e.g. £12,500 or 12500.50)."
+        ) from None
+    if pence > AMOUNT_LIMIT_PENCE:
+        raise DomainError("That amount is over £100 million: please check it.")
+    return pence
+
+
+def check_note(text: str) -> str:
+    return clean_text(text, what="note", limit=NOTE_LIMIT, required=False)
+
+
+def funding_year(session: Session, *, year: int) -> FundingYear:
+    """Each stream's contributions in the financial year starting in `year`."""
+    rows = session.exec(
+        select(FundingDecision, Organisation.name)
+        .join(Organisation, col(Organisation.id) == FundingDecision.organisation_id)
+        .where(FundingDecision.financial_year == year)
+        .order_by(col(Organisation.name))
+    ).all()
+    by_stream: dict[int, list[Contribution]] = {}
+    for decision, organisation in rows:
+        by_stream.setdefault(decision.stream_id, []).append(
+            Contribution(
+                organisation,
+                decision.amount_pence,
+                decision.status,
+                decision.note,
+                decision.decided_at,
+            )
+        )
+    streams = session.exec(select(FundingStream).order_by(col(FundingStream.id))).all()
+    return FundingYear(
+        year,
+        tuple(
+            StreamYear(stream.code, stream.name, tuple(by_stream.get(stream.id or 0, ())))
+            for stream in streams
+        ),
+    )
+
+
+def funded_years(session: Session) -> list[int]:
+    """The financial years that have any funding recorded, earliest first."""
+    years = session.exec(select(FundingDecision.financial_year).distinct()).all()
+    return sorted(years)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Something to pick from a keyboard: its id and what the button says."""
+
+    id: int
+    label: str
+
+
+def stream_choices(session: Session) -> list[Choice]:
+    streams = session.exec(select(FundingStream).order_by(col(FundingStream.id))).all()
+    return [Choice(s.id, s.code) for s in streams if s.id is not None]
+
+
+def organisation_choices(session: Session) -> list[Choice]:
+    orgs = session.exec(select(Organisation).order_by(col(Organisation.id))).all()
+    return [Choice(o.id, o.short_name or o.name) for o in orgs if o.id is not None]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decision as recorded, and the figure it replaced (None for a first one)."""
+
+    stream: str
+    organisation: str
+    year: int
+    after: Contribution
+    before: Contribution | None
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a decision would replace: the names involved and the figure now recorded."""
+
+    stream: str
+    organisation: str
+    earlier: Contribution | None
+
+
+def preview_decision(
+    session: Session, *, stream_id: int, organisation_id: int, year: int
+) -> Preview:
+    stream = session.get(FundingStream, stream_id)
+    organisation = session.get(Organisation, organisation_id)
+    if stream is None or organisation is None:
+        raise NotFound("That funding stream or partner no longer exists.")
+    decision = _decision(session, stream_id, organisation_id, year)
+    earlier = None if decision is None else _contribution(decision, organisation.name)
+    return Preview(stream.code, organisation.name, earlier)
+
+
+def _decision(
+    session: Session, stream_id: int, organisation_id: int, year: int
+) -> FundingDecision | None:
+    return session.exec(
+        select(FundingDecision).where(
+            FundingDecision.stream_id == stream_id,
+            FundingDecision.organisation_id == organisation_id,
+            FundingDecision.financial_year == year,
+        )
+    ).first()
+
+
+def record_decision(
+    session: Session,
+    *,
+    stream_id: int,
+    organisation_id: int,
+    year: int,
+    amount_pence: int,
+    status: FundingStatus,
+    note: str,
+    at: datetime,
+    actor: Actor,
+) -> Decision:
+    """Record a funding decision (replacing the earlier figure for that stream, partner and
+    year) and write it to the audit trail."""
+    stream = session.get(FundingStream, stream_id)
+    organisation = session.get(Organisation, organisation_id)
+    if stream is None or organisation is None:
+        raise NotFound("That funding stream or partner no longer exists.")
+    decision = _decision(session, stream_id, organisation_id, year)
+    before = None if decision is None else snapshot(decision)
+    earlier = None if decision is None else _contribution(decision, organisation.name)
+    if decision is None:
+        decision = FundingDecision(
+            stream_id=stream_id,
+            organisation_id=organisation_id,
+            financial_year=year,
+            amount_pence=0,
+            status=status,
+            decided_at=at,
+        )
+    decision.amount_pence, decision.status, decision.note = amount_pence, status, check_note(note)
+    decision.decided_at = at
+    record_change(session, actor=actor, at=at, record=decision, before=before)
+    return Decision(
+        stream.code, organisation.name, year, _contribution(decision, organisation.name), earlier
+    )
+
+
+def _contribution(decision: FundingDecision, organisation: str) -> Contribution:
+    return Contribution(
+        organisation, decision.amount_pence, decision.status, decision.note, decision.decided_at
+    )

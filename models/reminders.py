@@ -1,0 +1,150 @@
+"""What each member receives: reminder topics on or off, a snooze, reachability, and
+putting off one action's check-in prompt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from models.audit import Actor, record_change, snapshot
+from models.errors import DomainError, NotFound
+from models.reminder_types import Topic
+from models.tables import Action, ActionSnooze, Member, ReminderPreference
+
+SNOOZE_LIMIT = timedelta(days=90)
+
+
+# --- preferences ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """What one member receives."""
+
+    member_id: int
+    muted: frozenset[Topic]
+    snoozed_until: datetime | None
+    unreachable_since: datetime | None
+
+    def receives(self, topic: Topic) -> bool:
+        return topic not in self.muted
+
+    def snoozed(self, at: datetime) -> bool:
+        return self.snoozed_until is not None and self.snoozed_until > at
+
+
+def preference_row(session: Session, member_id: int) -> ReminderPreference:
+    row = session.get(ReminderPreference, member_id)
+    if row is None:
+        row = ReminderPreference(member_id=member_id, muted=[])
+        session.add(row)
+    return row
+
+
+def _view(row: ReminderPreference) -> Preferences:
+    return Preferences(
+        member_id=row.member_id,
+        muted=frozenset(Topic(topic) for topic in row.muted if topic in Topic.__members__.values()),
+        snoozed_until=row.snoozed_until,
+        unreachable_since=row.unreachable_since,
+    )
+
+
+def get_preferences(session: Session, *, member_id: int) -> Preferences:
+    """The member's reminder settings (everything on, no snooze, for one who never chose)."""
+    row = session.get(ReminderPreference, member_id)
+    if row is None:
+        return Preferences(member_id, frozenset(), None, None)
+    return _view(row)
+
+
+def set_topic(session: Session, *, member_id: int, topic: Topic, on: bool) -> Preferences:
+    """Turn one kind of reminder on or off for the member."""
+    row = preference_row(session, member_id)
+    muted = set(row.muted) - {topic.value}
+    if not on:
+        muted.add(topic.value)
+    row.muted = sorted(muted)  # a new list, so the JSON column sees the change
+    session.flush()
+    return _view(row)
+
+
+def snooze(
+    session: Session, *, member_id: int, until: datetime | None, at: datetime
+) -> Preferences:
+    """Hold all of the member's reminders until `until` (None ends a snooze)."""
+    if until is not None and not at < until <= at + SNOOZE_LIMIT:
+        raise DomainError(f"A snooze can last up to {SNOOZE_LIMIT.days} days.")
+    row = preference_row(session, member_id)
+    row.snoozed_until = until
+    session.flush()
+    return _view(row)
+
+
+def mark_reachable(session: Session, *, telegram_id: int) -> bool:
+    """The member wrote to the bot, so Telegram reaches them again; True if they were not."""
+    member_id = select(Member.id).where(Member.telegram_id == telegram_id).scalar_subquery()
+    result = session.execute(
+        update(ReminderPreference)
+        .where(col(ReminderPreference.member_id) == member_id)
+        .where(col(ReminderPreference.unreachable_since).is_not(None))
+        .values(unreachable_since=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class UnreachableMember:
+    name: str
+    organisation_id: int
+    since: datetime
+
+
+def unreachable_members(session: Session) -> list[UnreachableMember]:
+    """Active members Telegram will not deliver to, longest first."""
+    rows = session.exec(
+        select(Member.name, Member.organisation_id, ReminderPreference.unreachable_since)
+        .join(ReminderPreference, col(ReminderPreference.member_id) == Member.id)
+        .where(col(ReminderPreference.unreachable_since).is_not(None))
+        .where(col(Member.active).is_(True))
+        .order_by(col(ReminderPreference.unreachable_since))
+    ).all()
+    return [UnreachableMember(name, org, since) for name, org, since in rows if since is not None]
+
+
+def snooze_action(
+    session: Session, *, action_id: int, member_id: int, until: datetime
+) -> ActionSnooze:
+    """Put off an action's check-in prompt until `until`."""
+    row = session.get(ActionSnooze, action_id)
+    if row is None:
+        row = ActionSnooze(action_id=action_id, until=until, member_id=member_id)
+    row.until, row.member_id = until, member_id
+    session.add(row)
+    session.flush()
+    return row
+
+
+def set_action_owner(
+    session: Session, *, ref: str, telegram_id: int | None, at: datetime, actor: Actor
+) -> str:
+    """Make a member the owner reminded about an action (None: its lead's partners again)."""
+    action = session.exec(select(Action).where(Action.ref == ref.strip().upper())).first()
+    if action is None:
+        raise NotFound(f"no action {ref.strip().upper()}")
+    owner = None
+    if telegram_id is not None:
+        owner = session.exec(
+            select(Member).where(Member.telegram_id == telegram_id, col(Member.active).is_(True))
+        ).first()
+        if owner is None:
+            raise NotFound(f"no active member with Telegram id {telegram_id}")
+    before = snapshot(action)
+    action.owner_member_id = None if owner is None else owner.id
+    record_change(session, actor=actor, at=at, record=action, before=before)
+    if owner is None:
+        return f"{action.ref}: reminders go to its lead organisation's partners"
+    return f"{action.ref}: reminders go to {owner.name}"

@@ -1,0 +1,83 @@
+"""Returns before a board meeting: which actions have had no update since the last meeting,
+who is asked about them, and which organisations have not returned."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from models.enums import Role, Status
+from models.progress import ActionView, action_views
+from models.tables import Action, Meeting, Member, PlanInfo
+from scheduler.timing import local_moment
+
+
+def returns_since(session: Session, *, starts_at: datetime, zone: ZoneInfo) -> datetime | None:
+    """Updates count as returned for a meeting if made after the meeting before it (or, for
+    the first, after the plan started)."""
+    previous = session.exec(
+        select(Meeting.starts_at)
+        .where(Meeting.starts_at < starts_at)
+        .order_by(col(Meeting.starts_at).desc())
+    ).first()
+    if previous is not None:
+        return previous
+    plan = session.exec(select(PlanInfo)).first()
+    return None if plan is None else local_moment(plan.starts_on, time(0), zone)
+
+
+def awaiting(view: ActionView, since: datetime | None) -> bool:
+    """An action still owes a return: not complete and no update since `since`."""
+    if view.status == Status.COMPLETE:
+        return False
+    return view.last_update_at is None or (since is not None and view.last_update_at < since)
+
+
+def awaiting_returns(
+    session: Session, *, since: datetime | None, at: datetime, quiet_after: timedelta
+) -> list[ActionView]:
+    """Every action that owes a return, in plan order."""
+    views = action_views(session, at=at, quiet_after=quiet_after)
+    return [view for view in views if awaiting(view, since)]
+
+
+def owners_by_action(session: Session) -> dict[int, int]:
+    """Action id to owning member id, for actions a still active member owns."""
+    rows = session.exec(
+        select(Action.id, Member.id)
+        .join(Member, col(Member.id) == Action.owner_member_id)
+        .where(col(Member.active).is_(True))
+    ).all()
+    return {action: member for action, member in rows if action is not None and member is not None}
+
+
+def asked_about(
+    views: Iterable[ActionView], owners: dict[int, int], *, member_id: int, role: Role, org: int
+) -> list[ActionView]:
+    """The actions a member is asked about: those they own, and, as a partner, their
+    organisation's actions that no member owns (the rule `scheduler.due` follows too)."""
+    return [
+        view
+        for view in views
+        if owners.get(view.id) == member_id
+        or (view.id not in owners and role == Role.PARTNER and view.lead_organisation_id == org)
+    ]
+
+
+@dataclass(frozen=True)
+class MissingReturns:
+    """An organisation's actions that have not been updated for a meeting."""
+
+    organisation: str
+    refs: tuple[str, ...]
+
+
+def missing_by_organisation(views: Iterable[ActionView]) -> list[MissingReturns]:
+    grouped: dict[str, list[str]] = {}
+    for view in views:
+        grouped.setdefault(view.lead_organisation, []).append(view.ref)
+    return [MissingReturns(org, tuple(refs)) for org, refs in sorted(grouped.items())]

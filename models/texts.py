@@ -1,0 +1,73 @@
+"""Reading what people type for meetings, deadlines and funding: text, dates and times.
+
+People in the UK write dates day first, so `10/12/2026` is 10 December; ISO dates work too.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from models.errors import DomainError
+from models.plan import parse_date, parse_datetime
+
+DATE_FORMATS = ("%d/%m/%Y", "%d %b %Y", "%d %B %Y", "%a %d %b %Y")
+TIME_FORMATS = ("%H:%M", "%H.%M", "%I:%M%p", "%I%p")
+WHEN_EXAMPLE = "e.g. 10/12/2026 14:00 or 2026-12-10 14:00"
+DAY_EXAMPLE = "e.g. 31/01/2027 or 2027-01-31"
+
+
+def clean_text(text: str, *, what: str, limit: int, required: bool = True) -> str:
+    """`text` trimmed; DomainError if it is empty (when required) or longer than `limit`."""
+    cleaned = " ".join(text.split()) if "\n" not in text.strip() else text.strip()
+    if required and not cleaned:
+        raise DomainError(f"The {what} is empty.")
+    if len(cleaned) > limit:
+        raise DomainError(f"The {what} is {len(cleaned)} characters; the limit is {limit}.")
+    return cleaned
+
+
+def parse_day(text: str) -> date:
+    """A date typed as 31/01/2027, 31 Jan 2027 or 2027-01-31."""
+    stripped = " ".join(text.split())
+    try:
+        return parse_date(stripped)
+    except ValueError:
+        pass
+    for pattern in DATE_FORMATS:
+        try:
+            return datetime.strptime(stripped, pattern).date()
+        except ValueError:
+            continue
+    raise DomainError(f"I can't read {text.strip()!r} as a date ({DAY_EXAMPLE}).")
+
+
+def parse_when(text: str, *, zone: ZoneInfo) -> datetime:
+    """A date and time typed in local time (or ISO with an offset), as UTC."""
+    stripped = " ".join(text.split())
+    try:
+        return parse_datetime(stripped, zone=zone)
+    except ValueError as problem:
+        if "does not exist" in str(problem):
+            raise DomainError(f"{problem}; pick another time.") from None
+    day_part, _, time_part = stripped.rpartition(" ")
+    moment = _combine(day_part, time_part.upper())
+    if moment is None:
+        raise DomainError(f"I can't read {text.strip()!r} as a date and time ({WHEN_EXAMPLE}).")
+    try:
+        return parse_datetime(moment.isoformat(timespec="minutes"), zone=zone)
+    except ValueError as problem:
+        raise DomainError(f"{problem}; pick another time.") from None
+
+
+def _combine(day_text: str, time_text: str) -> datetime | None:
+    try:
+        day = parse_day(day_text)
+    except DomainError:
+        return None
+    for pattern in TIME_FORMATS:
+        try:
+            return datetime.combine(day, datetime.strptime(time_text, pattern).time())
+        except ValueError:
+            continue
+    return None

@@ -1,0 +1,228 @@
+"""What a reminder says, read from the data as it is when the reminder goes.
+
+A reminder whose subject has been deleted, moved or dealt with since it was recorded is not
+sent: `Withheld` says why and in which state it is recorded instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col
+
+from models.deadlines import DeadlineView, get_deadline
+from models.digest import Digest, weekly_digest
+from models.enums import Status
+from models.errors import NotFound
+from models.meetings import MeetingView, get_meeting, member_reply
+from models.progress import ActionView, action_views
+from models.reminder_types import OutboxState, ReminderKind, Reply
+from models.reminders import get_preferences
+from models.returns import (
+    MissingReturns,
+    asked_about,
+    awaiting_returns,
+    missing_by_organisation,
+    owners_by_action,
+    returns_since,
+)
+from models.tables import Action, Member, OutboxEntry
+
+STAMP = "%Y%m%dT%H%MZ"
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """Not sent, and why."""
+
+    state: OutboxState
+    reason: str
+
+
+@dataclass(frozen=True)
+class MeetingNotice:
+    meeting: MeetingView
+    reply: Reply | None
+
+
+@dataclass(frozen=True)
+class DeadlineNotice:
+    deadline: DeadlineView
+
+
+@dataclass(frozen=True)
+class ActionNotice:
+    kind: ReminderKind
+    action: ActionView
+    quiet_days: int
+
+
+@dataclass(frozen=True)
+class ReturnsRequest:
+    meeting: MeetingView
+    actions: list[ActionView]
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class ReturnsReport:
+    meeting: MeetingView
+    missing: list[MissingReturns]
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class DigestNotice:
+    digest: Digest
+
+
+Content = (
+    MeetingNotice | DeadlineNotice | ActionNotice | ReturnsRequest | ReturnsReport | DigestNotice
+)
+
+
+@dataclass(frozen=True)
+class Circumstances:
+    """What content depends on besides the entry: the time and the settings."""
+
+    now: datetime
+    zone: ZoneInfo
+    quiet_after: timedelta
+
+
+def reminder_content(
+    session: Session, *, entry: OutboxEntry, when: Circumstances
+) -> Content | Withheld:
+    """The reminder's content now, or why it is withheld."""
+    member = session.get(Member, entry.member_id)
+    if member is None or not member.active:
+        return Withheld(OutboxState.DROPPED, "the member has left")
+    preferences = get_preferences(session, member_id=entry.member_id)
+    if not preferences.receives(entry.kind.topic):
+        return Withheld(OutboxState.MUTED, "the member turned these off")
+    if preferences.unreachable_since is not None:
+        return Withheld(OutboxState.UNDELIVERABLE, "the member has blocked the bot")
+    return READERS[entry.kind](session, entry, member, when)
+
+
+def stamp_of(entry: OutboxEntry) -> datetime:
+    """The event time written at the start of the occurrence."""
+    return datetime.strptime(entry.occurrence.split("/")[0], STAMP).replace(tzinfo=UTC)
+
+
+def _meeting(session: Session, entry: OutboxEntry, when: Circumstances) -> MeetingView | Withheld:
+    try:
+        meeting = get_meeting(session, meeting_id=entry.subject_id)
+    except NotFound:
+        return Withheld(OutboxState.DROPPED, "the meeting was cancelled")
+    if f"{meeting.starts_at:{STAMP}}" != entry.occurrence.split("/")[0]:
+        return Withheld(OutboxState.DROPPED, "the meeting was moved")
+    if meeting.starts_at <= when.now:
+        return Withheld(OutboxState.EXPIRED, "the meeting has started")
+    return meeting
+
+
+def _read_meeting(
+    session: Session, entry: OutboxEntry, member: Member, when: Circumstances
+) -> Content | Withheld:
+    meeting = _meeting(session, entry, when)
+    if isinstance(meeting, Withheld):
+        return meeting
+    reply = member_reply(session, meeting_id=meeting.id, member_id=entry.member_id)
+    return MeetingNotice(meeting, reply)
+
+
+def _read_deadline(
+    session: Session, entry: OutboxEntry, member: Member, when: Circumstances
+) -> Content | Withheld:
+    day = stamp_of(entry).astimezone(when.zone).date()
+    deadline = get_deadline(session, deadline_id=entry.subject_id, due_on=day)
+    if deadline is None:
+        return Withheld(OutboxState.DROPPED, "the deadline was removed or moved")
+    return DeadlineNotice(deadline)
+
+
+def _action(session: Session, entry: OutboxEntry, when: Circumstances) -> ActionView | Withheld:
+    views = action_views(
+        session,
+        at=when.now,
+        quiet_after=when.quiet_after,
+        where=col(Action.id) == entry.subject_id,
+    )
+    if not views:
+        return Withheld(OutboxState.DROPPED, "the action was deleted")
+    if views[0].status == Status.COMPLETE:
+        return Withheld(OutboxState.DROPPED, "the action is complete")
+    return views[0]
+
+
+def _read_action(
+    session: Session, entry: OutboxEntry, member: Member, when: Circumstances
+) -> Content | Withheld:
+    action = _action(session, entry, when)
+    if isinstance(action, Withheld):
+        return action
+    if entry.kind == ReminderKind.CHECKIN:
+        if not action.quiet:
+            return Withheld(OutboxState.DROPPED, "the action has been updated")
+    elif action.due_on != _due_date(entry, when.zone):
+        return Withheld(OutboxState.DROPPED, "the due date changed")
+    return ActionNotice(entry.kind, action, when.quiet_after.days)
+
+
+def _due_date(entry: OutboxEntry, zone: ZoneInfo) -> date:
+    """The due date an action reminder was about: `20210930T0800Z/7d` or `20210930/w2`."""
+    head = entry.occurrence.split("/")[0]
+    if "T" in head:
+        return stamp_of(entry).astimezone(zone).date()
+    return datetime.strptime(head, "%Y%m%d").date()
+
+
+def _read_returns(
+    session: Session, entry: OutboxEntry, member: Member, when: Circumstances
+) -> Content | Withheld:
+    meeting = _meeting(session, entry, when)
+    if isinstance(meeting, Withheld):
+        return meeting
+    since = returns_since(session, starts_at=meeting.starts_at, zone=when.zone)
+    owed = awaiting_returns(session, since=since, at=when.now, quiet_after=when.quiet_after)
+    if entry.kind == ReminderKind.RETURNS_CHAIR:
+        return ReturnsReport(meeting, missing_by_organisation(owed), since)
+    assert member.id is not None
+    mine = asked_about(
+        owed,
+        owners_by_action(session),
+        member_id=member.id,
+        role=member.role,
+        org=member.organisation_id,
+    )
+    if not mine:
+        return Withheld(OutboxState.DROPPED, "every action has been updated")
+    return ReturnsRequest(meeting, mine, since)
+
+
+def _read_digest(
+    session: Session, entry: OutboxEntry, member: Member, when: Circumstances
+) -> Content | Withheld:
+    digest = weekly_digest(
+        session,
+        week_start=date.fromisoformat(entry.occurrence),
+        zone=when.zone,
+        at=when.now,
+        quiet_after=when.quiet_after,
+    )
+    return DigestNotice(digest)
+
+
+READERS = {
+    ReminderKind.MEETING: _read_meeting,
+    ReminderKind.DEADLINE: _read_deadline,
+    ReminderKind.ACTION_DUE: _read_action,
+    ReminderKind.ACTION_OVERDUE: _read_action,
+    ReminderKind.CHECKIN: _read_action,
+    ReminderKind.RETURNS_REQUEST: _read_returns,
+    ReminderKind.RETURNS_CHAIR: _read_returns,
+    ReminderKind.DIGEST: _read_digest,
+}

@@ -1,0 +1,255 @@
+"""The dispatcher: record what is due in the outbox, then deliver what is pending.
+
+`dispatch_due(application)` is the whole of it, and what the JobQueue job calls each minute
+(and tests call directly, after moving the clock). Each reminder is claimed (committed as
+`sending`) immediately before it goes to Telegram and recorded as `sent` after, so a crash in
+between leaves it `sending`: it is then never sent again. We prefer a lost reminder in that
+instant to a duplicate; every event has several reminders, so the next one still comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from sqlmodel import Session
+from telegram import Message
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.context import CspApplication
+from bot.settings import Settings
+from handlers.replies import split_message
+from models.reminder_types import OutboxState
+from scheduler.content import Circumstances, Content, Withheld, reminder_content
+from scheduler.due import Due, Rules, due_reminders
+from scheduler.facts import load_facts
+from scheduler.messages import Composed, compose
+from scheduler.outbox import (
+    PendingReminder,
+    claim,
+    mark_unreachable,
+    pending_reminders,
+    record_due,
+    recorded_keys,
+    release,
+    settle_entry,
+    sweep_interrupted,
+)
+from scheduler.pacing import Pacer
+from scheduler.timing import WorkingCalendar, parse_offsets, parse_quiet_hours
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+IN_FLIGHT = 30
+# When the network is down, pending reminders wait this long before the next try.
+NETWORK_RETRY = timedelta(minutes=1)
+# Errors raised before a request reached Telegram: the message certainly did not arrive.
+NOT_SENT_CAUSES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+UNREACHABLE_REASONS = ("chat not found", "user is deactivated", "bot was blocked")
+
+
+def rules_from(settings: Settings) -> Rules:
+    """The reminder rules the settings describe."""
+    return Rules(
+        zone=settings.tz,
+        calendar=WorkingCalendar(parse_quiet_hours(settings.quiet_hours), settings.tz),
+        meeting_offsets=parse_offsets(settings.meeting_reminders),
+        deadline_offsets=parse_offsets(settings.deadline_reminders),
+        action_offsets=parse_offsets(settings.action_reminders),
+        quiet_after=timedelta(days=settings.quiet_days),
+    )
+
+
+def plan_reminders(session: Session, *, rules: Rules, now: datetime) -> list[Due]:
+    """Record in the outbox every reminder whose moment has come; returns what was recorded."""
+    sweep_interrupted(session, now=now)
+    facts = load_facts(session, now=now, zone=rules.zone)
+    dues = due_reminders(facts, rules, now, recorded_keys(session, now=now))
+    record_due(session, dues=dues, at=now)
+    return dues
+
+
+@dataclass
+class DeliveryReport:
+    """What one round of delivery did, by outcome."""
+
+    recorded: int = 0
+    outcomes: dict[OutboxState, int] = field(default_factory=dict)
+    retried: int = 0
+
+    def count(self, state: OutboxState) -> None:
+        self.outcomes[state] = self.outcomes.get(state, 0) + 1
+
+    @property
+    def sent(self) -> int:
+        return self.outcomes.get(OutboxState.SENT, 0)
+
+
+async def dispatch_due(
+    application: CspApplication, *, pacer: Pacer | None = None
+) -> DeliveryReport:
+    """Plan, then deliver everything pending; safe to run at any time, as often as wanted."""
+    services = application.services
+    rules = rules_from(services.settings)
+    dues = await services.db.run(plan_reminders, rules=rules, now=services.clock())
+    report = DeliveryReport(recorded=len(dues))
+    await Courier(application, pacer or Pacer(), report).deliver()
+    return report
+
+
+class Courier:
+    """Delivers pending reminders, concurrently but within Telegram's limits."""
+
+    def __init__(self, application: CspApplication, pacer: Pacer, report: DeliveryReport) -> None:
+        self.application = application
+        self.services = application.services
+        self.pacer = pacer
+        self.report = report
+        self.network_down = False
+        self._slots = asyncio.Semaphore(IN_FLIGHT)
+
+    async def deliver(self) -> None:
+        """Send batch after batch until nothing pending is due (or the network is down)."""
+        while not self.network_down:
+            batch = await self.services.db.run(
+                pending_reminders, now=self.services.clock(), limit=BATCH
+            )
+            if not batch:
+                return
+            await asyncio.gather(*(self._deliver_one(reminder) for reminder in batch))
+
+    async def _deliver_one(self, reminder: PendingReminder) -> None:
+        async with self._slots:
+            if self.network_down:
+                return
+            await self.pacer.wait_turn(reminder.chat_id)
+            content = await self.services.db.run(
+                claim_with_content, outbox_id=reminder.id, when=self._circumstances()
+            )
+            if content is None:
+                return  # delivered or settled meanwhile
+            if isinstance(content, Withheld):
+                self.report.count(content.state)
+                return
+            await self._send(reminder, content)
+
+    def _circumstances(self) -> Circumstances:
+        settings = self.services.settings
+        return Circumstances(
+            now=self.services.clock(),
+            zone=settings.tz,
+            quiet_after=timedelta(days=settings.quiet_days),
+        )
+
+    async def _send(self, reminder: PendingReminder, content: Content) -> None:
+        try:
+            composed = compose(
+                content, templates=self.services.templates, now=self.services.clock()
+            )
+        except Exception:
+            log.exception("could not write reminder %s; it is dropped", reminder.id)
+            await self._settle(reminder, OutboxState.DROPPED, detail="could not be written")
+            return
+        try:
+            sent = await self._post(reminder.chat_id, composed)
+        except RetryAfter as refused:
+            await self._retry_after(reminder, refused)
+        except (Forbidden, BadRequest) as refused:
+            await self._refused(reminder, refused)
+        except NetworkError as failure:
+            await self._network_failure(reminder, failure)
+        except TelegramError as failure:
+            log.warning("Telegram refused reminder %s: %s", reminder.id, failure)
+            await self._settle(reminder, OutboxState.UNDELIVERABLE, detail=str(failure))
+        else:
+            await self._settle(reminder, OutboxState.SENT, message_id=sent.message_id)
+
+    async def _post(self, chat_id: int, composed: Composed) -> Message:
+        """Send the text (in parts if it is long; the buttons go on the last part)."""
+        parts = split_message(composed.text)
+        for part in parts[:-1]:
+            await self.application.bot.send_message(chat_id, part)
+            await self.pacer.wait_turn(chat_id)
+        last: Message = await self.application.bot.send_message(
+            chat_id, parts[-1], reply_markup=composed.keyboard
+        )
+        return last
+
+    async def _settle(
+        self,
+        reminder: PendingReminder,
+        state: OutboxState,
+        *,
+        message_id: int | None = None,
+        detail: str = "",
+    ) -> None:
+        await self.services.db.run(
+            settle_entry,
+            outbox_id=reminder.id,
+            state=state,
+            at=self.services.clock(),
+            message_id=message_id,
+            detail=detail,
+        )
+        self.report.count(state)
+
+    async def _retry_after(self, reminder: PendingReminder, refused: RetryAfter) -> None:
+        """Flood control: the message was refused, so it can safely go again after the wait."""
+        wait = refused.retry_after
+        seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+        log.warning("Telegram asked to wait %.0fs; reminder %s will go again", seconds, reminder.id)
+        self.pacer.pause(seconds)
+        not_before = self.services.clock() + timedelta(seconds=seconds)
+        await self.services.db.run(release, outbox_id=reminder.id, not_before=not_before)
+        self.report.retried += 1
+
+    async def _refused(self, reminder: PendingReminder, refused: TelegramError) -> None:
+        """A member who blocked the bot (or never started it) is marked unreachable."""
+        if isinstance(refused, Forbidden) or any(
+            reason in refused.message.lower() for reason in UNREACHABLE_REASONS
+        ):
+            log.info("member %s cannot be reached: %s", reminder.member_id, refused.message)
+            await self._settle(reminder, OutboxState.UNDELIVERABLE, detail=refused.message)
+            await self.services.db.run(
+                mark_unreachable, member_id=reminder.member_id, at=self.services.clock()
+            )
+            return
+        log.error("Telegram refused reminder %s: %s", reminder.id, refused.message)
+        await self._settle(reminder, OutboxState.UNDELIVERABLE, detail=refused.message)
+
+    async def _network_failure(self, reminder: PendingReminder, failure: NetworkError) -> None:
+        """If the request never left, try again later; if it may have arrived, never resend."""
+        if isinstance(failure.__cause__, NOT_SENT_CAUSES):
+            self.network_down = True
+            log.warning("cannot reach Telegram (%s); reminders wait a minute", failure)
+            not_before = self.services.clock() + NETWORK_RETRY
+            await self.services.db.run(release, outbox_id=reminder.id, not_before=not_before)
+            self.report.retried += 1
+            return
+        log.warning(
+            "reminder %s may or may not have arrived (%s): not resent", reminder.id, failure
+        )
+        await self._settle(reminder, OutboxState.UNCONFIRMED, detail=str(failure))
+
+
+def claim_with_content(
+    session: Session, *, outbox_id: int, when: Circumstances
+) -> Content | Withheld | None:
+    """Claim a pending reminder and read what it says, in one transaction.
+
+    A reminder whose subject is gone is settled here and never claimed. None: it was not
+    pending any more.
+    """
+    entry = claim(session, outbox_id=outbox_id, at=when.now)
+    if entry is None:
+        return None
+    content = reminder_content(session, entry=entry, when=when)
+    if isinstance(content, Withheld):
+        settle_entry(
+            session, outbox_id=outbox_id, state=content.state, at=when.now, detail=content.reason
+        )
+    return content

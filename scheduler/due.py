@@ -1,0 +1,529 @@
+"""What is due: every reminder whose moment has come, worked out from the data and a clock.
+
+`due_reminders` is a pure function. It is given the facts (members, meetings, deadlines,
+actions, loaded by `models.reminders.load_facts`), the rules (offsets, quiet hours) and the
+time, plus the reminders already recorded in the outbox, and returns what to record now:
+reminders to send, and those whose moment passed while the bot could not send them. The
+database stays the source of truth; the scheduler only decides how often to ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from models.deadlines import yearly_date
+from models.enums import Role
+from models.meetings import INVITED_ROLES
+from models.reminder_types import OutboxState, ReminderKind, Topic
+from scheduler.timing import SEARCH_DAYS, Offset, WorkingCalendar, local_moment, parse_offsets
+
+# Missed reminders older than this are no longer looked at (longer than the longest offset).
+LOOKBACK = timedelta(days=35)
+# A reminder that would land after its event is pulled earlier, by at most this much.
+LOOKAHEAD = timedelta(days=SEARCH_DAYS)
+# Reminders about a date (a deadline, a due date) count from this time of day.
+DAY_TIME = time(9, 0)
+RETURNS_OFFSETS = parse_offsets("10d,3d")
+CHAIR_RETURNS_OFFSETS = parse_offsets("1d")
+CHAIR_ROLES = frozenset({Role.ADMIN, Role.CHAIR})
+# Offsets in days keep the wall-clock time, so may be an hour longer across a clock change.
+SLACK = timedelta(hours=1)
+DIGEST_SUBJECT = 0
+DIGEST_STANDS = timedelta(days=1)
+# A reminder this late was missed (the dispatcher runs every minute); if the next reminder
+# about the same thing goes within MERGE_WINDOW, the late one is not sent as well.
+LATE = timedelta(minutes=10)
+MERGE_WINDOW = timedelta(hours=12)
+
+
+# Kinds with several reminders about one occurrence of one thing (one per offset).
+OFFSET_KINDS = frozenset(
+    {
+        ReminderKind.MEETING,
+        ReminderKind.DEADLINE,
+        ReminderKind.ACTION_DUE,
+        ReminderKind.RETURNS_REQUEST,
+    }
+)
+
+
+class Key(NamedTuple):
+    """What makes a reminder one reminder: sent at most once per key."""
+
+    kind: ReminderKind
+    subject_id: int
+    member_id: int
+    occurrence: str
+
+
+# The reminders already recorded: for each (kind, subject, occurrence), the members. Planning
+# looks up a whole occasion at once, then each member with a cheap integer test.
+Recorded = Mapping[tuple[ReminderKind, int, str], AbstractSet[int]]
+
+
+def recorded_index(keys: Iterable[Key]) -> dict[tuple[ReminderKind, int, str], set[int]]:
+    """Index recorded keys the way `due_reminders` looks them up."""
+    index: dict[tuple[ReminderKind, int, str], set[int]] = {}
+    for kind, subject_id, member_id, occurrence in keys:
+        index.setdefault((kind, subject_id, occurrence), set()).add(member_id)
+    return index
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An active member as reminders see them."""
+
+    id: int
+    role: Role
+    organisation_id: int
+    muted: frozenset[Topic] = frozenset()
+    snoozed_until: datetime | None = None
+    unreachable: bool = False
+
+
+@dataclass(frozen=True)
+class MeetingFacts:
+    id: int
+    starts_at: datetime
+
+
+@dataclass(frozen=True)
+class DeadlineFacts:
+    id: int
+    due_on: date
+    yearly: bool
+    organisation_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class ActionFacts:
+    id: int
+    due_on: date | None
+    complete: bool
+    lead_organisation_id: int
+    owner_member_id: int | None
+    # The latest update not taken back, and the time its status last changed otherwise.
+    last_update_at: datetime | None
+    last_activity: datetime
+    snoozed_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the rules look at, read in one transaction."""
+
+    recipients: Sequence[Recipient]
+    meetings: Sequence[MeetingFacts]
+    deadlines: Sequence[DeadlineFacts]
+    actions: Sequence[ActionFacts]
+    plan_starts_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The settings that shape reminders."""
+
+    zone: ZoneInfo
+    calendar: WorkingCalendar
+    meeting_offsets: tuple[Offset, ...]
+    deadline_offsets: tuple[Offset, ...]
+    action_offsets: tuple[Offset, ...]
+    quiet_after: timedelta
+
+
+class Due(NamedTuple):
+    """A reminder to record now, in the state it starts in (a flat tuple: plans make many)."""
+
+    kind: ReminderKind
+    subject_id: int
+    member_id: int
+    occurrence: str
+    fire_at: datetime
+    send_at: datetime
+    expires_at: datetime
+    state: OutboxState
+
+    @property
+    def key(self) -> Key:
+        return Key(self.kind, self.subject_id, self.member_id, self.occurrence)
+
+
+@dataclass(frozen=True)
+class Occasion:
+    """One reminder about one thing, for a group of members."""
+
+    kind: ReminderKind
+    subject_id: int
+    occurrence: str
+    fire_at: datetime
+    expires_at: datetime
+    recipients: Sequence[Recipient]
+
+
+def due_reminders(facts: Facts, rules: Rules, now: datetime, recorded: Recorded) -> list[Due]:
+    """Reminders whose time has come (or passed unsent) and that are not recorded yet."""
+    people = People(facts.recipients)
+    occasions = [
+        *meeting_occasions(facts.meetings, people, rules, now),
+        *deadline_occasions(facts.deadlines, people, rules, now),
+        *action_occasions(facts.actions, people, rules, now),
+        *returns_occasions(facts, people, rules, now),
+        *digest_occasions(people, rules, now),
+    ]
+    settled = [due for occasion in occasions for due in settle(occasion, rules, now, recorded)]
+    return collapse(settled, coming_soon(occasions, rules, now), now)
+
+
+def coming_soon(
+    occasions: Iterable[Occasion], rules: Rules, now: datetime
+) -> set[tuple[ReminderKind, int]]:
+    """The things (kind, subject) with a reminder due to go within `MERGE_WINDOW`."""
+    return {
+        (occasion.kind, occasion.subject_id)
+        for occasion in occasions
+        if occasion.kind in OFFSET_KINDS
+        and now
+        < rules.calendar.send_time(occasion.fire_at, occasion.expires_at)
+        <= now + MERGE_WINDOW
+    }
+
+
+class People:
+    """The recipients, indexed the ways the rules look them up."""
+
+    def __init__(self, recipients: Iterable[Recipient]) -> None:
+        self.by_id = {recipient.id: recipient for recipient in recipients}
+        self.by_organisation: dict[int, list[Recipient]] = {}
+        self.partners: dict[int, list[Recipient]] = {}
+        for recipient in self.by_id.values():
+            self.by_organisation.setdefault(recipient.organisation_id, []).append(recipient)
+            if recipient.role == Role.PARTNER:
+                self.partners.setdefault(recipient.organisation_id, []).append(recipient)
+        self.board = self.with_roles(INVITED_ROLES)
+        self.chairs = self.with_roles(CHAIR_ROLES)
+
+    def with_roles(self, roles: frozenset[Role]) -> list[Recipient]:
+        return [recipient for recipient in self.by_id.values() if recipient.role in roles]
+
+    def for_action(self, action: ActionFacts) -> Sequence[Recipient]:
+        """The action's owner if a member owns it; otherwise its lead organisation's partners."""
+        owner = self.by_id.get(action.owner_member_id or 0)
+        if owner is not None:
+            return (owner,)
+        return self.partners.get(action.lead_organisation_id, ())
+
+
+def longest(offsets: Sequence[Offset]) -> timedelta:
+    return timedelta(minutes=max((offset.minutes for offset in offsets), default=0))
+
+
+def in_window(fire_at: datetime, now: datetime) -> bool:
+    """Whether a reminder at `fire_at` can matter now: not too old, not too far ahead."""
+    return now - LOOKBACK <= fire_at <= now + LOOKAHEAD
+
+
+def offset_occasions(
+    kind: ReminderKind,
+    subject_id: int,
+    anchor: datetime,
+    expires_at: datetime,
+    offsets: Sequence[Offset],
+    recipients: Sequence[Recipient],
+    rules: Rules,
+    now: datetime,
+) -> Iterator[Occasion]:
+    """One occasion per offset before `anchor` that falls in the window."""
+    if anchor < now - LOOKBACK or anchor - SLACK > now + LOOKAHEAD + longest(offsets):
+        return  # every offset is out of the window: spare working them out
+    stamp = f"{anchor:%Y%m%dT%H%MZ}"
+    for offset in offsets:
+        fire_at = offset.before(anchor, rules.zone)
+        if recipients and in_window(fire_at, now):
+            occurrence = f"{stamp}/{offset.label}"
+            yield Occasion(kind, subject_id, occurrence, fire_at, expires_at, recipients)
+
+
+# --- the kinds -------------------------------------------------------------------------------
+
+
+def meeting_occasions(
+    meetings: Iterable[MeetingFacts], people: People, rules: Rules, now: datetime
+) -> Iterator[Occasion]:
+    """Each board member, at each offset before each meeting."""
+    for meeting in meetings:
+        if meeting.starts_at >= now - LOOKBACK:
+            yield from offset_occasions(
+                ReminderKind.MEETING,
+                meeting.id,
+                meeting.starts_at,
+                meeting.starts_at,
+                rules.meeting_offsets,
+                people.board,
+                rules,
+                now,
+            )
+
+
+def deadline_occasions(
+    deadlines: Iterable[DeadlineFacts], people: People, rules: Rules, now: datetime
+) -> Iterator[Occasion]:
+    """The members of the organisations concerned, at each offset before each occurrence."""
+    for deadline in deadlines:
+        recipients = [
+            recipient
+            for organisation in sorted(deadline.organisation_ids)
+            for recipient in people.by_organisation.get(organisation, ())
+        ]
+        for day in occurrences_near(deadline, now, rules.zone):
+            yield from offset_occasions(
+                ReminderKind.DEADLINE,
+                deadline.id,
+                local_moment(day, DAY_TIME, rules.zone),
+                end_of_day(day, rules.zone),
+                rules.deadline_offsets,
+                recipients,
+                rules,
+                now,
+            )
+
+
+def occurrences_near(deadline: DeadlineFacts, now: datetime, zone: ZoneInfo) -> list[date]:
+    """The deadline's dates from a little before now to a year ahead."""
+    if not deadline.yearly:
+        return [deadline.due_on]
+    this_year = now.astimezone(zone).year
+    years = range(max(deadline.due_on.year, this_year - 1), this_year + 2)
+    return [yearly_date(deadline.due_on, year) for year in years]
+
+
+def end_of_day(day: date, zone: ZoneInfo) -> datetime:
+    """Midnight at the end of `day`: something due on a day is still in time during it."""
+    return local_moment(day + timedelta(days=1), time(0), zone)
+
+
+def action_occasions(
+    actions: Iterable[ActionFacts], people: People, rules: Rules, now: datetime
+) -> Iterator[Occasion]:
+    """Due, overdue and quiet reminders for every action not yet complete."""
+    for action in actions:
+        if action.complete:
+            continue
+        recipients = people.for_action(action)
+        if not recipients:
+            continue
+        overdue = False
+        if action.due_on is not None:
+            yield from due_date_occasions(action, action.due_on, recipients, rules, now)
+            overdue = action.due_on < now.astimezone(rules.zone).date()
+            yield from overdue_occasions(action, action.due_on, recipients, rules, now)
+        if not overdue:  # an overdue action's weekly reminder already asks for an update
+            yield from checkin_occasions(action, recipients, rules, now)
+
+
+def due_date_occasions(
+    action: ActionFacts, due_on: date, recipients: Sequence[Recipient], rules: Rules, now: datetime
+) -> Iterator[Occasion]:
+    return offset_occasions(
+        ReminderKind.ACTION_DUE,
+        action.id,
+        local_moment(due_on, DAY_TIME, rules.zone),
+        end_of_day(due_on, rules.zone),
+        rules.action_offsets,
+        recipients,
+        rules,
+        now,
+    )
+
+
+def overdue_occasions(
+    action: ActionFacts, due_on: date, recipients: Sequence[Recipient], rules: Rules, now: datetime
+) -> Iterator[Occasion]:
+    """Weekly from the day after the due date. Only the latest stands (until the next one):
+    one missed during downtime is overtaken, not sent late."""
+    first = due_on + timedelta(days=1)
+    today = now.astimezone(rules.zone).date()
+    if today < first:
+        return
+    week = (today - first).days // 7
+    if weekly_moment(first, week, rules.zone) > now:
+        week -= 1
+    fire_at = weekly_moment(first, week, rules.zone)
+    if week >= 0 and in_window(fire_at, now):
+        expires_at = weekly_moment(first, week + 1, rules.zone)
+        occurrence = f"{due_on:%Y%m%d}/w{week + 1}"
+        yield Occasion(
+            ReminderKind.ACTION_OVERDUE, action.id, occurrence, fire_at, expires_at, recipients
+        )
+
+
+def weekly_moment(first: date, week: int, zone: ZoneInfo) -> datetime:
+    return local_moment(first + timedelta(days=7 * week), DAY_TIME, zone)
+
+
+def checkin_occasions(
+    action: ActionFacts, recipients: Sequence[Recipient], rules: Rules, now: datetime
+) -> Iterator[Occasion]:
+    """A prompt once an action has gone `quiet_after` without an update, then every
+    `quiet_after` while it stays quiet; a snooze moves the next prompt to its end."""
+    start = action.last_activity + rules.quiet_after
+    if action.snoozed_until is not None and action.snoozed_until > start:
+        start = action.snoozed_until
+    if start > now:
+        return
+    fire_at = start + (now - start) // rules.quiet_after * rules.quiet_after
+    if in_window(fire_at, now):
+        occurrence = f"{fire_at:%Y%m%dT%H%MZ}"
+        expires_at = fire_at + rules.quiet_after
+        yield Occasion(ReminderKind.CHECKIN, action.id, occurrence, fire_at, expires_at, recipients)
+
+
+def returns_occasions(
+    facts: Facts, people: People, rules: Rules, now: datetime
+) -> Iterator[Occasion]:
+    """Before each meeting: owners of actions with no update since the last meeting are asked
+    for one (10 and 3 days before), and the chair gets the list of who has not (1 day)."""
+    starts = sorted(meeting.starts_at for meeting in facts.meetings)
+    furthest = timedelta(minutes=RETURNS_OFFSETS[0].minutes) + LOOKAHEAD
+    for meeting in facts.meetings:
+        if not now - LOOKBACK <= meeting.starts_at <= now + furthest:
+            continue  # too far off: spare working out whose actions are stale
+        since = previous_meeting(starts, meeting.starts_at) or facts.plan_starts_at
+        owners = owners_of(stale_actions(facts.actions, since), people)
+        for kind, offsets, recipients in (
+            (ReminderKind.RETURNS_REQUEST, RETURNS_OFFSETS, owners),
+            (ReminderKind.RETURNS_CHAIR, CHAIR_RETURNS_OFFSETS, people.chairs),
+        ):
+            yield from offset_occasions(
+                kind,
+                meeting.id,
+                meeting.starts_at,
+                meeting.starts_at,
+                offsets,
+                recipients,
+                rules,
+                now,
+            )
+
+
+def previous_meeting(starts: Sequence[datetime], starts_at: datetime) -> datetime | None:
+    earlier = [start for start in starts if start < starts_at]
+    return earlier[-1] if earlier else None
+
+
+def stale_actions(actions: Iterable[ActionFacts], since: datetime | None) -> list[ActionFacts]:
+    """Actions not complete with no update since `since` (with no `since`: none at all)."""
+    return [
+        action
+        for action in actions
+        if not action.complete
+        and (action.last_update_at is None or (since is not None and action.last_update_at < since))
+    ]
+
+
+def owners_of(actions: Iterable[ActionFacts], people: People) -> list[Recipient]:
+    """Each member who is asked about at least one of these actions, once."""
+    owners: dict[int, Recipient] = {}
+    organisations = set()
+    for action in actions:
+        owner = people.by_id.get(action.owner_member_id or 0)
+        if owner is None:
+            organisations.add(action.lead_organisation_id)
+        else:
+            owners[owner.id] = owner
+    for organisation in organisations:
+        for partner in people.partners.get(organisation, ()):
+            owners.setdefault(partner.id, partner)
+    return list(owners.values())
+
+
+def digest_occasions(people: People, rules: Rules, now: datetime) -> Iterator[Occasion]:
+    """The chair's digest, Monday mornings (the next working morning after a bank holiday).
+    It stands for a day: a digest days late is news no longer, so it is not sent late."""
+    today = now.astimezone(rules.zone).date()
+    monday = today - timedelta(days=today.weekday())
+    fire_at = local_moment(monday, DAY_TIME, rules.zone)
+    if fire_at > now:
+        monday -= timedelta(days=7)
+        fire_at = local_moment(monday, DAY_TIME, rules.zone)
+    expires_at = rules.calendar.next_open(fire_at) + DIGEST_STANDS
+    yield Occasion(
+        ReminderKind.DIGEST, DIGEST_SUBJECT, monday.isoformat(), fire_at, expires_at, people.chairs
+    )
+
+
+# --- settling: when each goes, and in what state it is recorded --------------------------------
+
+
+def settle(occasion: Occasion, rules: Rules, now: datetime, recorded: Recorded) -> Iterator[Due]:
+    """The occasion's reminders that are due now and not yet recorded.
+
+    The hottest loop in planning (a large plan has tens of thousands of reminders), so the
+    per-member work is kept to a few comparisons.
+    """
+    fire_at, expires_at = occasion.fire_at, occasion.expires_at
+    send_at = rules.calendar.send_time(fire_at, expires_at)
+    if min(send_at, expires_at) > now:
+        return  # not due for anyone: a snooze only ever makes it later
+    kind, subject, occurrence = occasion.kind, occasion.subject_id, occasion.occurrence
+    done = recorded.get((kind, subject, occurrence), ())
+    expired = now >= expires_at or send_at >= expires_at
+    topic = kind.topic
+    for recipient in occasion.recipients:
+        if recipient.id in done:
+            continue
+        at = send_at
+        if recipient.snoozed_until is not None:
+            at = held_for_snooze(send_at, recipient, rules)
+            if min(at, expires_at) > now:
+                continue
+        if expired or at >= expires_at:
+            state = OutboxState.EXPIRED
+        elif recipient.muted and topic in recipient.muted:
+            state = OutboxState.MUTED
+        elif recipient.unreachable:
+            state = OutboxState.UNDELIVERABLE
+        else:
+            state = OutboxState.PENDING
+        yield Due(kind, subject, recipient.id, occurrence, fire_at, at, expires_at, state)
+
+
+def held_for_snooze(send_at: datetime, recipient: Recipient, rules: Rules) -> datetime:
+    """A snoozed member's reminders wait for the snooze to end (and for working hours)."""
+    if recipient.snoozed_until is None or send_at >= recipient.snoozed_until:
+        return send_at
+    return rules.calendar.next_open(recipient.snoozed_until)
+
+
+def collapse(dues: list[Due], coming: set[tuple[ReminderKind, int]], now: datetime) -> list[Due]:
+    """Send one reminder where several would say the same thing, the others superseded:
+
+    - of several going to a member at once about one thing, only the latest ("in 1 day"
+      rather than "in 7 days" as well);
+    - a late one (missed while the bot was down) when the next about the same thing goes
+      within hours anyway.
+    """
+    latest: dict[tuple[ReminderKind, int, int], int] = {}
+    superseded: list[int] = []
+    for index, due in enumerate(dues):
+        if due.state != OutboxState.PENDING or due.kind not in OFFSET_KINDS:
+            continue
+        if now - due.send_at > LATE and (due.kind, due.subject_id) in coming:
+            superseded.append(index)
+            continue
+        group = (due.kind, due.subject_id, due.member_id)
+        kept = latest.get(group)
+        if kept is None:
+            latest[group] = index
+            continue
+        earlier, later = (kept, index) if due.fire_at > dues[kept].fire_at else (index, kept)
+        superseded.append(earlier)
+        latest[group] = later
+    collapsed = list(dues)
+    for index in superseded:
+        collapsed[index] = dues[index]._replace(state=OutboxState.SUPERSEDED)
+    return collapsed

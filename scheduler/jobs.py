@@ -1,0 +1,64 @@
+"""The JobQueue wiring: one named job wakes the dispatcher every minute.
+
+The job holds no reminders itself. After downtime the first run finds in the database what
+was missed, so nothing depends on APScheduler catching up on missed runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from bot.context import CspApplication, Ctx
+from scheduler.dispatch import dispatch_due
+from scheduler.pacing import Pacer
+
+log = logging.getLogger(__name__)
+
+DISPATCH_JOB = "reminders: plan and deliver"
+EVERY_SECONDS = 60
+FIRST_AFTER_SECONDS = 2
+
+
+@dataclass
+class DispatchState:
+    """Kept between runs: the pacer's record of recent sends, and a lock so that a long
+    delivery round is never joined by the next run."""
+
+    pacer: Pacer = field(default_factory=Pacer)
+    running: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def install_reminder_jobs(application: CspApplication) -> None:
+    """Add the dispatcher job to the application's JobQueue."""
+    if application.job_queue is None:
+        log.warning("no JobQueue (python-telegram-bot[job-queue] missing): no reminders")
+        return
+    application.job_queue.run_repeating(
+        run_dispatcher,
+        interval=EVERY_SECONDS,
+        first=FIRST_AFTER_SECONDS,
+        name=DISPATCH_JOB,
+        data=DispatchState(),
+        job_kwargs={"max_instances": 2, "coalesce": True},
+    )
+
+
+async def run_dispatcher(context: Ctx) -> None:
+    """Plan from the database and deliver what is due; a failure is logged, never fatal."""
+    assert context.job is not None
+    state = context.job.data
+    assert isinstance(state, DispatchState)
+    if state.running.locked():
+        return  # the previous round is still delivering
+    async with state.running:
+        application = context.application
+        assert isinstance(application, CspApplication)
+        try:
+            report = await dispatch_due(application, pacer=state.pacer)
+        except Exception:
+            log.exception("the reminder round failed; the next one retries")
+            return
+    if report.recorded or report.outcomes:
+        log.info("reminders: %s recorded, outcomes %s", report.recorded, report.outcomes)

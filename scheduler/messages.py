@@ -1,0 +1,78 @@
+"""Turning a reminder's content into the message a member receives: text and buttons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from telegram import InlineKeyboardMarkup
+
+from bot.templating import Templates
+from handlers.meetings import reply_keyboard
+from handlers.reminders import checkin_keyboard
+from handlers.when import day_phrase, moment_phrase
+from models.plan import format_money
+from models.reminder_types import ReminderKind
+from scheduler.content import (
+    ActionNotice,
+    Content,
+    DeadlineNotice,
+    DigestNotice,
+    MeetingNotice,
+    ReturnsReport,
+    ReturnsRequest,
+)
+
+
+@dataclass(frozen=True)
+class Composed:
+    text: str
+    keyboard: InlineKeyboardMarkup | None = None
+
+
+def compose(content: Content, *, templates: Templates, now: datetime) -> Composed:
+    """The message for one reminder, as of `now`."""
+    zone = templates.timezone
+    match content:
+        case MeetingNotice(meeting=meeting, reply=reply):
+            text = templates.render(
+                "reminder_meeting.html",
+                meeting=meeting,
+                reply=reply,
+                soon=moment_phrase(now, meeting.starts_at, zone),
+            )
+            return Composed(text, reply_keyboard(meeting.id))
+        case DeadlineNotice(deadline=deadline):
+            soon = day_phrase(now.astimezone(zone).date(), deadline.due_on)
+            return Composed(
+                templates.render("reminder_deadline.html", deadline=deadline, soon=soon)
+            )
+        case ActionNotice(kind=kind, action=action, quiet_days=quiet_days):
+            soon = day_phrase(now.astimezone(zone).date(), action.due_on) if action.due_on else ""
+            text = templates.render(
+                "reminder_action.html",
+                kind=kind.value,
+                action=action,
+                soon=soon,
+                quiet_days=quiet_days,
+            )
+            snooze = kind == ReminderKind.CHECKIN
+            return Composed(text, checkin_keyboard(action.id, snooze=snooze))
+        case ReturnsRequest(meeting=meeting, actions=actions, since=since):
+            soon = moment_phrase(now, meeting.starts_at, zone)
+            text = templates.render(
+                "reminder_returns.html", meeting=meeting, actions=actions, since=since, soon=soon
+            )
+            return Composed(text)
+        case ReturnsReport(meeting=meeting, missing=missing, since=since):
+            soon = moment_phrase(now, meeting.starts_at, zone)
+            text = templates.render(
+                "reminder_returns_chair.html",
+                meeting=meeting,
+                missing=missing,
+                since=since,
+                soon=soon,
+            )
+            return Composed(text)
+        case DigestNotice(digest=digest):
+            return Composed(templates.render("digest.html", digest=digest, money=format_money))

@@ -1,0 +1,165 @@
+"""The outbox: one row per reminder, recorded once and delivered at most once.
+
+Each reminder (kind, subject, member, occurrence) is unique, so planning can run as often as
+it likes. Delivery moves a row from `pending` to `sending` (committed just before the message
+goes to Telegram) and then to `sent`. A row left in `sending` by a crash is never sent
+again: it becomes `unconfirmed` (the README explains this choice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy import func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from models.reminder_types import OutboxState, ReminderKind
+from models.reminders import preference_row
+from models.tables import Member, OutboxEntry
+from scheduler.due import LOOKBACK, Due, Key, Recorded, recorded_index
+
+# A row still `sending` after this long was interrupted: it is marked unconfirmed.
+SENDING_TIMEOUT = timedelta(minutes=10)
+INSERT_CHUNK = 500
+
+
+def recorded_keys(session: Session, *, now: datetime) -> Recorded:
+    """The reminders recorded recently enough that planning could produce them again."""
+    rows = session.execute(
+        sa.select(
+            col(OutboxEntry.kind),
+            col(OutboxEntry.subject_id),
+            col(OutboxEntry.member_id),
+            col(OutboxEntry.occurrence),
+        ).where(col(OutboxEntry.fire_at) >= now - LOOKBACK)
+    ).all()
+    return recorded_index(Key(*row) for row in rows)
+
+
+def record_due(session: Session, *, dues: Sequence[Due], at: datetime) -> int:
+    """Record reminders in the outbox; one already there is left as it is. Returns how many."""
+    rows = [
+        {
+            "kind": due.kind,
+            "subject_id": due.subject_id,
+            "member_id": due.member_id,
+            "occurrence": due.occurrence,
+            "fire_at": due.fire_at,
+            "send_at": due.send_at,
+            "expires_at": due.expires_at,
+            "state": due.state,
+            "recorded_at": at,
+            "detail": "",
+        }
+        for due in dues
+    ]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    recorded = 0
+    for start in range(0, len(rows), INSERT_CHUNK):
+        statement = dialect.insert(OutboxEntry).values(rows[start : start + INSERT_CHUNK])
+        result = session.execute(statement.on_conflict_do_nothing())
+        recorded += result.rowcount  # type: ignore[attr-defined]
+    return recorded
+
+
+@dataclass(frozen=True)
+class PendingReminder:
+    """A reminder waiting to go, and where to."""
+
+    id: int
+    member_id: int
+    chat_id: int
+
+
+def pending_reminders(session: Session, *, now: datetime, limit: int) -> list[PendingReminder]:
+    """Reminders due to go now, oldest first."""
+    rows = session.exec(
+        select(OutboxEntry.id, OutboxEntry.member_id, Member.telegram_id)
+        .join(Member, col(Member.id) == OutboxEntry.member_id)
+        .where(col(OutboxEntry.state) == OutboxState.PENDING)
+        .where(col(OutboxEntry.send_at) <= now)
+        .order_by(col(OutboxEntry.send_at), col(OutboxEntry.id))
+        .limit(limit)
+    ).all()
+    return [PendingReminder(entry, member, chat) for entry, member, chat in rows if entry]
+
+
+def claim(session: Session, *, outbox_id: int, at: datetime) -> OutboxEntry | None:
+    """Mark a pending reminder as being sent; None if it is no longer pending.
+
+    Committed before the message goes, so a crash after Telegram accepted it cannot lead to
+    a second copy: the row stays `sending` and is never picked up again.
+    """
+    result = session.execute(
+        update(OutboxEntry)
+        .where(col(OutboxEntry.id) == outbox_id)
+        .where(col(OutboxEntry.state) == OutboxState.PENDING)
+        .values(state=OutboxState.SENDING, claimed_at=at)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    return session.get(OutboxEntry, outbox_id)
+
+
+def settle_entry(
+    session: Session,
+    *,
+    outbox_id: int,
+    state: OutboxState,
+    at: datetime,
+    message_id: int | None = None,
+    detail: str = "",
+) -> None:
+    """Record how a reminder ended: sent, dropped, expired, undeliverable, unconfirmed."""
+    entry = session.get_one(OutboxEntry, outbox_id)
+    entry.state, entry.detail = state, detail[:500]
+    if state == OutboxState.SENT:
+        entry.sent_at, entry.message_id = at, message_id
+    session.add(entry)
+
+
+def release(session: Session, *, outbox_id: int, not_before: datetime) -> None:
+    """Put a claimed reminder back to wait: Telegram refused it (flood control), so it did
+    not arrive and may go again."""
+    entry = session.get_one(OutboxEntry, outbox_id)
+    entry.state, entry.send_at, entry.claimed_at = OutboxState.PENDING, not_before, None
+    session.add(entry)
+
+
+def sweep_interrupted(session: Session, *, now: datetime) -> list[int]:
+    """Rows left `sending` by a stopped bot become `unconfirmed` (never resent); their ids."""
+    stale = session.exec(
+        select(OutboxEntry)
+        .where(col(OutboxEntry.state) == OutboxState.SENDING)
+        .where(col(OutboxEntry.claimed_at) < now - SENDING_TIMEOUT)
+    ).all()
+    for entry in stale:
+        entry.state = OutboxState.UNCONFIRMED
+        entry.detail = "the bot stopped while sending: it may or may not have arrived"
+        session.add(entry)
+    return [entry.id for entry in stale if entry.id is not None]
+
+
+def outbox_counts(session: Session, *, kind: ReminderKind | None = None) -> dict[OutboxState, int]:
+    """How many reminders are in each state (all kinds, or one)."""
+    query = select(OutboxEntry.state, func.count()).group_by(col(OutboxEntry.state))
+    if kind is not None:
+        query = query.where(col(OutboxEntry.kind) == kind)
+    return {OutboxState(state): count for state, count in session.exec(query).all()}
+
+
+def mark_unreachable(session: Session, *, member_id: int, at: datetime) -> None:
+    """Telegram refuses to deliver to the member: stop trying until they write again."""
+    row = preference_row(session, member_id)
+    if row.unreachable_since is None:
+        row.unreachable_since = at
+    session.execute(
+        update(OutboxEntry)
+        .where(col(OutboxEntry.member_id) == member_id)
+        .where(col(OutboxEntry.state) == OutboxState.PENDING)
+        .values(state=OutboxState.UNDELIVERABLE, detail="the member has blocked the bot")
+    )

@@ -1,0 +1,79 @@
+"""Helpers for the reminder tests: moving the clock to UK times, running the dispatcher as
+the job would, scheduling meetings, reading the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, select
+
+from bot.context import CspApplication
+from bot.emulator import BotApiEmulator, SentMessage
+from models.audit import CLI
+from models.clock import FakeClock
+from models.db import Database
+from models.meetings import MeetingView, schedule_meeting
+from models.reminder_types import OutboxState, ReminderKind
+from models.tables import OutboxEntry
+from scheduler.dispatch import DeliveryReport, dispatch_due
+from scheduler.pacing import InstantPacer
+from scheduler.timing import wall_clock
+from tests.harness import PEOPLE
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def uk(text: str) -> datetime:
+    """A UK wall-clock time, as the UTC moment it is."""
+    return wall_clock(datetime.fromisoformat(text), LONDON)
+
+
+def set_clock(clock: FakeClock, text: str) -> None:
+    clock.now = uk(text)
+
+
+async def tick(app: CspApplication) -> DeliveryReport:
+    """One run of the dispatcher job, pacing on a virtual clock (no sleeping)."""
+    return await dispatch_due(app, pacer=InstantPacer())
+
+
+def schedule(
+    db: Database, clock: FakeClock, at: str, *, title: str = "North Northants CSP Board"
+) -> MeetingView:
+    return db.call(
+        schedule_meeting,
+        title=title,
+        starts_at=uk(at),
+        location="Municipal Offices, Kettering",
+        agenda=["Exception report", "Funding for 2022/23"],
+        at=clock(),
+        actor=CLI,
+    )
+
+
+def chat(emulator: BotApiEmulator, person: str) -> list[SentMessage]:
+    """What the bot has sent to one of the test people, oldest first."""
+    return emulator.messages(PEOPLE[person].user.id)
+
+
+def texts(emulator: BotApiEmulator, person: str) -> list[str]:
+    return [message.text for message in chat(emulator, person)]
+
+
+def outbox(db: Database, kind: ReminderKind | None = None) -> list[OutboxEntry]:
+    def read(session: object) -> list[OutboxEntry]:
+        query = select(OutboxEntry).order_by(col(OutboxEntry.id))
+        if kind is not None:
+            query = query.where(OutboxEntry.kind == kind)
+        return list(session.exec(query).all())  # type: ignore[attr-defined]
+
+    return db.call(read)
+
+
+def states(db: Database, kind: ReminderKind) -> dict[str, OutboxState]:
+    """Each reminder of a kind by `member id:offset`, with its state."""
+    return {
+        f"{entry.member_id}:{entry.occurrence.split('/')[-1]}": entry.state
+        for entry in outbox(db, kind)
+    }
