@@ -220,7 +220,11 @@ async def _tapped(
 ) -> None:
     step = form.step(draft.step)
     if step is None or index != str(draft.step):
-        await refuse_forged(update, context)
+        # A question already answered (a stale client can still show its buttons).
+        assert update.callback_query is not None
+        await update.callback_query.answer(
+            context.templates.render("button_expired.html"), show_alert=True
+        )
         return
     if value == SKIP and step.skippable:
         await _answer(update, context, form, draft, step, "")

@@ -52,6 +52,11 @@ class Pacer:
             self.waited += wait
             await self._sleep(wait)
 
+    @property
+    def paused_until(self) -> float:
+        """The pacer's time until which nothing is sent (after a RetryAfter)."""
+        return self._paused_until
+
     def pause(self, seconds: float) -> None:
         """Telegram asked the bot to wait (RetryAfter): nothing goes until then."""
         self._paused_until = max(self._paused_until, self._monotonic() + seconds)
