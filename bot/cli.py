@@ -11,7 +11,9 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlmodel import Session
 
+from bot.report import FORMATS, REPORT_FILES, render_format
 from bot.settings import Settings, SettingsError, load_settings
+from bot.templating import Templates
 from models.audit import CLI
 from models.clock import system_clock
 from models.db import Database
@@ -31,6 +33,7 @@ from models.membership import add_member, create_invite
 from models.migrate import upgrade
 from models.plan import PlanError, import_plan_file
 from models.reminders import set_action_owner
+from models.summary import board_paper
 
 EXIT_BAD_INPUT = 2
 P = ParamSpec("P")
@@ -93,7 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     invite_create.add_argument("--days", type=int, help="days the code stays valid (default 7)")
     invite_create.set_defaults(command=invite_create_command)
     add_schedule_commands(commands)
+    add_report_command(commands)
     return parser
+
+
+def add_report_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`report --format html|csv|png --out PATH`."""
+    report = commands.add_parser(
+        "report", help="write the board paper (html), the actions (csv) or the RAG chart (png)"
+    )
+    report.add_argument("--format", choices=FORMATS, default="html", help="default: html")
+    report.add_argument("--out", type=Path, help="file to write (default: named by date)")
+    report.set_defaults(command=report_command)
 
 
 def add_schedule_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -309,6 +323,26 @@ def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
         actor=CLI,
     )
     print(owner)
+    return 0
+
+
+def report_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot report --format html|csv|png --out PATH`: the same files as /report."""
+    now = system_clock()
+    paper = call_in_database(
+        settings, board_paper, at=now, quiet_after=timedelta(days=settings.quiet_days)
+    )
+    templates = Templates(settings.tz)
+    content = render_format(paper, templates, args.format)
+    stem = REPORT_FILES[args.format]
+    out: Path = args.out or Path(
+        f"{stem}-{now.astimezone(settings.tz).date().isoformat()}.{args.format}"
+    )
+    try:
+        out.write_bytes(content)
+    except OSError as problem:
+        raise DomainError(f"cannot write {out}: {problem.strerror}") from None
+    print(f"wrote {out} ({len(paper.actions)} actions, figures at {templates.format_when(now)})")
     return 0
 
 

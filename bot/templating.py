@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 from models.enums import Role, Status
+from models.plan import format_financial_year, format_money
+from models.progress import Direction
+from models.summary import LatestUpdate
 
 STATUS_MARKS = {
     Status.NOT_STARTED: "⚪",
@@ -16,6 +21,16 @@ STATUS_MARKS = {
     Status.AMBER: "🟠",
     Status.RED: "🔴",
     Status.COMPLETE: "✅",
+}
+
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+TRENDS = {
+    Direction.IMPROVING: "↑ improving",
+    Direction.STEADY: "→ steady",
+    Direction.WORSENING: "↓ worsening",
+    Direction.FIRST: "first report",
 }
 
 ROLE_NAMES = {
@@ -46,7 +61,39 @@ class Templates:
             role=lambda role: ROLE_NAMES[Role(role)],
             day=self.format_day,
             when=self.format_when,
+            age=self.format_age,
+            trend=lambda direction: TRENDS[Direction(direction)],
+            money=format_money,
+            fy=format_financial_year,
         )
+
+    @functools.cached_property
+    def paper(self) -> Environment:
+        """The board paper's environment: the same filters, for HTML files (`templates/report`)."""
+        env = Environment(
+            loader=PackageLoader("bot", "templates/report"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.filters.update(self.env.filters)
+        # Filters rather than macros: the paper lists every action, and macros are slow.
+        env.filters.update(rag=self.rag_badge, dated=self.dated, noted=self.noted)
+        return env
+
+    def rag_badge(self, status: Status) -> Markup:
+        """A status as a coloured label, for the paper's tables."""
+        status = Status(status)
+        return Markup(f'<span class="rag rag-{status.value}">{status.label}</span>')
+
+    def dated(self, value: date | datetime | None, now: datetime) -> Markup:
+        """A day with how long ago it was, for the paper's tables."""
+        if value is None:
+            return Markup('<span class="none">none</span>')
+        # Our own day and age texts: nothing in them to escape (Markup.format is slow).
+        day, age = self.format_day(value), self.format_age(value, now)
+        return Markup(f'{day} <span class="age">({age})</span>')
 
     def render(self, template: str, /, **values: Any) -> str:
         """The named template rendered with `values`, stripped of surrounding blank lines."""
@@ -58,9 +105,34 @@ class Templates:
             return "no date"
         if isinstance(value, datetime):
             value = value.astimezone(self.timezone).date()
-        return f"{value:%a} {value.day} {value:%b %Y}"
+        # Names from tables, not strftime: the board paper formats thousands of dates, and
+        # the text must not follow the server's locale.
+        return (
+            f"{DAY_NAMES[value.weekday()]} {value.day} {MONTH_NAMES[value.month - 1]} {value.year}"
+        )
 
     def format_when(self, value: datetime) -> str:
         """A moment in local time: 'Thu 1 Apr 2021, 14:00'."""
         local = value.astimezone(self.timezone)
         return f"{self.format_day(local.date())}, {local:%H:%M}"
+
+    def format_age(self, value: date | datetime | None, now: datetime) -> str:
+        """How long ago (or ahead) a day is, from `now`, in local days: 'today', '3 days ago'."""
+        if value is None:
+            return "never"
+        if isinstance(value, datetime):
+            value = value.astimezone(self.timezone).date()
+        days = (now.astimezone(self.timezone).date() - value).days
+        if days == 0:
+            return "today"
+        if abs(days) == 1:
+            return "yesterday" if days > 0 else "tomorrow"
+        return f"{days} days ago" if days > 0 else f"in {-days} days"
+
+    def noted(self, latest: LatestUpdate | None, now: datetime) -> Markup:
+        """An action's latest note with who wrote it and when, for the paper's tables."""
+        if latest is None:
+            return Markup('<span class="none">no update yet</span>')
+        day, age = self.format_day(latest.created_at), self.format_age(latest.created_at, now)
+        note, author = escape(latest.note), escape(latest.author)
+        return Markup(f'{note} <span class="age">– {author}, {day} ({age})</span>')

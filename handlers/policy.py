@@ -13,6 +13,8 @@ from models.enums import Role
 EVERYONE = frozenset(Role)
 # Those who may change progress; what each may change is decided per action in models.progress.
 UPDATERS = frozenset({Role.ADMIN, Role.CHAIR, Role.PARTNER})
+# The board's own summaries and papers: the coordinator, the chair and board members.
+BOARD = frozenset({Role.ADMIN, Role.CHAIR, Role.BOARD})
 # Those who schedule meetings and record funding decisions: the coordinator and the chair.
 ORGANISERS = frozenset({Role.ADMIN, Role.CHAIR})
 # Funding figures are for the partners who pay them and the board, not observers.
@@ -45,6 +47,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("history", "/history REF", "every update on an action", EVERYONE),
     CommandSpec("status", "/status", "where each priority stands", EVERYONE),
     CommandSpec("priority", "/priority CODE", "one priority's actions", EVERYONE),
+    CommandSpec("summary", "/summary [CODE]", "the board's exception summary", BOARD),
+    CommandSpec("report", "/report", "the board paper: HTML, CSV and the RAG chart", BOARD),
     CommandSpec("meeting", "/meeting", "schedule a board meeting", ORGANISERS),
     CommandSpec(
         "meetings", "/meetings", "the coming board meetings: reply, add to calendar", EVERYONE

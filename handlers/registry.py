@@ -15,6 +15,7 @@ from handlers import (
     progress,
     reminders,
     status,
+    summary,
 )
 from handlers.forms import typed_answers
 
@@ -25,6 +26,7 @@ def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
         # progress first: its `/start update` deep link must win over plain /start
         *progress.HANDLERS,
         *status.HANDLERS,
+        *summary.HANDLERS,
         *membership.HANDLERS,
         *meetings.HANDLERS,
         *funding.HANDLERS,
