@@ -33,6 +33,7 @@ from scheduler.outbox import (
     mark_unreachable,
     pending_reminders,
     record_due,
+    record_sent,
     recorded_keys,
     release,
     settle_entry,
@@ -43,7 +44,9 @@ from scheduler.timing import WorkingCalendar, parse_offsets, parse_quiet_hours
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
+BATCH = 500
+# Sent reminders are recorded this many at a time.
+SENT_BATCH = 50
 IN_FLIGHT = 30
 # When the network is down, pending reminders wait this long before the next try.
 NETWORK_RETRY = timedelta(minutes=1)
@@ -111,16 +114,31 @@ class Courier:
         self.report = report
         self.network_down = False
         self._slots = asyncio.Semaphore(IN_FLIGHT)
+        self._sent: list[tuple[int, int]] = []
 
     async def deliver(self) -> None:
         """Send batch after batch until nothing pending is due (or the network is down)."""
-        while not self.network_down:
-            batch = await self.services.db.run(
-                pending_reminders, now=self.services.clock(), limit=BATCH
-            )
-            if not batch:
-                return
-            await asyncio.gather(*(self._deliver_one(reminder) for reminder in batch))
+        try:
+            while not self.network_down:
+                batch = await self.services.db.run(
+                    pending_reminders, now=self.services.clock(), limit=BATCH
+                )
+                if not batch:
+                    return
+                await asyncio.gather(*(self._deliver_one(reminder) for reminder in batch))
+        finally:
+            await self._record_sent()
+
+    async def _record_sent(self) -> None:
+        """Record the reminders sent since last time, in one transaction.
+
+        Recording them one by one would double the database work per message. Until it is
+        recorded a sent reminder stays `sending`, which is never sent again: a crash before
+        this leaves it unconfirmed, which is the choice made for the in-doubt case anyway.
+        """
+        sent, self._sent = self._sent, []
+        if sent:
+            await self.services.db.run(record_sent, sent=sent, at=self.services.clock())
 
     async def _deliver_one(self, reminder: PendingReminder) -> None:
         async with self._slots:
@@ -166,14 +184,19 @@ class Courier:
             log.warning("Telegram refused reminder %s: %s", reminder.id, failure)
             await self._settle(reminder, OutboxState.UNDELIVERABLE, detail=str(failure))
         else:
-            await self._settle(reminder, OutboxState.SENT, message_id=sent.message_id)
+            self._sent.append((reminder.id, sent.message_id))
+            self.report.count(OutboxState.SENT)
+            if len(self._sent) >= SENT_BATCH:
+                await self._record_sent()
 
     async def _post(self, chat_id: int, composed: Composed) -> Message:
         """Send the text (in parts if it is long; the buttons go on the last part)."""
         parts = split_message(composed.text)
+        await self.pacer.just_before_sending()
         for part in parts[:-1]:
             await self.application.bot.send_message(chat_id, part)
             await self.pacer.wait_turn(chat_id)
+            await self.pacer.just_before_sending()
         last: Message = await self.application.bot.send_message(
             chat_id, parts[-1], reply_markup=composed.keyboard
         )

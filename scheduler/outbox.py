@@ -122,6 +122,17 @@ def settle_entry(
     session.add(entry)
 
 
+def record_sent(session: Session, *, sent: Sequence[tuple[int, int]], at: datetime) -> None:
+    """Record reminders as sent: (outbox id, Telegram message id) pairs."""
+    for outbox_id, message_id in sent:
+        session.execute(
+            update(OutboxEntry)
+            .where(col(OutboxEntry.id) == outbox_id)
+            .where(col(OutboxEntry.state) == OutboxState.SENDING)
+            .values(state=OutboxState.SENT, sent_at=at, message_id=message_id)
+        )
+
+
 def release(session: Session, *, outbox_id: int, not_before: datetime) -> None:
     """Put a claimed reminder back to wait: Telegram refused it (flood control), so it did
     not arrive and may go again."""

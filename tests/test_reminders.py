@@ -189,21 +189,19 @@ async def test_a_crash_after_telegram_accepted_does_not_resend(
 ) -> None:
     only_the_chair_is_invited(db, people)
     schedule(db, clock, "2021-06-24T10:00")
-    real_settle = dispatch.settle_entry
+    real_record = dispatch.record_sent
 
     def die_when_recording_sent(session: Session, **values: Any) -> None:
-        if values["state"] == OutboxState.SENT:
-            raise Crash("killed after Telegram accepted the message")
-        real_settle(session, **values)
+        raise Crash("killed after Telegram accepted the message")
 
-    monkeypatch.setattr(dispatch, "settle_entry", die_when_recording_sent)
+    monkeypatch.setattr(dispatch, "record_sent", die_when_recording_sent)
     set_clock(clock, "2021-06-17T10:00")
     with pytest.raises(Crash):
         await tick(app)
     await process_dies()
     assert meeting_reminders(emulator) == ["Board meeting in 7 days"]  # it did arrive
 
-    monkeypatch.setattr(dispatch, "settle_entry", real_settle)
+    monkeypatch.setattr(dispatch, "record_sent", real_record)
     restarted = build_test_application(settings, db, clock, emulator)
     await restarted.initialize()
     await tick(restarted)

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from scheduler.pacing import InstantPacer
+from scheduler.pacing import DEFAULT_RATE, InstantPacer
 
 
-async def test_thirty_a_second_overall() -> None:
+async def test_evenly_spaced_a_little_under_thirty_a_second_overall() -> None:
     pacer = InstantPacer()
-    for chat in range(1, 61):
+    for chat in range(1, 58):
         await pacer.wait_turn(chat)
-    # 60 messages to different chats need two full windows (each a little over a second).
-    assert 1.0 < pacer.virtual_time < 1.1
+    # 57 messages to different chats: 56 gaps of 1/28.5 s, so just under two seconds.
+    assert abs(pacer.virtual_time - 56 / DEFAULT_RATE) < 1e-9
+    assert 56 / pacer.virtual_time <= 30
 
 
 async def test_one_a_second_to_one_chat() -> None:
     pacer = InstantPacer()
     for _ in range(3):
         await pacer.wait_turn(42)
-    assert 2.0 < pacer.virtual_time < 2.1
+    assert 2.0 < pacer.virtual_time < 2.2
 
 
 async def test_twenty_a_minute_to_one_group() -> None:
