@@ -3,6 +3,8 @@ the job would, scheduling meetings, reading the outbox."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -10,6 +12,7 @@ from sqlmodel import col, select
 
 from bot.context import CspApplication
 from bot.emulator import BotApiEmulator, SentMessage
+from bot.settings import Settings
 from models.audit import CLI
 from models.clock import FakeClock
 from models.db import Database
@@ -19,7 +22,7 @@ from models.tables import OutboxEntry
 from scheduler.dispatch import DeliveryReport, dispatch_due
 from scheduler.pacing import InstantPacer
 from scheduler.timing import wall_clock
-from tests.harness import PEOPLE
+from tests.harness import PEOPLE, build_test_application
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -31,6 +34,19 @@ def uk(text: str) -> datetime:
 
 def set_clock(clock: FakeClock, text: str) -> None:
     clock.now = uk(text)
+
+
+@asynccontextmanager
+async def restarted(
+    settings: Settings, db: Database, clock: FakeClock, emulator: BotApiEmulator
+) -> AsyncIterator[CspApplication]:
+    """The bot started again on the same database and Telegram, as after a crash."""
+    application = build_test_application(settings, db, clock, emulator)
+    await application.initialize()
+    try:
+        yield application
+    finally:
+        await application.shutdown()
 
 
 async def tick(app: CspApplication) -> DeliveryReport:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from sqlmodel import select
 
@@ -17,6 +14,7 @@ from models.membership import MemberView
 from models.tables import Deadline
 from tests.harness import PEOPLE, Harness
 from tests.reminder_helpers import set_clock, texts, tick
+from tests.test_cli import env, run_cli  # noqa: F401  (the command-line test setup)
 
 
 async def test_deadlines_lists_the_coming_year_marking_the_members_own(
@@ -59,22 +57,13 @@ async def test_members_of_the_organisations_concerned_are_reminded(
     assert not any(t.startswith("⏰") for t in texts(emulator, "observer"))
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path, plan: None) -> str:
-    for name in list(os.environ):
-        if name.startswith("CSPBOT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CSPBOT_DATABASE_URL", database_url)
-    return database_url
-
-
 def titles(db: Database) -> list[str]:
     return sorted(db.call(lambda s: s.exec(select(Deadline.title)).all()))
 
 
+@pytest.mark.usefixtures("env", "plan")
 def test_a_yearly_deadline_added_from_the_command_line(
-    env: str, db: Database, capsys: pytest.CaptureFixture[str]
+    db: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
     adding = ["deadline", "add", "--title", "Strategic assessment", "--date", "2022-11-30"]
     code = main([*adding, "--yearly", "--org", "Police", "--org", "nnc"])
@@ -94,8 +83,9 @@ def test_a_yearly_deadline_added_from_the_command_line(
         (["--date", "2022-11-30", "--title", "Financial year starts"], "already a deadline called"),
     ],
 )
+@pytest.mark.usefixtures("env", "plan")
 def test_a_bad_deadline_is_refused_and_nothing_stored(
-    env: str, db: Database, capsys: pytest.CaptureFixture[str], args: list[str], problem: str
+    db: Database, capsys: pytest.CaptureFixture[str], args: list[str], problem: str
 ) -> None:
     before = titles(db)
     title = [] if "--title" in args else ["--title", "Strategic assessment"]

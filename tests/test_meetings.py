@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
 
-from bot.cli import main
 from bot.emulator import BotApiEmulator, SentMessage
 from bot.settings import Settings
 from models.clock import FakeClock
@@ -17,8 +15,9 @@ from models.db import Database
 from models.meetings import meetings_ics
 from models.membership import MemberView
 from models.tables import AuditEntry, Meeting
-from tests.harness import PEOPLE, Harness, build_test_application
-from tests.reminder_helpers import schedule
+from tests.harness import PEOPLE, Harness
+from tests.reminder_helpers import restarted, schedule
+from tests.test_cli import env, run_cli  # noqa: F401  (the command-line test setup)
 
 CHAIR = PEOPLE["chair"].user
 BOARD = PEOPLE["board"].user
@@ -95,11 +94,9 @@ async def test_a_form_survives_a_restart_of_the_bot(
 ) -> None:
     await bot.send(CHAIR, "/meeting")
     await bot.send(CHAIR, "Extraordinary board meeting")
-    restarted = build_test_application(settings, db, clock, emulator)
-    await restarted.initialize()
-    after = Harness(restarted, emulator)
-    assert "(3 of 4)" in await after.reply(CHAIR, "2021-07-01 10:00")
-    await restarted.shutdown()
+    async with restarted(settings, db, clock, emulator) as again:
+        after = Harness(again, emulator)
+        assert "(3 of 4)" in await after.reply(CHAIR, "2021-07-01 10:00")
 
 
 async def test_cancel_and_other_commands_close_the_form_with_nothing_stored(
@@ -178,26 +175,11 @@ def test_calendar_lines_are_folded_and_escaped(db: Database, clock: FakeClock, p
 # --- the command line ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path, plan: None) -> str:
-    for name in list(os.environ):
-        if name.startswith("CSPBOT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CSPBOT_DATABASE_URL", database_url)
-    return database_url
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
+@pytest.mark.usefixtures("env", "plan")
 def test_meeting_add_list_ics_and_cancel_from_the_command_line(
-    env: str, db: Database, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    db: Database, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, out, _ = cli(
+    code, out, _ = run_cli(
         capsys,
         "meeting",
         "add",
@@ -210,11 +192,11 @@ def test_meeting_add_list_ics_and_cancel_from_the_command_line(
     )
     assert code == 0 and "CSP Board, Thu 10 Dec 2099 14:00, Kettering" in out
     meeting_id = out.split("scheduled meeting ")[1].split(":")[0]
-    code, out, _ = cli(capsys, "meeting", "list")
+    code, out, _ = run_cli(capsys, "meeting", "list")
     assert f"{meeting_id:>4}  CSP Board, Thu 10 Dec 2099 14:00, Kettering" in out
-    code, out, _ = cli(capsys, "meeting", "ics", meeting_id, "--out", str(tmp_path / "one.ics"))
+    code, out, _ = run_cli(capsys, "meeting", "ics", meeting_id, "--out", str(tmp_path / "one.ics"))
     assert code == 0 and "DTSTART:20991210T140000Z" in (tmp_path / "one.ics").read_text()
-    code, out, _ = cli(capsys, "meeting", "cancel", meeting_id)
+    code, out, _ = run_cli(capsys, "meeting", "cancel", meeting_id)
     assert code == 0 and f"cancelled meeting {meeting_id}" in out
 
 
@@ -226,10 +208,11 @@ def test_meeting_add_list_ics_and_cancel_from_the_command_line(
         ("2099-03-29T01:30", "does not exist in Europe/London (clocks go forward)"),
     ],
 )
+@pytest.mark.usefixtures("env", "plan")
 def test_meeting_add_refuses_bad_times_and_stores_nothing(
-    env: str, db: Database, capsys: pytest.CaptureFixture[str], when: str, problem: str
+    db: Database, capsys: pytest.CaptureFixture[str], when: str, problem: str
 ) -> None:
     before = len(meetings(db))
-    code, _, err = cli(capsys, "meeting", "add", "--title", "Board", "--at", when)
+    code, _, err = run_cli(capsys, "meeting", "add", "--title", "Board", "--at", when)
     assert code == 2 and problem in err and err.startswith("csp-bot: ")
     assert len(meetings(db)) == before

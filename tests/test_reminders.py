@@ -30,8 +30,18 @@ from scheduler import dispatch
 from scheduler.dispatch import dispatch_due, plan_reminders, rules_from
 from scheduler.jobs import DISPATCH_JOB
 from scheduler.pacing import InstantPacer
-from tests.harness import PEOPLE, Harness, build_test_application
-from tests.reminder_helpers import chat, outbox, schedule, set_clock, states, texts, tick, uk
+from tests.harness import PEOPLE, Harness
+from tests.reminder_helpers import (
+    chat,
+    outbox,
+    restarted,
+    schedule,
+    set_clock,
+    states,
+    texts,
+    tick,
+    uk,
+)
 
 CHAIR = PEOPLE["chair"].user
 
@@ -170,12 +180,22 @@ def only_the_chair_is_invited(db: Database, people: dict[str, MemberView]) -> No
     db.call(set_topic, member_id=people["police"].id, topic=Topic.CHECKINS, on=False)
 
 
-async def process_dies() -> None:
-    """Whatever else the crashed bot had running stops too."""
+async def crash_at(app: CspApplication, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    """Run the dispatcher and kill it at `step` (a function in `scheduler.dispatch`)."""
+    real = getattr(dispatch, step)
+
+    def die(session: Session, **values: Any) -> None:
+        raise Crash(f"killed at {step}")
+
+    monkeypatch.setattr(dispatch, step, die)
+    with pytest.raises(Crash):
+        await tick(app)
+    # Whatever else the dead bot had running stops with it.
     others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
     for task in others:
         task.cancel()
     await asyncio.gather(*others, return_exceptions=True)
+    monkeypatch.setattr(dispatch, step, real)
 
 
 async def test_a_crash_after_telegram_accepted_does_not_resend(
@@ -189,33 +209,22 @@ async def test_a_crash_after_telegram_accepted_does_not_resend(
 ) -> None:
     only_the_chair_is_invited(db, people)
     schedule(db, clock, "2021-06-24T10:00")
-    real_record = dispatch.record_sent
-
-    def die_when_recording_sent(session: Session, **values: Any) -> None:
-        raise Crash("killed after Telegram accepted the message")
-
-    monkeypatch.setattr(dispatch, "record_sent", die_when_recording_sent)
     set_clock(clock, "2021-06-17T10:00")
-    with pytest.raises(Crash):
-        await tick(app)
-    await process_dies()
-    assert meeting_reminders(emulator) == ["Board meeting in 7 days"]  # it did arrive
-
-    monkeypatch.setattr(dispatch, "record_sent", real_record)
-    restarted = build_test_application(settings, db, clock, emulator)
-    await restarted.initialize()
-    await tick(restarted)
-    clock.advance(minutes=15)
-    await tick(restarted)
-    assert meeting_reminders(emulator) == ["Board meeting in 7 days"]  # and only once
-    assert states(db, ReminderKind.MEETING)[f"{people['chair'].id}:7d"] == OutboxState.UNCONFIRMED
-    set_clock(clock, "2021-06-23T10:00")  # nothing lost: the next reminder comes as usual
-    await tick(restarted)
+    await crash_at(app, monkeypatch, "record_sent")  # Telegram has the message; we don't know
+    assert meeting_reminders(emulator) == ["Board meeting in 7 days"]
+    async with restarted(settings, db, clock, emulator) as again:
+        await tick(again)
+        clock.advance(minutes=15)
+        await tick(again)
+        assert meeting_reminders(emulator) == ["Board meeting in 7 days"]  # not sent twice
+        chair_7d = f"{people['chair'].id}:7d"
+        assert states(db, ReminderKind.MEETING)[chair_7d] == OutboxState.UNCONFIRMED
+        set_clock(clock, "2021-06-23T10:00")  # nothing lost: the next one comes as usual
+        await tick(again)
     assert meeting_reminders(emulator) == [
         "Board meeting in 7 days",
         "Board meeting tomorrow at 10:00",
     ]
-    await restarted.shutdown()
 
 
 async def test_a_crash_before_sending_loses_nothing(
@@ -229,25 +238,14 @@ async def test_a_crash_before_sending_loses_nothing(
 ) -> None:
     only_the_chair_is_invited(db, people)
     schedule(db, clock, "2021-06-24T10:00")
-    real_claim = dispatch.claim_with_content
-
-    def die_before_claiming(session: Session, **values: Any) -> None:
-        raise Crash("killed between recording the reminder and sending it")
-
-    monkeypatch.setattr(dispatch, "claim_with_content", die_before_claiming)
     set_clock(clock, "2021-06-17T10:00")
-    with pytest.raises(Crash):
-        await tick(app)
-    await process_dies()
+    await crash_at(app, monkeypatch, "claim_with_content")  # recorded, not yet claimed
     assert meeting_reminders(emulator) == []
-    monkeypatch.setattr(dispatch, "claim_with_content", real_claim)
-    restarted = build_test_application(settings, db, clock, emulator)
-    await restarted.initialize()
-    clock.advance(minutes=3)
-    await tick(restarted)
-    await tick(restarted)
+    async with restarted(settings, db, clock, emulator) as again:
+        clock.advance(minutes=3)
+        await tick(again)
+        await tick(again)
     assert meeting_reminders(emulator) == ["Board meeting in 7 days"]
-    await restarted.shutdown()
 
 
 class FailingRequest(EmulatorRequest):
