@@ -77,7 +77,7 @@ def render_paper_files(paper: BoardPaper, templates: Templates) -> PaperFiles:
     return PaperFiles(
         paper=paper,
         day=paper.summary.at.astimezone(templates.timezone).date(),
-        html=paper_html(paper, templates, chart=png).encode(),
+        html=paper_html(paper, templates, chart=png),
         csv=actions_csv(paper, templates.timezone),
         png=png,
     )
@@ -88,15 +88,19 @@ def render_format(paper: BoardPaper, templates: Templates, file_format: str) -> 
     if file_format == "csv":
         return actions_csv(paper, templates.timezone)
     png = rag_chart(paper.summary, templates)
-    return png if file_format == "png" else paper_html(paper, templates, chart=png).encode()
+    return png if file_format == "png" else paper_html(paper, templates, chart=png)
 
 
-def paper_html(paper: BoardPaper, templates: Templates, *, chart: bytes) -> str:
-    """The highlight report: one self-contained HTML page, laid out for A4."""
+def paper_html(paper: BoardPaper, templates: Templates, *, chart: bytes) -> bytes:
+    """The highlight report: one self-contained HTML page, laid out for A4 (UTF-8)."""
     picture = "data:image/png;base64," + base64.b64encode(chart).decode("ascii")
-    return templates.paper.get_template("board_paper.html").render(
-        paper=paper, s=paper.summary, chart=picture
-    )
+    template = templates.paper.get_template("board_paper.html")
+    # Written as it is rendered: joining a page of 10,000 actions from its pieces would
+    # hold every piece in memory at once.
+    out = io.BytesIO()
+    for piece in template.generate(paper=paper, s=paper.summary, chart=picture):
+        out.write(piece.encode())
+    return out.getvalue()
 
 
 # --- the CSV ---------------------------------------------------------------------------------

@@ -210,9 +210,8 @@ _VIEW_COLUMNS = (
 
 
 def _view(row: Any, at: datetime, quiet_after: timedelta) -> ActionView:
-    (id_, ref, title, description, lead_id, owner, due_on, status, status_at, *rest) = row
-    priority_code, organisation, last_at = rest
-    last_at = as_utc(last_at)
+    id_, ref, title, description, lead_id, owner, due_on, status, status_at, code, org, last = row
+    last_at = as_utc(last)
     finished = status == Status.COMPLETE
     last_activity = last_at or status_at
     # Positional: a frozen dataclass built from keywords costs twice as much, and
@@ -222,9 +221,9 @@ def _view(row: Any, at: datetime, quiet_after: timedelta) -> ActionView:
         ref,
         title,
         description,
-        priority_code,
+        code,
         lead_id,
-        organisation,
+        org,
         owner,
         due_on,
         status,

@@ -39,6 +39,7 @@ FALLBACK_WINDOW = timedelta(days=28)
 # Funding decisions still to be settled: not yet confirmed, and not declined.
 OPEN_FUNDING = (FundingStatus.PROPOSED, FundingStatus.AGREED)
 _WORST_FIRST = (Status.RED, Status.AMBER, Status.GREEN)
+_STATUSES = {status.value: status for status in Status}
 
 
 # --- what the summary holds -------------------------------------------------------------
@@ -193,20 +194,13 @@ def _read(
 ) -> tuple[BoardSummary, list[ActionLine]]:
     priorities = list(session.exec(select(Priority).order_by(col(Priority.id))).all())
     scope = _scope(priorities, code)
-    plan = session.exec(select(PlanInfo)).first()
     in_scope = None if scope is None else col(Action.priority_id) == scope.id
     views = action_views(session, at=at, quiet_after=quiet_after, where=in_scope)
     baseline = last_board_meeting(session, at=at)
     was = statuses_at(session, moment=baseline.at, where=in_scope)
     noted = None if every_note else col(Action.status).in_((Status.RED, Status.AMBER))
-    latest = latest_updates(session, where=_both(in_scope, noted))
-
-    def line(view: ActionView) -> ActionLine:
-        before = was.get(view.id, view.status)
-        return ActionLine(view, latest.get(view.id), before, travel(before, view.status))
-
-    # Lines are built for the exceptions only: the summary reads every action but shows few.
-    exceptions = [view for view in views if _exception(view)]
+    lines = _Lines(was, latest_updates(session, where=_both(in_scope, noted)))
+    plan = session.exec(select(PlanInfo)).first()
     summary = BoardSummary(
         at=at,
         plan_title=plan.title if plan else "Community Safety Partnership plan",
@@ -215,16 +209,39 @@ def _read(
         baseline=baseline,
         quiet_days=quiet_after.days,
         priorities=_priority_lines([p for p in priorities if scope in (None, p)], views, was),
-        red=[line(view) for view in exceptions if view.status == Status.RED],
-        amber=[line(view) for view in exceptions if view.status == Status.AMBER],
-        overdue=[line(view) for view in sorted(exceptions, key=_due) if view.overdue],
-        quiet=[line(view) for view in sorted(exceptions, key=_last_activity) if view.quiet],
+        **_exception_lists(views, lines),
         funding=_funding(session, at=at),
         next_deadline=next(iter(upcoming_deadlines(session, today=at.date())), None),
         next_meeting=next(iter(upcoming_meetings(session, at=at, limit=1)), None),
         returns=organisation_returns(views, since=baseline.at),
     )
-    return summary, [line(view) for view in views] if every_note else []
+    return summary, [lines(view) for view in views] if every_note else []
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Makes an action's line from its view, its status at the baseline and its latest update."""
+
+    was: dict[int, Status]
+    latest: dict[int, LatestUpdate]
+
+    def __call__(self, view: ActionView) -> ActionLine:
+        before = self.was.get(view.id, view.status)
+        return ActionLine(view, self.latest.get(view.id), before, travel(before, view.status))
+
+
+def _exception_lists(views: list[ActionView], line: _Lines) -> dict[str, list[ActionLine]]:
+    """Off track and at risk in plan order, overdue soonest due first, quiet stalest first.
+
+    Lines are made for the exceptions only: the summary reads every action but shows few.
+    """
+    exceptions = [view for view in views if _exception(view)]
+    return {
+        "red": [line(view) for view in exceptions if view.status == Status.RED],
+        "amber": [line(view) for view in exceptions if view.status == Status.AMBER],
+        "overdue": [line(view) for view in sorted(exceptions, key=_due) if view.overdue],
+        "quiet": [line(view) for view in sorted(exceptions, key=_last_activity) if view.quiet],
+    }
 
 
 def _exception(view: ActionView) -> bool:
@@ -342,7 +359,7 @@ def statuses_at(
     first: dict[int, str] = {}
     for action_id, previous in session.connection().execute(query).all():
         first.setdefault(action_id, previous)
-    return {action_id: Status(previous) for action_id, previous in first.items()}
+    return {action_id: _STATUSES[previous] for action_id, previous in first.items()}
 
 
 def latest_updates(
