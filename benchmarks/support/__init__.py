@@ -1,0 +1,1 @@
+"""Shared helpers for the benchmark scripts (not run by `./dev bench` themselves)."""
