@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from models.audit import Actor, record_change, snapshot
@@ -85,15 +84,21 @@ def snooze(
 
 
 def mark_reachable(session: Session, *, telegram_id: int) -> bool:
-    """The member wrote to the bot, so Telegram reaches them again; True if they were not."""
-    member_id = select(Member.id).where(Member.telegram_id == telegram_id).scalar_subquery()
-    result = session.execute(
-        update(ReminderPreference)
-        .where(col(ReminderPreference.member_id) == member_id)
+    """The member wrote to the bot, so Telegram reaches them again; True if they were not.
+
+    Runs for every private message, so it only reads unless there is something to clear.
+    """
+    row = session.exec(
+        select(ReminderPreference)
+        .join(Member, col(Member.id) == ReminderPreference.member_id)
+        .where(Member.telegram_id == telegram_id)
         .where(col(ReminderPreference.unreachable_since).is_not(None))
-        .values(unreachable_since=None)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    ).first()
+    if row is None:
+        return False
+    row.unreachable_since = None
+    session.add(row)
+    return True
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from models.enums import Role, Status
 from models.progress import ActionView, action_views
@@ -38,10 +38,22 @@ def awaiting(view: ActionView, since: datetime | None) -> bool:
 
 
 def awaiting_returns(
-    session: Session, *, since: datetime | None, at: datetime, quiet_after: timedelta
+    session: Session,
+    *,
+    since: datetime | None,
+    at: datetime,
+    quiet_after: timedelta,
+    member: Member | None = None,
 ) -> list[ActionView]:
-    """Every action that owes a return, in plan order."""
-    views = action_views(session, at=at, quiet_after=quiet_after)
+    """Every action that owes a return, in plan order; with `member`, only those they may be
+    asked about (their own, and their organisation's), so one request reads a few actions."""
+    where = None
+    if member is not None:
+        where = or_(
+            col(Action.owner_member_id) == member.id,
+            col(Action.lead_organisation_id) == member.organisation_id,
+        )
+    views = action_views(session, at=at, quiet_after=quiet_after, where=where)
     return [view for view in views if awaiting(view, since)]
 
 

@@ -187,7 +187,10 @@ def _read_returns(
     if isinstance(meeting, Withheld):
         return meeting
     since = returns_since(session, starts_at=meeting.starts_at, zone=when.zone)
-    owed = awaiting_returns(session, since=since, at=when.now, quiet_after=when.quiet_after)
+    mine_only = None if entry.kind == ReminderKind.RETURNS_CHAIR else member
+    owed = awaiting_returns(
+        session, since=since, at=when.now, quiet_after=when.quiet_after, member=mine_only
+    )
     if entry.kind == ReminderKind.RETURNS_CHAIR:
         return ReturnsReport(meeting, missing_by_organisation(owed), since)
     assert member.id is not None
