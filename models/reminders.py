@@ -10,6 +10,8 @@ from sqlmodel import Session, col, select
 
 from models.audit import Actor, record_change, snapshot
 from models.errors import DomainError, NotFound
+from models.membership import member_view
+from models.progress import may_update
 from models.reminder_types import Topic
 from models.tables import Action, ActionSnooze, Member, ReminderPreference
 
@@ -147,6 +149,11 @@ def set_action_owner(
         ).first()
         if owner is None:
             raise NotFound(f"no active member with Telegram id {telegram_id}")
+        if not may_update(member_view(session, owner), action.lead_organisation_id):
+            raise DomainError(
+                f"{owner.name} may not update {action.ref}: its owner must be a partner of "
+                "its lead organisation, the chair or the coordinator"
+            )
     before = snapshot(action)
     action.owner_member_id = None if owner is None else owner.id
     record_change(session, actor=actor, at=at, record=action, before=before)

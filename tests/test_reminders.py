@@ -42,6 +42,7 @@ from tests.reminder_helpers import (
     tick,
     uk,
 )
+from tests.test_cli import env, run_cli  # noqa: F401  (the command-line test setup)
 
 CHAIR = PEOPLE["chair"].user
 
@@ -653,3 +654,22 @@ async def test_the_chair_gets_a_digest_on_monday_morning(
     assert "Due this week\n📅 North Northants CSP Board, Thu 24 Jun 2021, 10:00" in digest
     assert [t for t in texts(emulator, "coordinator") if "Weekly digest" in t]
     assert not [t for t in texts(emulator, "board") if "Weekly digest" in t]
+
+
+@pytest.mark.usefixtures("env")
+async def test_an_action_owned_by_a_member_reminds_them_instead_of_the_partners(
+    app: CspApplication,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    board, chair = (str(PEOPLE[person].user.id) for person in ("board", "chair"))
+    code, _, err = run_cli(capsys, "action", "owner", "soc-3", "--telegram-id", board)
+    assert code == 2 and "Priya may not update SOC-3" in err
+    code, out, _ = run_cli(capsys, "action", "owner", "soc-3", "--telegram-id", chair)
+    assert (code, out.strip()) == (0, "SOC-3: reminders go to Sarah")
+    set_clock(clock, "2021-10-25T08:00")
+    await tick(app)
+    assert any("SOC-3 is due" in text for text in texts(emulator, "chair"))
+    assert not any("SOC-3 is due" in text for text in texts(emulator, "police"))
