@@ -189,7 +189,7 @@ def rag_chart(summary: BoardSummary, templates: Templates) -> bytes:
                     fontsize=7,
                 )
         left = [before + count for before, count in zip(left, counts, strict=True)]
-    axes.set_ylim(len(lines) - 0.5, -0.5)  # plan order, top to bottom, no empty rows
+    axes.set_ylim(max(len(lines), 1) - 0.5, -0.5)  # plan order, top to bottom
     axes.margins(x=0)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("actions")

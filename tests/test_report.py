@@ -7,6 +7,7 @@ import csv
 import io
 import os
 import re
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,10 +17,13 @@ from sqlmodel import Session, col, select
 
 from bot.cli import main
 from bot.emulator import SentMessage
+from bot.report import CSV_COLUMNS, render_paper_files
+from bot.templating import Templates
 from models.clock import FakeClock
 from models.db import Database
 from models.enums import FundingStatus, Status
 from models.membership import MemberView
+from models.summary import board_paper
 from models.tables import Action, FundingDecision, ProgressUpdate
 from tests.harness import PEOPLE, Harness
 from tests.test_summary import log, seed_exceptions
@@ -243,6 +247,15 @@ def latest_notes(session: Session) -> dict[str, str]:
         .order_by(col(ProgressUpdate.created_at), col(ProgressUpdate.id))
     ).all()
     return {ref: update.note for update, ref in updates}
+
+
+def test_a_paper_with_no_plan_yet(db: Database, clock: FakeClock, templates: Templates) -> None:
+    paper = db.call(board_paper, at=clock(), quiet_after=timedelta(days=28))
+    files = render_paper_files(paper, templates)
+    tables = Tables(files.html.decode()).tables
+    assert body(tables["priorities"]) == [] and body(tables["returns-table"]) == []
+    assert files.csv.decode("utf-8-sig").splitlines() == [",".join(CSV_COLUMNS)]
+    assert files.png.startswith(PNG_MAGIC)
 
 
 # --- csp-bot report ------------------------------------------------------------------------

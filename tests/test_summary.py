@@ -256,7 +256,7 @@ async def test_summary_with_nothing_to_report(
     assert "No deadlines ahead." in text
     assert "<b>📅 Next board meeting</b>\nNone scheduled." in text
     assert (
-        "<b>📭 No update since 28 days ago: 0 organisations</b>\n"
+        "<b>📭 No update in the last 28 days: 0 organisations</b>\n"
         "Every organisation leading open actions has sent an update." in text
     )
 
