@@ -4,8 +4,8 @@
 `board_paper`, which build on `models.progress.action_views`: a figure is computed once,
 here, and only formatted by what shows it.
 
-Every read is a fixed number of SQL statements whatever the size of the plan: per-action
-facts come from grouped or windowed queries, never from a query per action.
+Every read is a fixed number of SQL statements whatever the size of the plan: one query
+over the actions and a few over their updates, never a query per action.
 """
 
 from __future__ import annotations
