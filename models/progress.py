@@ -492,14 +492,13 @@ def undo_last_update(
         raise DomainError(f"You have no update from the last {minutes} minutes to undo.")
     member = session.get_one(Member, member_id)
     actor = Actor.member(member_id, member.name)
+    action = session.exec(select(Action).where(_is_id(update.action_id)).with_for_update()).one()
     before = snapshot(update)
     update.withdrawn_at = at
     record_change(session, actor=actor, at=at, record=update, before=before)
-    action = session.exec(select(Action).where(_is_id(update.action_id)).with_for_update()).one()
-    if _is_latest(session, update, action):
-        before = snapshot(action)
-        action.status, action.status_at = update.previous_status, update.previous_status_at
-        record_change(session, actor=actor, at=at, record=action, before=before)
+    before = snapshot(action)
+    action.status, action.status_at = _standing_status(session, update.action_id)
+    record_change(session, actor=actor, at=at, record=action, before=before)
     return Undone(update=_update_view(update, action.ref, member.name), action_status=action.status)
 
 
@@ -507,13 +506,21 @@ def _is_id(action_id: int) -> ColumnElement[bool]:
     return col(Action.id) == action_id
 
 
-def _is_latest(session: Session, update: ProgressUpdate, action: Action) -> bool:
-    """Whether no later live update has moved the action on since `update`."""
-    later = session.exec(
-        select(ProgressUpdate.id).where(
-            ProgressUpdate.action_id == action.id,
-            col(ProgressUpdate.withdrawn_at).is_(None),
-            col(ProgressUpdate.id) > update.id,
+def _standing_status(session: Session, action_id: int) -> tuple[Status, datetime]:
+    """The status the live updates leave an action with, and since when.
+
+    The latest live update decides; with none left, the status from before the first
+    update (the plan's) stands. Recomputed rather than taken from the withdrawn update,
+    because an earlier update may have been withdrawn already.
+    """
+    updates = select(ProgressUpdate).where(ProgressUpdate.action_id == action_id)
+    latest = session.exec(
+        updates.where(col(ProgressUpdate.withdrawn_at).is_(None)).order_by(
+            col(ProgressUpdate.id).desc()
         )
     ).first()
-    return later is None
+    if latest is not None:
+        return latest.status, latest.created_at
+    first = session.exec(updates.order_by(col(ProgressUpdate.id))).first()
+    assert first is not None, "an update is being withdrawn, so the action has one"
+    return first.previous_status, first.previous_status_at

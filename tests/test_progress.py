@@ -622,3 +622,26 @@ async def test_files_during_the_flow_are_refused(
     [reply] = await bot.process(document)
     assert "E-Cins" in reply.text
     assert stored_updates(db) == []
+
+
+async def test_undo_in_either_order_leaves_the_status_of_the_live_updates(
+    db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    from models.progress import undo_last_update
+
+    police, chair = people["police"].id, people["chair"].id
+    db.call(log_progress, ref="SOC-1", member_id=police, status=Status.AMBER, note="a", at=clock())
+    first = clock()
+    clock.advance(minutes=1)
+    db.call(log_progress, ref="SOC-1", member_id=police, status=Status.RED, note="b", at=clock())
+    clock.advance(minutes=1)
+    db.call(
+        log_progress, ref="SOC-1", member_id=chair, status=Status.COMPLETE, note="c", at=clock()
+    )
+    db.call(undo_last_update, member_id=police, at=clock())  # not the latest: complete stands
+    assert action_status(db, "SOC-1") == Status.COMPLETE
+    db.call(undo_last_update, member_id=chair, at=clock())  # the red one is withdrawn already
+    action = db.call(lambda s: s.exec(select(Action).where(Action.ref == "SOC-1")).one())
+    assert (action.status, action.status_at) == (Status.AMBER, first)
+    db.call(undo_last_update, member_id=police, at=clock())  # no live update: the plan's status
+    assert action_status(db, "SOC-1") == Status.GREEN
