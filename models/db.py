@@ -17,16 +17,27 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_CACHE_KIB = 64 * 1024
 POSTGRES_WORKERS = 4
 
 
 def make_engine(url: str) -> Engine:
     """An engine for SQLite (WAL, busy timeout, usable from worker threads) or PostgreSQL."""
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, connect_args=_postgres_options(url))
     engine = create_engine(url, connect_args={"check_same_thread": False})
     event.listen(engine, "connect", _tune_sqlite)
     return engine
+
+
+def _postgres_options(url: str) -> dict[str, str]:
+    """Connection options: the URL's own, plus jit off.
+
+    The bot's queries are short; PostgreSQL's JIT compiling costs more than they do.
+    """
+    given = make_url(url).query.get("options", "")
+    own = given if isinstance(given, str) else " ".join(given)
+    return {"options": f"{own} -c jit=off".strip()}
 
 
 def _tune_sqlite(connection: Any, _record: Any) -> None:
@@ -34,6 +45,8 @@ def _tune_sqlite(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # 64 MB of page cache instead of 2 MB: a summary reads every action of the plan.
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 

@@ -31,6 +31,21 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return as_utc(value)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """On SQLite, read the stored UTC text straight into an aware datetime.
+
+        SQLAlchemy's own SQLite parsing (a regular expression per value) and then making
+        the result aware cost more than the query when a summary reads 10,000 actions.
+        """
+        if dialect.name == "sqlite":
+            return _sqlite_text_as_utc
+        return super().result_processor(dialect, coltype)
+
+
+def _sqlite_text_as_utc(value: str | None) -> datetime | None:
+    # Parsing with the offset is several times faster than parsing and then replace().
+    return None if value is None else datetime.fromisoformat(value + "+00:00")
+
 
 def as_utc(value: datetime | str | None) -> datetime | None:
     """A stored time as an aware UTC datetime.
@@ -44,7 +59,7 @@ def as_utc(value: datetime | str | None) -> datetime | None:
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def enum_type(enum: type[StrEnum]) -> SAEnum:
