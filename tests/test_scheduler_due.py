@@ -390,7 +390,7 @@ def test_planning_a_large_plan_takes_under_200_ms() -> None:
     nothing: dict[tuple[ReminderKind, int, str], set[int]] = {}
     later = now + timedelta(minutes=1)
     for label, seen in (("nothing recorded yet", nothing), ("a minute later", recorded)):
-        elapsed = min(timed(partial(due_reminders, data, plan, later, seen)) for _ in range(3))
+        elapsed = min(timed(partial(due_reminders, data, plan, later, seen)) for _ in range(5))
         assert elapsed < 0.2, f"planning ({label}) took {elapsed * 1000:.0f} ms"
 
 
