@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.enums import FundingStatus, OrgKind, Recurrence, Role, Status
@@ -88,6 +88,17 @@ class ProgressUpdate(SQLModel, table=True):
     """What a partner reported about an action, when, and what they are doing about it."""
 
     __tablename__ = "progress_update"
+    # An action's live updates by time, readable from the index alone: summaries look up
+    # the latest for every action.
+    __table_args__ = (
+        Index(
+            "ix_progress_update_action_live",
+            "action_id",
+            "created_at",
+            sqlite_where=text("withdrawn_at IS NULL"),
+            postgresql_where=text("withdrawn_at IS NULL"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     action_id: int = Field(foreign_key="action.id", index=True)
     member_id: int | None = Field(default=None, foreign_key="member.id")
