@@ -13,17 +13,14 @@ The plan is built by a child process, so the peak memory is the bot's work alone
 prints each figure against its target; the README records them.
 
     .venv/bin/python benchmarks/bench_summary.py [--runs 25] [--database-url URL]
-        [--no-jit] [--proposed]
 
 SQLite in a temporary file by default; a PostgreSQL URL gets a fresh schema, dropped after.
-`--no-jit` runs PostgreSQL with jit=off; `--proposed` adds the tuning the README proposes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import resource
 import statistics
 import subprocess
@@ -75,26 +72,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=25, help="timed /summary runs")
     parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite, temporary)")
-    parser.add_argument(
-        "--no-jit", action="store_true", help="PostgreSQL: run with jit=off (see the README)"
-    )
-    parser.add_argument(
-        "--proposed",
-        action="store_true",
-        help="with the tuning proposed in the README: gc.freeze() after start-up, a larger "
-        "SQLite page cache, an index on the live updates of each action",
-    )
     parser.add_argument("--build-only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_only:
         return build(args.build_only)
-    with database(args.database_url, jit=not args.no_jit) as url:
+    with database(args.database_url) as url:
         started = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--build-only", url], check=True)
         print(f"built the plan in {time.perf_counter() - started:.1f} s ({_backend(url)})")
-        if args.proposed:
-            add_proposed_index(url)
-        return asyncio.run(measure(url, args.runs, proposed=args.proposed))
+        return asyncio.run(measure(url, args.runs))
 
 
 def build(url: str) -> int:
@@ -109,32 +95,8 @@ def build(url: str) -> int:
     return 0
 
 
-def add_proposed_index(url: str) -> None:
-    """The index a migration could add: an action's live updates by time, read without rows."""
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "CREATE INDEX ix_progress_update_action_live ON progress_update "
-                "(action_id, created_at) WHERE withdrawn_at IS NULL"
-            )
-        )
-        connection.execute(text("ANALYZE"))
-    engine.dispose()
-    print("with an index on progress_update (action_id, created_at) of live updates")
-    if engine.dialect.name == "sqlite":
-        print("with a 64 MB SQLite page cache")
-
-
-def larger_sqlite_cache(connection: Any, _record: Any) -> None:
-    """64 MB of page cache (SQLite's default is 2 MB)."""
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA cache_size=-65536")
-    cursor.close()
-
-
 @contextmanager
-def database(url: str | None, *, jit: bool) -> Iterator[str]:
+def database(url: str | None) -> Iterator[str]:
     """A URL to an empty database: a temporary SQLite file or a fresh PostgreSQL schema."""
     if url is None:
         with tempfile.TemporaryDirectory() as folder:
@@ -145,8 +107,7 @@ def database(url: str | None, *, jit: bool) -> Iterator[str]:
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
     try:
-        options = f"-csearch_path%3D{schema}" + ("" if jit else "%20-cjit%3Doff")
-        yield f"{url}{'&' if '?' in url else '?'}options={options}"
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as connection:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
@@ -157,11 +118,9 @@ def _backend(url: str) -> str:
     return make_url(url).get_backend_name()
 
 
-async def measure(url: str, runs: int, *, proposed: bool) -> int:
+async def measure(url: str, runs: int) -> int:
     settings = Settings(database_url=url, telegram_token=None)
     engine = make_engine(url)
-    if proposed and engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", larger_sqlite_cache)
     db = Database(engine)
     counter = StatementCounter()
     event.listen(db.engine, "before_cursor_execute", counter)
@@ -178,10 +137,6 @@ async def measure(url: str, runs: int, *, proposed: bool) -> int:
     await app.initialize()
     assert app.post_init is not None
     await app.post_init(app)  # as `csp-bot run` starts it (initialize() does not run it)
-    if proposed:
-        gc.collect()
-        gc.freeze()  # what the bot has loaded by now lives as long as the process
-        print("with gc.freeze() after start-up")
     try:
         summary = await timed_command(app, emulator, counter, "/summary", runs)
         scoped = await timed_command(app, emulator, counter, "/summary P07", max(3, runs // 5))
