@@ -41,7 +41,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("whoami", "/whoami", "your name, organisation and role", EVERYONE),
     CommandSpec("my", "/my", "your organisation's actions and their status", EVERYONE),
     CommandSpec("update", "/update [REF STATUS note]", "report progress on an action", UPDATERS),
-    CommandSpec("cancel", "/cancel", "stop an update you are part way through", UPDATERS),
+    CommandSpec("cancel", "/cancel", "stop an update or form part way through", UPDATERS),
     CommandSpec("undo", "/undo", "take back your last update (within 15 minutes)", UPDATERS),
     CommandSpec("action", "/action REF", "one action in full, with its latest updates", EVERYONE),
     CommandSpec("history", "/history REF", "every update on an action", EVERYONE),

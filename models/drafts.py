@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from models.enums import Status
 from models.progress import LoggedUpdate, log_progress
-from models.tables import BotState
+from models.state import drop_state, read_state, write_state
 
 DRAFT_KIND = "update_draft"
 DRAFT_EXPIRY = timedelta(minutes=15)
@@ -74,39 +74,31 @@ def load_draft(
     session: Session, *, user_id: int, at: datetime, expiry: timedelta = DRAFT_EXPIRY
 ) -> DraftLookup:
     """The user's draft; one untouched for longer than `expiry` is deleted and reported."""
-    row = session.get(BotState, (DRAFT_KIND, str(user_id)))
-    if row is None:
+    data = read_state(session, kind=DRAFT_KIND, key=str(user_id))
+    if data is None:
         return DraftLookup(None)
-    draft = _decode(row.data)
+    draft = _decode(data)
     if at - draft.touched_at > expiry:
-        session.delete(row)
+        drop_state(session, kind=DRAFT_KIND, key=str(user_id))
         return DraftLookup(None, expired=draft)
     return DraftLookup(draft)
 
 
 def has_draft(session: Session, *, user_id: int) -> bool:
     """Whether the user has a guided update open (expired or not)."""
-    return session.get(BotState, (DRAFT_KIND, str(user_id))) is not None
+    return read_state(session, kind=DRAFT_KIND, key=str(user_id)) is not None
 
 
 def save_draft(session: Session, *, user_id: int, draft: UpdateDraft) -> UpdateDraft:
     """Store the draft, replacing any earlier one."""
-    row = session.get(BotState, (DRAFT_KIND, str(user_id)))
-    data = _encode(draft)
-    if row is None:
-        session.add(BotState(kind=DRAFT_KIND, key=str(user_id), data=data))
-    else:
-        row.data = data
+    write_state(session, kind=DRAFT_KIND, key=str(user_id), data=_encode(draft))
     return draft
 
 
 def discard_draft(session: Session, *, user_id: int) -> UpdateDraft | None:
     """Delete the draft (cancel); returns what it held."""
-    row = session.get(BotState, (DRAFT_KIND, str(user_id)))
-    if row is None:
-        return None
-    session.delete(row)
-    return _decode(row.data)
+    data = drop_state(session, kind=DRAFT_KIND, key=str(user_id))
+    return None if data is None else _decode(data)
 
 
 def submit_draft(

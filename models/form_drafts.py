@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from models.tables import BotState
+from models.state import drop_state, read_state, write_state
 
 FORM_KIND = "form"
 FORM_EXPIRY = timedelta(minutes=30)
@@ -37,34 +37,26 @@ def load_form(
     session: Session, *, user_id: int, at: datetime, expiry: timedelta = FORM_EXPIRY
 ) -> FormDraft | None:
     """The user's form in progress; one left untouched too long is forgotten."""
-    row = session.get(BotState, (FORM_KIND, str(user_id)))
-    if row is None:
+    data = read_state(session, kind=FORM_KIND, key=str(user_id))
+    if data is None:
         return None
-    draft = _decode(row.data)
+    draft = _decode(data)
     if at - draft.touched_at > expiry:
-        session.delete(row)
+        drop_state(session, kind=FORM_KIND, key=str(user_id))
         return None
     return draft
 
 
 def save_form(session: Session, *, user_id: int, draft: FormDraft) -> FormDraft:
-    row = session.get(BotState, (FORM_KIND, str(user_id)))
     data = {**asdict(draft), "touched_at": draft.touched_at.isoformat()}
-    if row is None:
-        session.add(BotState(kind=FORM_KIND, key=str(user_id), data=data))
-    else:
-        row.data = data
-        session.add(row)
+    write_state(session, kind=FORM_KIND, key=str(user_id), data=data)
     return draft
 
 
 def discard_form(session: Session, *, user_id: int) -> FormDraft | None:
     """Forget the user's form; returns what it held."""
-    row = session.get(BotState, (FORM_KIND, str(user_id)))
-    if row is None:
-        return None
-    session.delete(row)
-    return _decode(row.data)
+    data = drop_state(session, kind=FORM_KIND, key=str(user_id))
+    return None if data is None else _decode(data)
 
 
 def _decode(data: dict[str, object]) -> FormDraft:
