@@ -17,14 +17,13 @@ from datetime import datetime
 from sqlmodel import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, BaseHandler
 
 from bot.context import Ctx
 from handlers.guard import Callback, guarded
 from handlers.guard import button as guarded_button
 from handlers.keyboards import button, parts
-from handlers.replies import send, send_text
+from handlers.replies import remove_buttons, send, send_text
 from models.errors import DomainError
 from models.form_drafts import FormDraft, discard_form, load_form, save_form
 from models.reminders import mark_reachable
@@ -121,7 +120,7 @@ async def _show(
         await query.edit_message_text(text, reply_markup=markup)
         draft = draft.shown_in(query.message.chat.id, query.message.message_id)
     else:
-        await _remove_buttons(context, draft)
+        await remove_buttons(context, draft)
         sent: Message = await send_text(update, context, text, keyboard=markup)
         draft = draft.shown_in(sent.chat_id, sent.message_id)
     user = update.effective_user
@@ -147,24 +146,12 @@ def _step_keyboard(
     return _keyboard(form, rows)
 
 
-async def _remove_buttons(context: Ctx, draft: FormDraft) -> None:
-    """Take the buttons off the form's last message, so an old question cannot be answered."""
-    if draft.chat_id is None or draft.message_id is None:
-        return
-    try:
-        await context.bot.edit_message_reply_markup(
-            draft.chat_id, draft.message_id, reply_markup=None
-        )
-    except BadRequest:
-        log.info("buttons already gone from message %s", draft.message_id)
-
-
 async def _forget(update: Update, context: Ctx) -> FormDraft | None:
     user = update.effective_user
     assert user is not None
     draft = await context.db.run(discard_form, user_id=user.id)
     if draft is not None:
-        await _remove_buttons(context, draft)
+        await remove_buttons(context, draft)
     return draft
 
 

@@ -12,7 +12,6 @@ import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest
 from telegram.ext import BaseHandler, MessageHandler, filters
 
 from bot.context import Ctx
@@ -21,7 +20,7 @@ from handlers.fallback import anything_else
 from handlers.guard import button as guarded_button
 from handlers.guard import command, guarded
 from handlers.keyboards import button, keyboard, page_of, pager, parts
-from handlers.replies import send, send_text
+from handlers.replies import remove_buttons, send, send_text
 from models.drafts import (
     Step,
     UpdateDraft,
@@ -444,7 +443,7 @@ async def _submit(update: Update, context: Ctx, draft: UpdateDraft, forecast: st
         await context.db.run(discard_draft, user_id=user.id)
         await send(update, context, "refused_action.html", reason=str(refused))
         return
-    await _remove_buttons(context, draft)
+    await remove_buttons(context, draft)
     await send(update, context, "update_stored.html", logged=logged)
 
 
@@ -457,7 +456,7 @@ async def _live_draft(update: Update, context: Ctx) -> UpdateDraft | None:
     assert user is not None
     lookup = await context.db.run(load_draft, user_id=user.id, at=context.now())
     if lookup.expired is not None:
-        await _remove_buttons(context, lookup.expired)
+        await remove_buttons(context, lookup.expired)
         if update.callback_query is not None:
             await update.callback_query.answer()
         await send(update, context, "update_expired.html", draft=lookup.expired)
@@ -473,7 +472,7 @@ async def _show_step(
         await _edit(update, text, markup)
         await _store(context, update, draft, None)
     else:
-        await _remove_buttons(context, draft)
+        await remove_buttons(context, draft)
         sent = await send_text(update, context, text, keyboard=markup)
         await _store(context, update, draft, sent)
 
@@ -501,25 +500,13 @@ async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) 
     await query.edit_message_text(text, reply_markup=markup)
 
 
-async def _remove_buttons(context: Ctx, draft: UpdateDraft) -> None:
-    """Take the buttons off the draft's message, so they cannot be pressed again."""
-    if draft.chat_id is None or draft.message_id is None:
-        return
-    try:
-        await context.bot.edit_message_reply_markup(
-            draft.chat_id, draft.message_id, reply_markup=None
-        )
-    except BadRequest:
-        log.info("buttons already gone from message %s", draft.message_id)
-
-
 async def _discard_previous(update: Update, context: Ctx) -> None:
     """A new /update replaces any draft still open."""
     user = update.effective_user
     assert user is not None
     previous = await context.db.run(discard_draft, user_id=user.id)
     if previous is not None:
-        await _remove_buttons(context, previous)
+        await remove_buttons(context, previous)
 
 
 # --- /cancel and /undo -----------------------------------------------------------------
@@ -535,7 +522,7 @@ async def cancel(update: Update, context: Ctx) -> None:
     if draft is None:
         await send(update, context, "cancel_nothing.html")
         return
-    await _remove_buttons(context, draft)
+    await remove_buttons(context, draft)
     await send(update, context, "cancelled.html", draft=draft)
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Protocol
 
 from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
 
 from bot.context import Ctx
 
 MESSAGE_LIMIT = 4096
+
+log = logging.getLogger(__name__)
 
 
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -58,3 +62,25 @@ async def send_text(
     for part in parts[:-1]:
         await context.bot.send_message(chat.id, part)
     return await context.bot.send_message(chat.id, parts[-1], reply_markup=keyboard)
+
+
+class ShownMessage(Protocol):
+    """Where a guided step's buttons were last shown (drafts remember it)."""
+
+    @property
+    def chat_id(self) -> int | None: ...
+
+    @property
+    def message_id(self) -> int | None: ...
+
+
+async def remove_buttons(context: Ctx, shown: ShownMessage) -> None:
+    """Take the buttons off a message, so an old question cannot be answered again."""
+    if shown.chat_id is None or shown.message_id is None:
+        return
+    try:
+        await context.bot.edit_message_reply_markup(
+            shown.chat_id, shown.message_id, reply_markup=None
+        )
+    except BadRequest:
+        log.info("buttons already gone from message %s", shown.message_id)
