@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -150,6 +150,11 @@ def add_schedule_commands(commands: argparse._SubParsersAction[argparse.Argument
     action_owner.set_defaults(command=action_owner_command)
 
 
+def local_now(settings: Settings) -> datetime:
+    """Now, in the partnership's zone (dates are the partners' dates)."""
+    return system_clock().astimezone(settings.tz)
+
+
 def call_in_database(
     settings: Settings, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
 ) -> T:
@@ -188,7 +193,7 @@ def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def plan_import_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot plan import FILE`."""
-    result = call_in_database(settings, import_plan_file, path=args.file, at=system_clock())
+    result = call_in_database(settings, import_plan_file, path=args.file, at=local_now(settings))
     print(result.summary())
     return 0
 
@@ -202,7 +207,7 @@ def member_add_command(args: argparse.Namespace, settings: Settings) -> int:
         name=args.name,
         organisation=args.org,
         role=args.role,
-        at=system_clock(),
+        at=local_now(settings),
         actor=CLI,
     )
     print(f"registered {member.name} ({member.role.value}, {member.organisation})")
@@ -219,7 +224,7 @@ def invite_create_command(args: argparse.Namespace, settings: Settings) -> int:
         create_invite,
         organisation=args.org,
         role=args.role,
-        at=system_clock(),
+        at=local_now(settings),
         valid_for=timedelta(days=days),
         actor=CLI,
     )
@@ -234,7 +239,7 @@ def invite_create_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def meeting_add_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting add`."""
-    now = system_clock()
+    now = local_now(settings)
     starts_at = check_meeting_time(args.at, zone=settings.tz, at=now)
     meeting = call_in_database(
         settings,
@@ -259,7 +264,7 @@ def _meeting_line(meeting: MeetingView, settings: Settings) -> str:
 
 def meeting_list_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting list`."""
-    meetings = call_in_database(settings, upcoming_meetings, at=system_clock(), limit=1000)
+    meetings = call_in_database(settings, upcoming_meetings, at=local_now(settings), limit=1000)
     for meeting in meetings:
         print(f"{meeting.id:>4}  {_meeting_line(meeting, settings)}")
     if not meetings:
@@ -269,7 +274,7 @@ def meeting_list_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def meeting_ics_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting ics [ID] [--out FILE]`."""
-    now = system_clock()
+    now = local_now(settings)
     if args.id is not None:
         meetings = [call_in_database(settings, get_meeting, meeting_id=args.id)]
         default = ics_filename(meetings[0], settings.tz)
@@ -287,7 +292,7 @@ def meeting_ics_command(args: argparse.Namespace, settings: Settings) -> int:
 def meeting_cancel_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting cancel ID`."""
     meeting = call_in_database(
-        settings, cancel_meeting, meeting_id=args.id, at=system_clock(), actor=CLI
+        settings, cancel_meeting, meeting_id=args.id, at=local_now(settings), actor=CLI
     )
     print(f"cancelled meeting {meeting.id}: {_meeting_line(meeting, settings)}")
     return 0
@@ -303,7 +308,7 @@ def deadline_add_command(args: argparse.Namespace, settings: Settings) -> int:
         yearly=args.yearly,
         organisations=args.org,
         description=args.description,
-        at=system_clock(),
+        at=local_now(settings),
         actor=CLI,
     )
     every = ", every year" if deadline.yearly else ""
@@ -319,7 +324,7 @@ def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
         set_action_owner,
         ref=args.ref,
         telegram_id=None if args.clear else args.telegram_id,
-        at=system_clock(),
+        at=local_now(settings),
         actor=CLI,
     )
     print(owner)
@@ -328,7 +333,7 @@ def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot report --format html|csv|png --out PATH`: the same files as /report."""
-    now = system_clock()
+    now = local_now(settings)
     paper = call_in_database(
         settings, board_paper, at=now, quiet_after=timedelta(days=settings.quiet_days)
     )

@@ -56,8 +56,9 @@ class Ctx(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any
         return self.services.settings
 
     def now(self) -> datetime:
-        """The current time from the injected clock (tests move it)."""
-        return self.services.clock()
+        """The current time from the injected clock (tests move it), in the partnership's
+        zone, so that `now().date()` is today's date where the partners are."""
+        return self.services.clock().astimezone(self.settings.tz)
 
     @property
     def quiet_after(self) -> timedelta:

@@ -645,3 +645,14 @@ async def test_undo_in_either_order_leaves_the_status_of_the_live_updates(
     assert (action.status, action.status_at) == (Status.AMBER, first)
     db.call(undo_last_update, member_id=police, at=clock())  # no live update: the plan's status
     assert action_status(db, "SOC-1") == Status.GREEN
+
+
+async def test_overdue_turns_at_midnight_in_the_uk_not_in_utc(
+    bot: Harness, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    from datetime import UTC, datetime
+
+    clock.now = datetime(2021, 9, 30, 22, 30, tzinfo=UTC)  # 23:30 BST on the due date
+    assert "overdue" not in await bot.reply(OBSERVER, "/action SOC-2")
+    clock.now = datetime(2021, 9, 30, 23, 30, tzinfo=UTC)  # 00:30 BST the day after
+    assert "Due: Thu 30 Sep 2021 ⚠️ overdue" in await bot.reply(OBSERVER, "/action SOC-2")
