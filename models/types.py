@@ -39,12 +39,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         """
         if dialect.name == "sqlite":
             return _sqlite_text_as_utc
+        if dialect.name == "postgresql":
+            return _postgres_as_utc  # timestamptz: psycopg returns aware datetimes
         return super().result_processor(dialect, coltype)
 
 
 def _sqlite_text_as_utc(value: str | None) -> datetime | None:
     # Parsing with the offset is several times faster than parsing and then replace().
     return None if value is None else datetime.fromisoformat(value + "+00:00")
+
+
+def _postgres_as_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is UTC:
+        return value
+    return value.astimezone(UTC)
 
 
 def as_utc(value: datetime | str | None) -> datetime | None:
