@@ -656,3 +656,15 @@ async def test_overdue_turns_at_midnight_in_the_uk_not_in_utc(
     assert "overdue" not in await bot.reply(OBSERVER, "/action SOC-2")
     clock.now = datetime(2021, 9, 30, 23, 30, tzinfo=UTC)  # 00:30 BST the day after
     assert "Due: Thu 30 Sep 2021 ⚠️ overdue" in await bot.reply(OBSERVER, "/action SOC-2")
+
+
+async def test_starting_a_form_closes_an_open_update(
+    bot: Harness, db: Database, emulator: BotApiEmulator, people: dict[str, MemberView]
+) -> None:
+    [picker] = await bot.send(CHAIR, "/update")
+    await bot.send(CHAIR, "/meeting")
+    assert emulator.buttons(current(emulator, picker)) == []
+    assert await bot.press(CHAIR, picker, data_for(emulator, picker, "🟢 SOC-1")) == []
+    assert (
+        emulator.callback_answers[-1]["text"] == "That button has expired. Send the command again."
+    )
