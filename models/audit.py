@@ -67,3 +67,21 @@ def record_change(
     )
     session.add(entry)
     return entry
+
+
+def record_removal(session: Session, *, actor: Actor, at: datetime, record: SQLModel) -> AuditEntry:
+    """Delete `record`, writing an audit entry that keeps what it held."""
+    entry = AuditEntry(
+        at=at,
+        actor=actor.label,
+        member_id=actor.member_id,
+        entity=str(record.__tablename__),
+        entity_id=getattr(record, "id", None),
+        change="deleted",
+        before=snapshot(record),
+        after=None,
+    )
+    session.delete(record)
+    session.add(entry)
+    session.flush()
+    return entry

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from models.audit import Actor, record_change, snapshot
+from models.audit import Actor, record_change, record_removal
 from models.enums import Role
 from models.errors import DomainError, NotFound
 from models.reminder_types import Reply
-from models.tables import AuditEntry, Meeting, MeetingReply, Member, Organisation
+from models.tables import Meeting, MeetingReply, Member, Organisation
 from models.texts import clean_text, parse_when
 
 # Who is invited to board meetings (and so reminded, and counted for quorum).
@@ -138,20 +138,7 @@ def cancel_meeting(session: Session, *, meeting_id: int, at: datetime, actor: Ac
         select(MeetingReply).where(MeetingReply.meeting_id == meeting_id)
     ).all():
         session.delete(reply)
-    session.add(
-        AuditEntry(
-            at=at,
-            actor=actor.label,
-            member_id=actor.member_id,
-            entity=str(Meeting.__tablename__),
-            entity_id=meeting_id,
-            change="deleted",
-            before=snapshot(meeting),
-            after=None,
-        )
-    )
-    session.delete(meeting)
-    session.flush()
+    record_removal(session, actor=actor, at=at, record=meeting)
     return view
 
 

@@ -29,11 +29,10 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from sqlmodel import Session, SQLModel, col, select
 
-from models.audit import PLAN_IMPORT, Actor, record_change, snapshot
+from models.audit import PLAN_IMPORT, Actor, record_change, record_removal, snapshot
 from models.enums import FundingStatus, OrgKind, Recurrence, Status
 from models.tables import (
     Action,
-    AuditEntry,
     Deadline,
     DeadlineOrganisation,
     FundingDecision,
@@ -1015,20 +1014,7 @@ class _Import:
         return wanted != current.keys()
 
     def unlink(self, link: DeadlineOrganisation) -> None:
-        # record_change knows creations and updates only; a removal is audited here.
-        entry = AuditEntry(
-            at=self.at,
-            actor=self.actor.label,
-            member_id=self.actor.member_id,
-            entity=str(DeadlineOrganisation.__tablename__),
-            entity_id=None,
-            change="deleted",
-            before=snapshot(link),
-            after=None,
-        )
-        self.session.delete(link)
-        self.session.add(entry)
-        self.session.flush()
+        record_removal(self.session, actor=self.actor, at=self.at, record=link)
         self.result.audit_entries += 1
 
 
