@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from bot.report import FORMATS, REPORT_FILES, render_format
@@ -36,6 +37,7 @@ from models.reminders import set_action_owner
 from models.summary import board_paper
 
 EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -57,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"csp-bot: the plan file was rejected; nothing was written:\n{error}", file=sys.stderr
         )
         return EXIT_BAD_INPUT
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else "no answer"
+        print(f"csp-bot: cannot use the database at CSPBOT_DATABASE_URL: {reason}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
 
 def build_parser() -> argparse.ArgumentParser:

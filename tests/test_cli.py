@@ -159,3 +159,13 @@ def test_the_token_is_redacted_from_any_log_line() -> None:
     )
     assert RedactToken(TOKEN).filter(record)
     assert record.getMessage() == "POST https://x/bot<token>/getMe"
+
+
+def test_an_unreachable_database_is_one_line(
+    env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CSPBOT_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    code, _, err = run_cli(capsys, "db", "upgrade")
+    assert code == 3
+    [line] = err.strip().splitlines()
+    assert line.startswith("csp-bot: cannot use the database at CSPBOT_DATABASE_URL: ")
