@@ -23,8 +23,8 @@ from bot.context import Ctx
 from handlers.guard import Callback, guarded
 from handlers.guard import button as guarded_button
 from handlers.keyboards import button, parts
+from handlers.progress import close_open_update
 from handlers.replies import remove_buttons, send, send_text
-from models.drafts import discard_draft
 from models.errors import DomainError
 from models.form_drafts import FormDraft, discard_form, load_form, save_form
 from models.reminders import mark_reachable
@@ -89,18 +89,9 @@ async def start_form(update: Update, context: Ctx, form: Form) -> None:
         await send(update, context, "form_private_only.html", command=form.name)
         return
     await _forget(update, context)
-    await _close_open_update(update, context)
+    await close_open_update(update, context)
     draft = FormDraft(form=form.name, step=0, touched_at=context.now())
     await ask(update, context, form, draft, problem=None)
-
-
-async def _close_open_update(update: Update, context: Ctx) -> None:
-    """One guided flow at a time: a form replaces a guided /update left open."""
-    user = update.effective_user
-    assert user is not None
-    previous = await context.db.run(discard_draft, user_id=user.id)
-    if previous is not None:
-        await remove_buttons(context, previous)
 
 
 async def ask(

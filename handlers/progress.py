@@ -125,7 +125,7 @@ async def choose_action(update: Update, context: Ctx) -> None:
     if not views:
         await send(update, context, "update_nothing.html", member=member)
         return
-    await _discard_previous(update, context)
+    await close_open_update(update, context)
     text, markup = _action_picker(context, views, page=0)
     sent = await send_text(update, context, text, keyboard=markup)
     await _store(context, update, UpdateDraft(member.id, Step.ACTION, context.now()), sent)
@@ -500,8 +500,8 @@ async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) 
     await query.edit_message_text(text, reply_markup=markup)
 
 
-async def _discard_previous(update: Update, context: Ctx) -> None:
-    """A new /update replaces any draft still open."""
+async def close_open_update(update: Update, context: Ctx) -> None:
+    """One guided flow at a time: a new /update, or a form, replaces a draft left open."""
     user = update.effective_user
     assert user is not None
     previous = await context.db.run(discard_draft, user_id=user.id)
