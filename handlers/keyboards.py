@@ -34,9 +34,14 @@ def keyboard(rows: Sequence[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMa
     return InlineKeyboardMarkup([list(row) for row in rows if row])
 
 
+def page_count(total: int, size: int) -> int:
+    """How many pages of `size` hold `total` items (at least one, for "nothing yet")."""
+    return max(1, -(-total // size))
+
+
 def page_of(items: Sequence[T], page: int, size: int) -> tuple[Sequence[T], int, int]:
     """One page of `items`, the page actually shown (clamped) and the number of pages."""
-    pages = max(1, -(-len(items) // size))
+    pages = page_count(len(items), size)
     page = min(max(page, 0), pages - 1)
     return items[page * size : (page + 1) * size], page, pages
 

@@ -8,7 +8,7 @@ from telegram.ext import BaseHandler
 from bot.context import Ctx
 from handlers.guard import button as guarded_button
 from handlers.guard import command
-from handlers.keyboards import button, keyboard, pager, parts
+from handlers.keyboards import button, keyboard, page_count, pager, parts
 from handlers.progress import refuse_forged
 from handlers.replies import send, send_text
 from models.errors import NotFound
@@ -125,7 +125,7 @@ async def _history_page(
     updates, total = await context.db.run(
         action_updates, ref=ref, limit=HISTORY_PAGE, offset=page * HISTORY_PAGE
     )
-    pages = max(1, -(-total // HISTORY_PAGE))
+    pages = page_count(total, HISTORY_PAGE)
     page = min(page, pages - 1)
     text = context.templates.render(
         "history.html", ref=ref.upper(), updates=updates, page=page, pages=pages, total=total
