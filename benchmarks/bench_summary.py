@@ -132,7 +132,6 @@ async def measure(url: str, runs: int) -> int:
         token=emulator.token,
         request=EmulatorRequest(emulator),
         updates_request=EmulatorRequest(emulator),
-        rate_limit=False,
     )
     await app.initialize()
     assert app.post_init is not None

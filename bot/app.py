@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from typing import Any
 
-from telegram import BotCommand, LinkPreviewOptions
+from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
-from telegram.request import BaseRequest
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults, TypeHandler
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.context import CspApplication, Ctx, Services
-from handlers.errors import on_error
+from bot.intake import CONCURRENT_CHATS, ChatOrderedProcessor
+from bot.transport import Backoff, ResilientRequest, Sleep
+from handlers.errors import note_writes, on_error
 from handlers.policy import COMMANDS
 from handlers.registry import all_handlers, first_look_handlers
 from scheduler.jobs import install_reminder_jobs
 
 log = logging.getLogger(__name__)
-# Handler group that runs before the features (which are in group 0).
+# Handler groups that run before the features (which are in group 0).
+NOTE_WRITES = -2
 FIRST_LOOK = -1
+# Replies are tried for about 20 seconds; polling tries until Telegram answers.
+REPLY_BACKOFF = Backoff(first=0.5, ceiling=8.0, tries=6)
+POLLING_BACKOFF = Backoff(first=1.0, ceiling=30.0, tries=None)
 
 
 def build_application(
@@ -30,9 +37,14 @@ def build_application(
     base_url: str | None = None,
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
-    rate_limit: bool = True,
+    sleep: Sleep = asyncio.sleep,
 ) -> CspApplication:
-    """The bot, ready to initialise: every handler registered, menu set at start."""
+    """The bot, ready to initialise: every handler registered, menu set at start.
+
+    Updates come in through `bot.intake` (no PTB `Updater`); every Bot API call goes
+    through `ResilientRequest`, which retries what Telegram did not take.
+    """
+    refused = TokenAlarm()
     builder = (
         ApplicationBuilder()
         .application_class(CspApplication, kwargs={"services": services})
@@ -40,22 +52,46 @@ def build_application(
         .context_types(ContextTypes(context=Ctx))
         .defaults(default_settings(services))
         .post_init(on_start)
+        .updater(None)
+        .concurrent_updates(ChatOrderedProcessor(services.db, services.clock))
+        .request(
+            ResilientRequest(
+                request or HTTPXRequest(connection_pool_size=CONCURRENT_CHATS + 8),
+                backoff=REPLY_BACKOFF,
+                sleep=sleep,
+                on_token_refused=refused,
+            )
+        )
+        .get_updates_request(
+            ResilientRequest(
+                updates_request or HTTPXRequest(),
+                backoff=POLLING_BACKOFF,
+                sleep=sleep,
+                on_token_refused=refused,
+            )
+        )
     )
     if base_url is not None:
         builder = builder.base_url(base_url)
-    if request is not None:
-        builder = builder.request(request)
-    if updates_request is not None:
-        builder = builder.get_updates_request(updates_request)
-    if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
     application = builder.build()
     assert isinstance(application, CspApplication)
+    refused.application = application
+    application.add_handler(TypeHandler(Update, note_writes), group=NOTE_WRITES)
     application.add_handlers(first_look_handlers(), group=FIRST_LOOK)
     application.add_handlers(all_handlers())
     application.add_error_handler(on_error)
     install_reminder_jobs(application)
     return application
+
+
+class TokenAlarm:
+    """Called by the transport on a 401: the runner then ends the bot (exit 2)."""
+
+    application: CspApplication | None = None
+
+    def __call__(self) -> None:
+        if self.application is not None:
+            self.application.refuse_token()
 
 
 def default_settings(services: Services) -> Defaults:

@@ -69,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="csp-bot", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the bot (long polling); migrates the database first")
+    run = commands.add_parser(
+        "run",
+        help="run the bot (long polling, or webhook when CSPBOT_WEBHOOK_URL is set); "
+        "migrates the database first",
+    )
     run.set_defaults(command=run_bot)
 
     demo = commands.add_parser("demo", help="run the bot offline with a terminal chat")
@@ -175,10 +179,10 @@ def call_in_database(
 
 def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot run`."""
-    from bot.runner import run_polling
+    from bot.runner import run_bot as run
 
     settings.require_token()
-    return run_polling(settings)
+    return run(settings)
 
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:

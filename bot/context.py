@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -31,6 +32,13 @@ class CspApplication(Application[Any, Any, Any, Any, Any, Any]):
     def __init__(self, *, services: Services, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.services = services
+        self.token_refused = False
+        self.stop_requested = asyncio.Event()
+
+    def refuse_token(self) -> None:
+        """Telegram refused the token: the runner stops the bot and exits 2."""
+        self.token_refused = True
+        self.stop_requested.set()
 
 
 class Ctx(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):

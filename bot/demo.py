@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.app import build_application
-from bot.context import CspApplication
 from bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, SentMessage
-from bot.runner import make_services
+from bot.intake import Intake
+from bot.polling import Poller
+from bot.runner import BotRun, make_services
 from bot.settings import Settings
 from models.audit import Actor
 from models.clock import ShiftedClock
@@ -120,13 +121,12 @@ class Demo:
             application = build_application(
                 services, token=self.emulator.token, base_url=server.base_url
             )
-            await start(application)
             try:
-                self.say(INTRO)
-                self.me = await self.choose_member(member)
-                await self.chat()
+                async with BotRun(application, poll_briskly):
+                    self.say(INTRO)
+                    self.me = await self.choose_member(member)
+                    await self.chat()
             finally:
-                await stop(application)
                 services.db.close()
         self.say("Demo ended.")
         return 0
@@ -312,20 +312,9 @@ def seed(db: Database, plan: Path) -> None:
         )
 
 
-async def start(application: CspApplication) -> None:
-    await application.initialize()
-    if application.post_init is not None:
-        await application.post_init(application)
-    await application.start()
-    assert application.updater is not None
-    await application.updater.start_polling(poll_interval=0.0, timeout=1)
-
-
-async def stop(application: CspApplication) -> None:
-    assert application.updater is not None
-    await application.updater.stop()
-    await application.stop()
-    await application.shutdown()
+async def poll_briskly(intake: Intake) -> None:
+    """Short long-polls: the emulator is local, and Ctrl+D should end the demo at once."""
+    await Poller(intake, timeout=1).run()
 
 
 def render(message: SentMessage, buttons: list[tuple[str, str]]) -> str:

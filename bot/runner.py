@@ -1,15 +1,40 @@
-"""Running the bot for real: long polling against Telegram (or any Bot API server)."""
+"""Running the bot for real: polling or webhook, until a signal or a refused token.
+
+`BotRun` is the bot while it runs, shared by `csp-bot run` and the demo: the Application
+started, whatever an earlier run stored and did not finish queued first, then updates
+arriving through the receiver (the `Poller`, or the webhook's web server).
+"""
 
 from __future__ import annotations
 
-from bot.app import build_application
-from bot.context import Services
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from telegram import Update
+
+from bot.app import build_application, on_start
+from bot.context import CspApplication, Services
+from bot.intake import Intake
 from bot.logs import configure_logging
+from bot.polling import Poller
 from bot.settings import Settings
 from bot.templating import Templates
+from bot.transport import TokenRefused
+from bot.webhook import web_app, web_server
 from models.clock import Clock, system_clock
 from models.db import Database
 from models.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+EXIT_TOKEN_REFUSED = 2
+Receiver = Callable[[Intake], Coroutine[None, None, None]]
 
 
 def make_services(settings: Settings, *, clock: Clock = system_clock) -> Services:
@@ -19,14 +44,119 @@ def make_services(settings: Settings, *, clock: Clock = system_clock) -> Service
     return Services(settings=settings, db=database, clock=clock, templates=Templates(settings.tz))
 
 
-def run_polling(settings: Settings) -> int:
-    """Run until interrupted; pending migrations are applied first."""
+def run_bot(settings: Settings) -> int:
+    """`csp-bot run`: until SIGINT or SIGTERM; 2 if Telegram refuses the token."""
     token = settings.require_token()
+    if settings.webhook_url:
+        settings.require_webhook_secret()
     configure_logging(token=token)
     services = make_services(settings)
-    application = build_application(services, token=token, base_url=settings.telegram_api_url)
     try:
-        application.run_polling()
+        return asyncio.run(serve(services, settings, token))
+    except TokenRefused as refused:
+        print(f"csp-bot: {refused}", file=sys.stderr)
+        return EXIT_TOKEN_REFUSED
     finally:
         services.db.close()
+
+
+async def serve(services: Services, settings: Settings, token: str) -> int:
+    """Run the bot with the receiver the settings choose."""
+    application = build_application(services, token=token, base_url=settings.telegram_api_url)
+    async with BotRun(application, receiver_for(settings)) as running:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, application.stop_requested.set)
+        await running.until_stopped()
+    if application.token_refused:
+        raise TokenRefused()
     return 0
+
+
+def receiver_for(settings: Settings) -> Receiver:
+    """Webhook when CSPBOT_WEBHOOK_URL is set, else long polling (with the web server
+    beside it when CSPBOT_WEB_LISTEN is set)."""
+    if settings.webhook_url:
+        return lambda intake: receive_by_webhook(intake, settings)
+    return lambda intake: receive_by_polling(intake, settings)
+
+
+async def receive_by_polling(intake: Intake, settings: Settings) -> None:
+    """Long polling; the health routes run beside it when a web address is set."""
+    poller = Poller(intake)
+    if not settings.web_listen:
+        await poller.run()
+        return
+    server = web_server(web_app(intake, webhook_path=None, secret=None), settings.web_listen)
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(server.serve())
+        tasks.create_task(poller.run())
+
+
+async def receive_by_webhook(intake: Intake, settings: Settings) -> None:
+    """Tell Telegram where to send updates, then serve them (and the health routes)."""
+    assert settings.webhook_url is not None
+    secret = settings.require_webhook_secret()
+    path = urlsplit(settings.webhook_url).path or "/"
+    app = web_app(intake, webhook_path=path, secret=secret)
+    server = web_server(app, settings.webhook_listen)
+    serving = asyncio.create_task(server.serve())
+    try:
+        await intake.application.bot.set_webhook(
+            settings.webhook_url, secret_token=secret, allowed_updates=Update.ALL_TYPES
+        )
+        await serving
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+
+class BotRun:
+    """The bot running: started, resuming what was left, then receiving."""
+
+    def __init__(self, application: CspApplication, receiver: Receiver) -> None:
+        self.application = application
+        self.intake = Intake(application)
+        self.receiver = receiver
+        self._receiving: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> BotRun:
+        await self.application.initialize()  # getMe: a refused token stops here
+        await on_start(self.application)  # initialize() does not run post_init
+        await self.application.start()
+        await self.intake.resume()
+        self._receiving = asyncio.create_task(self.receiver(self.intake), name="receiver")
+        return self
+
+    async def until_stopped(self) -> None:
+        """Return when asked to stop, or when the receiver ends (a refused token)."""
+        assert self._receiving is not None
+        stop = asyncio.create_task(self.application.stop_requested.wait())
+        await asyncio.wait({stop, self._receiving}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if self._receiving.done() and not self._receiving.cancelled():
+            failure = self._receiving.exception()
+            if isinstance(failure, TokenRefused | ExceptionGroup) and _token_refused(failure):
+                self.application.token_refused = True
+            elif failure is not None:
+                raise failure
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._receiving is not None:
+            self._receiving.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._receiving
+        await self.application.stop()
+        await self.application.shutdown()
+
+
+def _token_refused(failure: BaseException) -> bool:
+    if isinstance(failure, ExceptionGroup):
+        return any(_token_refused(inner) for inner in failure.exceptions)
+    return isinstance(failure, TokenRefused)

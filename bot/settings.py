@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -37,6 +38,15 @@ class Settings(BaseSettings):
     deadline_reminders: str = "30d,14d,7d,1d"
     action_reminders: str = "7d,1d"
     quiet_hours: str = "20:00-08:00"
+    # Handled updates stay in the inbox this many days (for tracing), then are pruned.
+    inbox_days: int = Field(default=7, ge=1)
+    # Webhook mode when set: the public HTTPS URL Telegram calls (its path is served).
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0:8080"
+    webhook_secret: SecretStr | None = None
+    # The web server (health checks) in polling mode too, when set.
+    web_listen: str | None = None
+    public_url: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -70,6 +80,27 @@ class Settings(BaseSettings):
         parse_quiet_hours(value)
         return value
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url_is_https(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        url = urlsplit(value)
+        loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
+        if url.scheme != "https" and not (url.scheme == "http" and loopback):
+            raise ValueError("Telegram calls only https:// URLs (http:// on loopback for tests)")
+        return value
+
+    @field_validator("webhook_listen", "web_listen")
+    @classmethod
+    def _listen_is_host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("give host:port, e.g. 0.0.0.0:8080")
+        return value
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -81,6 +112,16 @@ class Settings(BaseSettings):
                 "CSPBOT_TELEGRAM_TOKEN is not set: create a bot with @BotFather and set its token"
             )
         return self.telegram_token.get_secret_value().strip()
+
+    def require_webhook_secret(self) -> str:
+        """The webhook's secret, or a SettingsError: webhook mode never runs without one."""
+        secret = self.webhook_secret.get_secret_value().strip() if self.webhook_secret else ""
+        if not secret:
+            raise SettingsError(
+                "CSPBOT_WEBHOOK_SECRET is not set: webhook mode needs a secret "
+                "(letters, digits, _ and -, up to 256 characters)"
+            )
+        return secret
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,4 +1,9 @@
-"""One failing update must not stop the bot: log it, apologise, serve the next."""
+"""One failing update must not stop the bot: log it, tell the user honestly, serve the next.
+
+Honestly means: if a change from this update was committed before the failure, the user is
+told it was saved (and need not send it again); only when nothing was stored do they hear
+that it did not go through. `note_writes` runs first for every update to make that known.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,25 @@ from telegram.error import TelegramError
 
 from bot.context import Ctx
 from handlers.replies import send
+from models.db import committed_writes, track_writes
 
 log = logging.getLogger(__name__)
 
 
+async def note_writes(update: Update, context: Ctx) -> None:
+    """Start noting what this update commits (handler group before all others)."""
+    track_writes()
+
+
 async def on_error(update: object, context: Ctx) -> None:
-    """Log the failure with its traceback and tell the user that nothing went through."""
+    """Log the failure with its traceback and tell the user whether anything was stored."""
     log.error("error while handling an update", exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
+    template = "saved_but_failed.html" if committed_writes() else "apology.html"
     try:
         if update.callback_query is not None:
             await update.callback_query.answer()
-        await send(update, context, "apology.html")
+        await send(update, context, template)
     except TelegramError:
-        log.warning("could not send the apology", exc_info=True)
+        log.warning("could not tell the user what happened", exc_info=True)

@@ -7,6 +7,8 @@ import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import event
@@ -17,6 +19,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+WROTE = "csp_bot_wrote"
 SQLITE_CACHE_KIB = 64 * 1024
 POSTGRES_WORKERS = 4
 
@@ -54,6 +57,40 @@ def _tune_sqlite(connection: Any, _record: Any) -> None:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+@dataclass
+class WriteRecord:
+    """Whether anything was committed while one update was handled."""
+
+    wrote: bool = False
+
+
+_writes: ContextVar[WriteRecord | None] = ContextVar("csp_bot_writes", default=None)
+
+
+def track_writes() -> WriteRecord:
+    """From here on (in this task), note every transaction that commits a change."""
+    record = WriteRecord()
+    _writes.set(record)
+    return record
+
+
+def committed_writes() -> bool:
+    """Whether a change was committed since `track_writes()` (False if not tracking)."""
+    record = _writes.get()
+    return record is not None and record.wrote
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session: Session, _context: Any) -> None:
+    session.info[WROTE] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement(state: Any) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[WROTE] = True
 
 
 class Database:
@@ -95,8 +132,22 @@ class Database:
     ) -> T:
         """Run `op(session, ...)` in its own transaction in the worker thread."""
         loop = asyncio.get_running_loop()
-        job = functools.partial(self.call, op, *args, **kwargs)
-        return await loop.run_in_executor(self._executor, job)
+        job = functools.partial(self._call_noting_writes, op, *args, **kwargs)
+        result, wrote = await loop.run_in_executor(self._executor, job)
+        record = _writes.get()
+        if wrote and record is not None:
+            record.wrote = True
+        return result
+
+    def _call_noting_writes(
+        self, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> tuple[T, bool]:
+        with self.session() as session:
+            result = op(session, *args, **kwargs)
+            wrote = bool(session.info.get(WROTE)) or bool(
+                session.new or session.dirty or session.deleted
+            )
+        return result, wrote
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,6 +12,7 @@ from models.deadlines import DeadlineView, upcoming_deadlines
 from models.enums import FundingStatus, Status
 from models.meetings import MeetingView, meeting_view
 from models.progress import ActionView, action_views
+from models.reminder_types import OutboxState
 from models.reminders import unreachable_members
 from models.returns import MissingReturns, missing_by_organisation
 from models.tables import (
@@ -21,6 +22,7 @@ from models.tables import (
     Meeting,
     Member,
     Organisation,
+    OutboxEntry,
     ProgressUpdate,
 )
 from scheduler.timing import local_moment
@@ -57,6 +59,15 @@ class Unreachable:
 
 
 @dataclass(frozen=True)
+class FailedReminder:
+    """A reminder Telegram would not take however often it was tried: it never arrived."""
+
+    kind: str
+    name: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Digest:
     week_start: date
     updates: list[ChangedAction]
@@ -68,6 +79,7 @@ class Digest:
     not_updated: list[MissingReturns]
     unreachable: list[Unreachable]
     quiet_days: int
+    failed: list[FailedReminder] = field(default_factory=list)
     limit: int = LIST_LIMIT
 
 
@@ -95,6 +107,7 @@ def weekly_digest(
         not_updated=missing_by_organisation(view for view in open_views if view.quiet),
         unreachable=_unreachable(session),
         quiet_days=quiet_after.days,
+        failed=_failed(session, last_week),
     )
 
 
@@ -149,3 +162,15 @@ def _unreachable(session: Session) -> list[Unreachable]:
         Unreachable(member.name, names.get(member.organisation_id, ""), member.since)
         for member in unreachable_members(session)
     ]
+
+
+def _failed(session: Session, since: datetime) -> list[FailedReminder]:
+    """Reminders given up on since `since` (Telegram refused every try)."""
+    rows = session.exec(
+        select(OutboxEntry.kind, Member.name, OutboxEntry.send_at)
+        .join(Member, col(Member.id) == OutboxEntry.member_id)
+        .where(col(OutboxEntry.state) == OutboxState.FAILED)
+        .where(col(OutboxEntry.send_at) >= since)
+        .order_by(col(OutboxEntry.send_at))
+    ).all()
+    return [FailedReminder(kind.replace("_", " "), name, at) for kind, name, at in rows]

@@ -96,3 +96,6 @@ class OutboxState(StrEnum):
     DROPPED = "dropped"  # its subject was deleted or changed before it went
     MUTED = "muted"  # the member had turned this kind off
     UNDELIVERABLE = "undeliverable"  # the member has blocked the bot, or Telegram refused it
+    # Telegram would not take it (server errors, dropped connections) however often it was
+    # tried: it never arrived. Listed in the coordinator's digest.
+    FAILED = "failed"

@@ -256,8 +256,29 @@ class OutboxEntry(SQLModel, table=True):
     send_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     state: OutboxState = Field(sa_type=enum_type(OutboxState), index=True)
+    # Times Telegram refused it (flood control, a server error, a dropped connection).
+    attempts: int = 0
     recorded_at: datetime = Field(sa_type=UTCDateTime)
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     message_id: int | None = Field(default=None, sa_type=BigInteger)
     detail: str = ""
+
+
+class InboxUpdate(SQLModel, table=True):
+    """An update as Telegram delivered it, committed before Telegram is told it arrived.
+
+    Processed from here, in order within its chat; `done_at` is set once it has been
+    handled, so a restarted bot finishes what it had taken and not handled.
+    """
+
+    __tablename__ = "inbox_update"
+    __table_args__ = (Index("ix_inbox_update_unfinished", "done_at", "update_id"),)
+    update_id: int = Field(
+        sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    # The chat (or, without one, the user) whose updates are handled in order.
+    chat_key: int = Field(sa_type=BigInteger)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

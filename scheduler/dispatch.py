@@ -21,6 +21,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot.context import CspApplication
 from bot.settings import Settings
+from bot.transport import NoAnswer, NotAccepted, TokenRefused, deciding_for_ourselves
 from handlers.replies import split_message
 from models.reminder_types import OutboxState
 from scheduler.content import Circumstances, Content, Withheld, reminder_content
@@ -29,8 +30,10 @@ from scheduler.facts import load_facts
 from scheduler.messages import Composed, compose
 from scheduler.outbox import (
     PendingReminder,
+    RetryPolicy,
     claim,
     mark_unreachable,
+    pending_entry,
     pending_reminders,
     record_due,
     record_sent,
@@ -48,10 +51,14 @@ BATCH = 500
 # Sent reminders are recorded this many at a time.
 SENT_BATCH = 50
 IN_FLIGHT = 30
-# When the network is down, pending reminders wait this long before the next try.
-NETWORK_RETRY = timedelta(minutes=1)
-# Errors raised before a request reached Telegram: the message certainly did not arrive.
-NOT_SENT_CAUSES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# A reminder Telegram did not take goes again after 10 s, 20 s, 40 s ... (at most 10 min),
+# MAX_ATTEMPTS times in all; then it has failed, and the coordinator's digest lists it.
+MAX_ATTEMPTS = 8
+RETRY_POLICY = RetryPolicy(
+    first=timedelta(seconds=10), ceiling=timedelta(minutes=10), attempts=MAX_ATTEMPTS
+)
+# Telegram cannot be reached at all: the rest of the round waits for the next one.
+UNREACHABLE_CAUSES = (httpx.ConnectError, httpx.ConnectTimeout)
 UNREACHABLE_REASONS = ("chat not found", "user is deactivated", "bot was blocked")
 
 
@@ -144,9 +151,8 @@ class Courier:
         async with self._slots:
             if self.network_down:
                 return
-            await self.pacer.wait_turn(reminder.chat_id)
             content = await self.services.db.run(
-                claim_with_content, outbox_id=reminder.id, when=self._circumstances()
+                read_pending, outbox_id=reminder.id, when=self._circumstances()
             )
             if content is None:
                 return  # delivered or settled meanwhile
@@ -173,26 +179,42 @@ class Courier:
             await self._settle(reminder, OutboxState.DROPPED, detail="could not be written")
             return
         try:
-            sent = await self._post(reminder.chat_id, composed)
+            with deciding_for_ourselves():
+                sent = await self._post(reminder, composed)
         except RetryAfter as refused:
             await self._retry_after(reminder, refused)
+        except NotAccepted as refused:
+            await self._not_accepted(reminder, refused)
+        except NoAnswer as failure:
+            await self._in_doubt(reminder, failure)
         except (Forbidden, BadRequest) as refused:
             await self._refused(reminder, refused)
-        except NetworkError as failure:
-            await self._network_failure(reminder, failure)
+        except TokenRefused:
+            raise
         except TelegramError as failure:
             log.warning("Telegram refused reminder %s: %s", reminder.id, failure)
             await self._settle(reminder, OutboxState.UNDELIVERABLE, detail=str(failure))
         else:
+            if sent is None:
+                return  # another round claimed it first
             self._sent.append((reminder.id, sent.message_id))
             self.report.count(OutboxState.SENT)
             if len(self._sent) >= SENT_BATCH:
                 await self._record_sent()
 
-    async def _post(self, chat_id: int, composed: Composed) -> Message:
-        """Send the text (in parts if it is long; the buttons go on the last part)."""
+    async def _post(self, reminder: PendingReminder, composed: Composed) -> Message | None:
+        """Take a slot, claim the reminder, send it at once (in parts if it is long).
+
+        The claim is the last thing before the request: a crash while waiting for a slot
+        leaves the reminder pending, so it still goes. None: it was no longer pending.
+        """
+        chat_id = reminder.chat_id
         parts = split_message(composed.text)
+        await self.pacer.wait_turn(chat_id)
         await self.pacer.just_before_sending()
+        claimed = await self.services.db.run(claim, outbox_id=reminder.id, at=self.services.clock())
+        if claimed is None:
+            return None
         for part in parts[:-1]:
             await self.application.bot.send_message(chat_id, part)
             await self.pacer.wait_turn(chat_id)
@@ -226,9 +248,40 @@ class Courier:
         seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
         log.warning("Telegram asked to wait %.0fs; reminder %s will go again", seconds, reminder.id)
         self.pacer.pause(seconds)
-        not_before = self.services.clock() + timedelta(seconds=seconds)
-        await self.services.db.run(release, outbox_id=reminder.id, not_before=not_before)
+        await self._try_again(reminder, timedelta(seconds=seconds), "flood control")
+
+    async def _not_accepted(self, reminder: PendingReminder, refused: NotAccepted) -> None:
+        """Telegram did not take it (a server error, a refused or dropped connection)."""
+        if isinstance(refused.__cause__, NetworkError) and isinstance(
+            refused.__cause__.__cause__, UNREACHABLE_CAUSES
+        ):
+            self.network_down = True  # nothing else will get through this round either
+        await self._try_again(reminder, None, str(refused))
+
+    async def _try_again(
+        self, reminder: PendingReminder, wait: timedelta | None, reason: str
+    ) -> None:
+        """Put it back to wait with backoff; after MAX_ATTEMPTS it has failed for good."""
+        attempts = await self.services.db.run(
+            release,
+            outbox_id=reminder.id,
+            now=self.services.clock(),
+            wait=wait,
+            reason=reason,
+            policy=RETRY_POLICY,
+        )
+        if attempts is None:
+            log.warning("reminder %s failed %s times: given up", reminder.id, MAX_ATTEMPTS)
+            self.report.count(OutboxState.FAILED)
+            return
         self.report.retried += 1
+
+    async def _in_doubt(self, reminder: PendingReminder, failure: NoAnswer) -> None:
+        """The request left and no answer came: it may have arrived, so it is never resent."""
+        log.warning(
+            "reminder %s may or may not have arrived (%s): not resent", reminder.id, failure
+        )
+        await self._settle(reminder, OutboxState.UNCONFIRMED, detail=str(failure))
 
     async def _refused(self, reminder: PendingReminder, refused: TelegramError) -> None:
         """A member who blocked the bot (or never started it) is marked unreachable."""
@@ -244,30 +297,15 @@ class Courier:
         log.error("Telegram refused reminder %s: %s", reminder.id, refused.message)
         await self._settle(reminder, OutboxState.UNDELIVERABLE, detail=refused.message)
 
-    async def _network_failure(self, reminder: PendingReminder, failure: NetworkError) -> None:
-        """If the request never left, try again later; if it may have arrived, never resend."""
-        if isinstance(failure.__cause__, NOT_SENT_CAUSES):
-            self.network_down = True
-            log.warning("cannot reach Telegram (%s); reminders wait a minute", failure)
-            not_before = self.services.clock() + NETWORK_RETRY
-            await self.services.db.run(release, outbox_id=reminder.id, not_before=not_before)
-            self.report.retried += 1
-            return
-        log.warning(
-            "reminder %s may or may not have arrived (%s): not resent", reminder.id, failure
-        )
-        await self._settle(reminder, OutboxState.UNCONFIRMED, detail=str(failure))
 
-
-def claim_with_content(
+def read_pending(
     session: Session, *, outbox_id: int, when: Circumstances
 ) -> Content | Withheld | None:
-    """Claim a pending reminder and read what it says, in one transaction.
+    """What a pending reminder says; None if it is no longer pending.
 
-    A reminder whose subject is gone is settled here and never claimed. None: it was not
-    pending any more.
+    A reminder whose subject is gone (or that must not go now) is settled here.
     """
-    entry = claim(session, outbox_id=outbox_id, at=when.now)
+    entry = pending_entry(session, outbox_id=outbox_id)
     if entry is None:
         return None
     content = reminder_content(session, entry=entry, when=when)

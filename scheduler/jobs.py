@@ -9,15 +9,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from bot.context import CspApplication, Ctx
+from bot.transport import TokenRefused
+from models.inbox import prune_inbox
 from scheduler.dispatch import dispatch_due
 from scheduler.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "reminders: plan and deliver"
+PRUNE_JOB = "inbox: prune handled updates"
 EVERY_SECONDS = 60
+PRUNE_EVERY_SECONDS = 3600
 FIRST_AFTER_SECONDS = 2
 
 
@@ -43,6 +48,9 @@ def install_reminder_jobs(application: CspApplication) -> None:
         data=DispatchState(),
         job_kwargs={"max_instances": 2, "coalesce": True},
     )
+    application.job_queue.run_repeating(
+        run_pruning, interval=PRUNE_EVERY_SECONDS, first=FIRST_AFTER_SECONDS, name=PRUNE_JOB
+    )
 
 
 async def run_dispatcher(context: Ctx) -> None:
@@ -57,8 +65,23 @@ async def run_dispatcher(context: Ctx) -> None:
         assert isinstance(application, CspApplication)
         try:
             report = await dispatch_due(application, pacer=state.pacer)
+        except TokenRefused:
+            return  # the runner ends the bot and says why
         except Exception:
             log.exception("the reminder round failed; the next one retries")
             return
     if report.recorded or report.outcomes:
         log.info("reminders: %s recorded, outcomes %s", report.recorded, report.outcomes)
+
+
+async def run_pruning(context: Ctx) -> None:
+    """Delete handled inbox updates older than CSPBOT_INBOX_DAYS."""
+    services = context.services
+    keep = timedelta(days=services.settings.inbox_days)
+    try:
+        pruned = await services.db.run(prune_inbox, now=services.clock(), keep=keep)
+    except Exception:
+        log.exception("pruning the inbox failed; the next run retries")
+        return
+    if pruned:
+        log.info("inbox: %d handled updates older than %s pruned", pruned, keep)

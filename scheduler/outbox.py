@@ -2,8 +2,9 @@
 
 Each reminder (kind, subject, member, occurrence) is unique, so planning can run as often as
 it likes. Delivery moves a row from `pending` to `sending` (committed just before the message
-goes to Telegram) and then to `sent`. A row left in `sending` by a crash is never sent
-again: it becomes `unconfirmed` (the README explains this choice).
+goes to Telegram) and then to `sent`; one Telegram did not take goes back to `pending` with
+backoff, and after too many refusals becomes `failed`. A row left in `sending` by a crash is
+never sent again: it becomes `unconfirmed` (the README explains this choice).
 """
 
 from __future__ import annotations
@@ -88,11 +89,18 @@ def pending_reminders(session: Session, *, now: datetime, limit: int) -> list[Pe
     return [PendingReminder(entry, member, chat) for entry, member, chat in rows if entry]
 
 
+def pending_entry(session: Session, *, outbox_id: int) -> OutboxEntry | None:
+    """The reminder, if it is still waiting to go."""
+    entry = session.get(OutboxEntry, outbox_id)
+    return entry if entry is not None and entry.state == OutboxState.PENDING else None
+
+
 def claim(session: Session, *, outbox_id: int, at: datetime) -> OutboxEntry | None:
     """Mark a pending reminder as being sent; None if it is no longer pending.
 
-    Committed before the message goes, so a crash after Telegram accepted it cannot lead to
-    a second copy: the row stays `sending` and is never picked up again.
+    Committed immediately before the request, after the pacer's wait, so a crash after
+    Telegram accepted it cannot lead to a second copy (the row stays `sending` and is never
+    picked up again), and a crash while waiting for a slot loses nothing.
     """
     result = session.execute(
         update(OutboxEntry)
@@ -133,12 +141,45 @@ def record_sent(session: Session, *, sent: Sequence[tuple[int, int]], at: dateti
         )
 
 
-def release(session: Session, *, outbox_id: int, not_before: datetime) -> None:
-    """Put a claimed reminder back to wait: Telegram refused it (flood control), so it did
-    not arrive and may go again."""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a reminder Telegram did not take is tried again: doubling waits, a few times."""
+
+    first: timedelta
+    ceiling: timedelta
+    attempts: int
+
+    def wait(self, attempt: int) -> timedelta:
+        """The wait after the `attempt`-th refusal (1 for the first)."""
+        wait: timedelta = self.first * 2 ** (attempt - 1)
+        return min(self.ceiling, wait)
+
+
+def release(
+    session: Session,
+    *,
+    outbox_id: int,
+    now: datetime,
+    wait: timedelta | None,
+    reason: str,
+    policy: RetryPolicy,
+) -> int | None:
+    """Telegram refused a claimed reminder, so it did not arrive: it waits to go again.
+
+    `wait` is Telegram's own (flood control), else the policy's. Returns the refusals so
+    far, or None when there have been too many: the reminder is then `failed`.
+    """
     entry = session.get_one(OutboxEntry, outbox_id)
-    entry.state, entry.send_at, entry.claimed_at = OutboxState.PENDING, not_before, None
+    entry.attempts += 1
+    entry.claimed_at, entry.detail = None, reason[:500]
+    if entry.attempts >= policy.attempts:
+        entry.state = OutboxState.FAILED
+        session.add(entry)
+        return None
+    entry.state = OutboxState.PENDING
+    entry.send_at = now + (wait if wait is not None else policy.wait(entry.attempts))
     session.add(entry)
+    return entry.attempts
 
 
 def sweep_interrupted(session: Session, *, now: datetime) -> list[int]:

@@ -50,8 +50,12 @@ def build_test_application(
         token=emulator.token,
         request=EmulatorRequest(emulator),
         updates_request=EmulatorRequest(emulator),
-        rate_limit=False,
+        sleep=no_wait,
     )
+
+
+async def no_wait(seconds: float) -> None:
+    """Backoff in tests: time is not slept on."""
 
 
 class Harness:

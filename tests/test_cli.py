@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from bot.cli import main
 from bot.emulator import BotApiEmulator, EmulatorServer
-from bot.logs import RedactToken
+from bot.logs import RedactingFormatter, token_secrets
 from models.db import Database, make_engine
 from models.migrate import current_revision
 from models.tables import Invite, Member
@@ -153,12 +153,22 @@ def test_csp_bot_run_serves_the_emulator_and_never_logs_the_token(env: str, tmp_
     assert "SECRET-TOKEN-VALUE" not in logs
 
 
-def test_the_token_is_redacted_from_any_log_line() -> None:
-    record = logging.LogRecord(
-        "httpx", logging.INFO, __file__, 1, "POST %s", (f"https://x/bot{TOKEN}/getMe",), None
-    )
-    assert RedactToken(TOKEN).filter(record)
-    assert record.getMessage() == "POST https://x/bot<token>/getMe"
+def test_the_token_is_redacted_from_any_log_line_and_traceback() -> None:
+    try:
+        raise RuntimeError(f"GET https://x/bot{TOKEN}/getMe failed")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "httpx",
+            logging.INFO,
+            __file__,
+            1,
+            "POST %s",
+            (f"https://x/bot{TOKEN}/getMe",),
+            sys.exc_info(),
+        )
+    formatted = RedactingFormatter("%(message)s", token_secrets(TOKEN)).format(record)
+    assert formatted.splitlines()[0] == "POST https://x/bot<token>/getMe"
+    assert formatted.splitlines()[-1] == "RuntimeError: GET https://x/bot<token>/getMe failed"
 
 
 def test_an_unreachable_database_is_one_line(

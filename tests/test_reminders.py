@@ -30,7 +30,7 @@ from scheduler import dispatch
 from scheduler.dispatch import dispatch_due, plan_reminders, rules_from
 from scheduler.jobs import DISPATCH_JOB
 from scheduler.pacing import InstantPacer
-from tests.harness import PEOPLE, Harness
+from tests.harness import PEOPLE, Harness, no_wait
 from tests.reminder_helpers import (
     chat,
     outbox,
@@ -240,7 +240,7 @@ async def test_a_crash_before_sending_loses_nothing(
     only_the_chair_is_invited(db, people)
     schedule(db, clock, "2021-06-24T10:00")
     set_clock(clock, "2021-06-17T10:00")
-    await crash_at(app, monkeypatch, "claim_with_content")  # recorded, not yet claimed
+    await crash_at(app, monkeypatch, "claim")  # its turn has come, not yet claimed
     assert meeting_reminders(emulator) == []
     async with restarted(settings, db, clock, emulator) as again:
         clock.advance(minutes=3)
@@ -274,7 +274,7 @@ async def started(
         token=request.emulator.token,
         request=request,
         updates_request=EmulatorRequest(request.emulator),
-        rate_limit=False,
+        sleep=no_wait,
     )
     await application.initialize()
     return application

@@ -1,0 +1,112 @@
+"""How updates enter the bot: into the inbox first, then to the handlers, chat by chat.
+
+`Intake.accept` is the one way in, for polling and the webhook alike: a batch is committed
+to the inbox (`models.inbox`) before the caller confirms it to Telegram, then queued for the
+Application. `ChatOrderedProcessor`, python-telegram-bot's extension point for concurrent
+updates, handles different chats at the same time and one chat's updates strictly in order,
+and marks each update done once its handlers have run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseUpdateProcessor
+
+from bot.context import CspApplication
+from models.clock import Clock
+from models.db import Database
+from models.inbox import Received, mark_done, store_received, unfinished_updates
+
+log = logging.getLogger(__name__)
+
+# Chats handled at the same time; one chat's updates still go one by one.
+CONCURRENT_CHATS = 64
+UNBOUNDED = 1_000_000
+
+
+def chat_key(update: Update) -> int:
+    """The chat whose updates are kept in order: the chat, else the user, else one queue."""
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    if update.effective_user is not None:
+        return update.effective_user.id
+    return 0
+
+
+class Intake:
+    """Stores what Telegram delivers, then hands it to the Application to process."""
+
+    def __init__(self, application: CspApplication) -> None:
+        self.application = application
+        self.db: Database = application.services.db
+        self.clock: Clock = application.services.clock
+
+    async def accept(self, payloads: Sequence[dict[str, Any]]) -> int:
+        """Commit a batch to the inbox and queue what is new; returns how many were new.
+
+        Returns only after the commit: the caller may then confirm the batch to Telegram.
+        """
+        updates = [Update.de_json(payload, self.application.bot) for payload in payloads]
+        received = [
+            Received(update.update_id, chat_key(update), payload)
+            for update, payload in zip(updates, payloads, strict=True)
+        ]
+        fresh = set(await self.db.run(store_received, updates=received, at=self.clock()))
+        for update in updates:
+            if update.update_id in fresh:
+                await self.application.update_queue.put(update)
+        return len(fresh)
+
+    async def resume(self) -> int:
+        """Queue what an earlier run stored and did not finish, oldest first."""
+        unfinished = await self.db.run(unfinished_updates)
+        for received in unfinished:
+            update = Update.de_json(received.payload, self.application.bot)
+            await self.application.update_queue.put(update)
+        if unfinished:
+            log.info("resuming %d updates stored before the last stop", len(unfinished))
+        return len(unfinished)
+
+
+class ChatOrderedProcessor(BaseUpdateProcessor):
+    """Different chats at once (bounded), each chat's updates one at a time, in order.
+
+    The base class's own bound is set out of the way: updates wait for their chat first and
+    take one of the `concurrent` slots only when their turn has come, so a slow chat with a
+    queue of its own never holds slots that other chats could use.
+    """
+
+    def __init__(self, db: Database, clock: Clock, *, concurrent: int = CONCURRENT_CHATS) -> None:
+        super().__init__(max_concurrent_updates=UNBOUNDED)
+        self.db = db
+        self.clock = clock
+        self._slots = asyncio.Semaphore(concurrent)
+        self._chats: dict[int, asyncio.Lock] = {}
+        self._queued: dict[int, int] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Wait for the chat's earlier updates and a free slot, process, mark it done."""
+        key = chat_key(update) if isinstance(update, Update) else 0
+        lock = self._chats.setdefault(key, asyncio.Lock())
+        self._queued[key] = self._queued.get(key, 0) + 1
+        try:
+            async with lock, self._slots:
+                await coroutine
+                if isinstance(update, Update):
+                    await self.db.run(mark_done, update_ids=[update.update_id], at=self.clock())
+        finally:
+            self._queued[key] -= 1
+            if not self._queued[key]:  # nothing else waits in this chat: forget its lock
+                del self._queued[key]
+                del self._chats[key]
+
+    async def initialize(self) -> None:
+        """Nothing to open."""
+
+    async def shutdown(self) -> None:
+        """Nothing to close."""

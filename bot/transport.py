@@ -1,0 +1,255 @@
+"""Talking to the Bot API through its faults: what to retry, what is final, what is in doubt.
+
+Every call the bot makes goes through `ResilientRequest`, a python-telegram-bot request
+class wrapped around the real one. An answer that says Telegram did not take the request
+(429, 5xx, a 404 from a proxy on the way, a connection refused or reset) is retried with
+backoff, and the trouble is logged once per episode, not once per try. A 401 means the
+token was revoked or mistyped: it is final, and the runner ends the bot.
+
+Reminders decide for themselves (`scheduler.dispatch`): inside `deciding_for_ourselves()`
+nothing is retried here, and failures arrive typed, as `NotAccepted` (safe to send again) or
+`NoAnswer` (the request left and nothing came back: it may have arrived).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import httpx
+from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.request import BaseRequest, RequestData
+
+log = logging.getLogger(__name__)
+
+TOKEN_VARIABLE = "CSPBOT_TELEGRAM_TOKEN"
+# Errors on the way that mean the request was never taken: nothing can have arrived.
+NOT_TAKEN_CAUSES = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+)
+_retrying: ContextVar[bool] = ContextVar("csp_bot_transport_retrying", default=True)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class NotAccepted(NetworkError):
+    """Telegram (or a proxy before it) did not take the request: sending again is safe."""
+
+
+class NoAnswer(NetworkError):
+    """The request left and no usable answer came back: it may or may not have arrived."""
+
+
+class TokenRefused(InvalidToken):
+    """Telegram answered 401: the token is revoked or wrong. Final."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"{TOKEN_VARIABLE} was refused by Telegram (401 Unauthorized): "
+            "check the token with @BotFather"
+        )
+
+
+@contextmanager
+def deciding_for_ourselves() -> Iterator[None]:
+    """Calls made in this block are tried once; the caller handles the typed failure."""
+    token = _retrying.set(False)
+    try:
+        yield
+    finally:
+        _retrying.reset(token)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How often and how patiently to try again: doubling waits up to a ceiling."""
+
+    first: float = 0.5
+    ceiling: float = 8.0
+    tries: int | None = 6  # None: until it works (the poller)
+
+    def wait(self, attempt: int) -> float:
+        return float(min(self.ceiling, self.first * 2**attempt))
+
+    def gives_up_after(self, attempt: int) -> bool:
+        return self.tries is not None and attempt + 1 >= self.tries
+
+
+class Verdict(Enum):
+    ANSWERED = "answered"
+    NOT_TAKEN = "not taken"
+    IN_DOUBT = "in doubt"
+    TOKEN = "token refused"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One try: the verdict, and the answer or the error it ended with."""
+
+    verdict: Verdict
+    status: int = 0
+    payload: bytes = b""
+    error: TelegramError | None = None
+    retry_after: float | None = None
+
+    @property
+    def reason(self) -> str:
+        return f"HTTP {self.status}" if self.error is None else type(self.error).__name__
+
+
+def judge_answer(status: int, payload: bytes) -> Outcome:
+    """What an HTTP answer from the Bot API means for the request."""
+    if status == 401:
+        return Outcome(Verdict.TOKEN, status, payload)
+    body = _json_object(payload)
+    if 200 <= status < 300:
+        verdict = Verdict.ANSWERED if body is not None else Verdict.IN_DOUBT
+        return Outcome(verdict, status, payload)
+    if status == 429:
+        return Outcome(Verdict.NOT_TAKEN, status, payload, retry_after=_retry_after(body))
+    if status >= 500 or status == 404:
+        return Outcome(Verdict.NOT_TAKEN, status, payload)
+    return Outcome(Verdict.ANSWERED, status, payload)  # Telegram's own refusal: PTB raises it
+
+
+def judge_error(error: TelegramError) -> Outcome:
+    """What an error on the way (raised by the HTTP layer) means for the request."""
+    if isinstance(error.__cause__, NOT_TAKEN_CAUSES):
+        return Outcome(Verdict.NOT_TAKEN, error=error)
+    if isinstance(error, NetworkError):  # TimedOut included: the request had left
+        return Outcome(Verdict.IN_DOUBT, error=error)
+    return Outcome(Verdict.ANSWERED, error=error)
+
+
+def _json_object(payload: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _retry_after(body: dict[str, Any] | None) -> float | None:
+    parameters = (body or {}).get("parameters") or {}
+    value = parameters.get("retry_after") if isinstance(parameters, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _method(url: str) -> str:
+    """The Bot API method of a request URL: never the URL itself, which holds the token."""
+    return url.rsplit("/", 1)[-1]
+
+
+class ResilientRequest(BaseRequest):
+    """A request class that retries what Telegram did not take, around a real one."""
+
+    def __init__(
+        self,
+        inner: BaseRequest,
+        *,
+        backoff: Backoff | None = None,
+        sleep: Sleep = asyncio.sleep,
+        on_token_refused: Callable[[], None] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.backoff = backoff or Backoff()
+        self._sleep = sleep
+        self._on_token_refused = on_token_refused
+        self._troubled = False
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self.inner.read_timeout
+
+    async def initialize(self) -> None:
+        await self.inner.initialize()
+
+    async def shutdown(self) -> None:
+        await self.inner.shutdown()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """Try until Telegram answers, the tries run out, or the token is refused."""
+        timeouts = (read_timeout, write_timeout, connect_timeout, pool_timeout)
+        attempt = 0
+        while True:
+            outcome = await self._try(url, method, request_data, *timeouts)
+            if outcome.verdict is Verdict.ANSWERED:
+                self._recovered(url)
+                return self._answer(outcome)
+            if outcome.verdict is Verdict.TOKEN:
+                if self._on_token_refused is not None:
+                    self._on_token_refused()
+                raise TokenRefused()
+            if not _retrying.get() or self.backoff.gives_up_after(attempt):
+                raise _final_error(outcome, url)
+            await self._wait(url, outcome, attempt)
+            attempt += 1
+
+    async def _try(
+        self, url: str, method: str, request_data: RequestData | None, *timeouts: Any
+    ) -> Outcome:
+        read, write, connect, pool = timeouts
+        try:
+            status, payload = await self.inner.do_request(
+                url, method, request_data, read, write, connect, pool
+            )
+        except TelegramError as error:
+            return judge_error(error)
+        return judge_answer(status, payload)
+
+    def _answer(self, outcome: Outcome) -> tuple[int, bytes]:
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.status, outcome.payload
+
+    async def _wait(self, url: str, outcome: Outcome, attempt: int) -> None:
+        wait = self.backoff.wait(attempt) if outcome.retry_after is None else outcome.retry_after
+        if not self._troubled:
+            self._troubled = True
+            log.warning(
+                "Telegram did not take %s (%s); trying again with backoff",
+                _method(url),
+                outcome.reason,
+            )
+        await self._sleep(wait)
+
+    def _recovered(self, url: str) -> None:
+        if self._troubled:
+            self._troubled = False
+            log.warning("Telegram answers again (%s)", _method(url))
+
+
+def _final_error(outcome: Outcome, url: str) -> TelegramError:
+    """The typed error a caller sees when no more tries are made."""
+    method = _method(url)
+    if outcome.retry_after is not None:
+        return RetryAfter(int(outcome.retry_after))
+    if outcome.verdict is Verdict.NOT_TAKEN:
+        error: TelegramError = NotAccepted(f"Telegram did not take {method} ({outcome.reason})")
+    else:
+        error = NoAnswer(f"no usable answer to {method} ({outcome.reason})")
+    if outcome.error is not None:
+        error.__cause__ = outcome.error
+    return error

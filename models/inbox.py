@@ -1,0 +1,101 @@
+"""The inbox: every update Telegram delivers, stored before Telegram is told it arrived.
+
+Polling and the webhook both write here and nowhere else, so one rule holds for both: an
+update is committed first, then confirmed to Telegram (the next `getUpdates` offset, or the
+webhook's 200), then processed; `done_at` records that it was handled. A bot that stops
+in between finds its unfinished updates here on the next start, in the order they came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from models.tables import InboxUpdate
+
+
+@dataclass(frozen=True)
+class Received:
+    """One update as it arrived: its id, the chat it belongs to, and its JSON."""
+
+    update_id: int
+    chat_key: int
+    payload: dict[str, Any]
+
+
+def store_received(session: Session, *, updates: Sequence[Received], at: datetime) -> list[int]:
+    """Store a batch of updates; one already stored is left as it is.
+
+    Returns the ids stored now, in order: only these are new to this bot.
+    """
+    if not updates:
+        return []
+    known = set(
+        session.exec(
+            select(InboxUpdate.update_id).where(
+                col(InboxUpdate.update_id).in_([update.update_id for update in updates])
+            )
+        ).all()
+    )
+    fresh = [update for update in updates if update.update_id not in known]
+    if fresh:
+        rows = [
+            {
+                "update_id": update.update_id,
+                "chat_key": update.chat_key,
+                "payload": update.payload,
+                "received_at": at,
+            }
+            for update in fresh
+        ]
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        # Another instance may store the same update at the same moment: neither fails.
+        session.execute(dialect.insert(InboxUpdate).values(rows).on_conflict_do_nothing())
+    return [update.update_id for update in fresh]
+
+
+def unfinished_updates(session: Session) -> list[Received]:
+    """Updates stored but not yet handled, oldest first."""
+    rows = session.exec(
+        select(InboxUpdate)
+        .where(col(InboxUpdate.done_at).is_(None))
+        .order_by(col(InboxUpdate.update_id))
+    ).all()
+    return [Received(row.update_id, row.chat_key, dict(row.payload)) for row in rows]
+
+
+def mark_done(session: Session, *, update_ids: Sequence[int], at: datetime) -> None:
+    """Record that these updates have been handled."""
+    session.execute(
+        sa.update(InboxUpdate)
+        .where(col(InboxUpdate.update_id).in_(list(update_ids)))
+        .where(col(InboxUpdate.done_at).is_(None))
+        .values(done_at=at)
+    )
+
+
+def prune_inbox(session: Session, *, now: datetime, keep: timedelta) -> int:
+    """Delete handled updates older than `keep`; returns how many went."""
+    result = session.execute(
+        sa.delete(InboxUpdate)
+        .where(col(InboxUpdate.done_at).is_not(None))
+        .where(col(InboxUpdate.received_at) < now - keep)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def inbox_backlog(session: Session, *, now: datetime, older_than: timedelta) -> int:
+    """How many updates have waited longer than `older_than` without being handled."""
+    count = session.exec(
+        select(sa.func.count())
+        .select_from(InboxUpdate)
+        .where(col(InboxUpdate.done_at).is_(None))
+        .where(col(InboxUpdate.received_at) < now - older_than)
+    ).one()
+    return int(count)
