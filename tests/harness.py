@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from telegram import Update
+from telegram.request import BaseRequest
 
 from bot.app import build_application
 from bot.context import CspApplication, Services
@@ -41,15 +42,21 @@ OUTSIDER = EmulatedUser(9999, "Stranger")
 
 
 def build_test_application(
-    settings: Settings, db: Database, clock: FakeClock, emulator: BotApiEmulator
+    settings: Settings,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    *,
+    request: BaseRequest | None = None,
+    updates_request: BaseRequest | None = None,
 ) -> CspApplication:
     """The bot as `csp-bot run` builds it, but talking to the emulator in-process."""
     services = Services(settings=settings, db=db, clock=clock, templates=Templates(settings.tz))
     return build_application(
         services,
         token=emulator.token,
-        request=EmulatorRequest(emulator),
-        updates_request=EmulatorRequest(emulator),
+        request=request or EmulatorRequest(emulator),
+        updates_request=updates_request or EmulatorRequest(emulator),
         sleep=no_wait,
     )
 
