@@ -4,6 +4,10 @@
 the bot sends back, its command menu and files. It answers Bot API calls like Telegram does
 (including its errors) over two transports: `EmulatorServer`, a real HTTP server on loopback,
 and `EmulatorRequest`, a python-telegram-bot request class that calls it in-process.
+
+`emulator.faults` makes it misbehave on purpose, the same way over both transports: `Fault`
+rules answer error statuses or non-JSON bodies, drop answers, reset connections or delay one
+chat. `EmulatorServer.pause()` refuses connections outright until `resume()`.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from email.utils import collapse_rfc2231_value
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal, NoReturn, TypeVar, cast
+from typing import Any, Literal, NoReturn, TypeVar, cast, get_args
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
@@ -565,7 +569,7 @@ class _FloodControl:
 
 # --- injected faults -------------------------------------------------------------------------
 
-_FAULT_KINDS: frozenset[str] = frozenset({"status", "malformed", "drop", "reset", "delay"})
+_FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 _DROP_HOLD = 30.0  # how long a dropped answer keeps the connection by default
 _MALFORMED_BODY = b"<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>\n"
 
@@ -575,7 +579,7 @@ class Fault:
     """One rule for misbehaving like a flaky network or Telegram: which calls, and how."""
 
     kind: FaultKind
-    methods: Collection[str] = frozenset()  # lower-case Bot API method names; empty = all
+    methods: Collection[str] = frozenset()  # Bot API method names, any case; empty = all
     chat_id: int | None = None  # only calls with this chat_id parameter
     status: int | None = None  # "status": the error (default 500); "malformed": default 200
     retry_after: int = 1  # the retry_after a 429 answer carries

@@ -679,7 +679,7 @@ def test_faults_are_checked_when_made() -> None:
     assert Fault(kind="delay", methods="sendMessage").methods == frozenset({"sendmessage"})
 
 
-async def test_refuse_still_wins_over_nothing(em: BotApiEmulator, bot: Bot) -> None:
+async def test_refuse_works_on_both_transports(em: BotApiEmulator, bot: Bot) -> None:
     em.refuse("sendMessage", "chat is switched off")
     with pytest.raises(BadRequest, match="Chat is switched off"):
         await bot.send_message(ALICE.id, "x")
