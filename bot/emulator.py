@@ -4,6 +4,10 @@
 the bot sends back, its command menu and files. It answers Bot API calls like Telegram does
 (including its errors) over two transports: `EmulatorServer`, a real HTTP server on loopback,
 and `EmulatorRequest`, a python-telegram-bot request class that calls it in-process.
+
+`emulator.faults` makes it misbehave on purpose, the same way over both transports: `Fault`
+rules answer error statuses or non-JSON bodies, drop answers, reset connections or delay one
+chat. `EmulatorServer.pause()` refuses connections outright until `resume()`.
 """
 
 from __future__ import annotations
@@ -15,20 +19,27 @@ import email.policy
 import json
 import math
 import mimetypes
+import random
 import re
+import select
+import socket
+import struct
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import collapse_rfc2231_value
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, NoReturn, TypeVar, cast, get_args
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import httpx
+from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 __all__ = [
@@ -36,6 +47,10 @@ __all__ = [
     "EmulatedUser",
     "EmulatorRequest",
     "EmulatorServer",
+    "Fault",
+    "FaultInjected",
+    "FaultKind",
+    "FaultSet",
     "SentMessage",
     "UploadedFile",
 ]
@@ -43,6 +58,7 @@ __all__ = [
 JSON = dict[str, Any]
 Params = dict[str, Any]
 MessageKind = Literal["text", "document", "photo"]
+FaultKind = Literal["status", "malformed", "drop", "reset", "delay"]
 _T = TypeVar("_T")
 
 MESSAGE_LIMIT = 4096
@@ -551,6 +567,164 @@ class _FloodControl:
         self._chats.setdefault(chat_id, deque()).append(now)
 
 
+# --- injected faults -------------------------------------------------------------------------
+
+_FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
+_DROP_HOLD = 30.0  # how long a dropped answer keeps the connection by default
+_MALFORMED_BODY = b"<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fault:
+    """One rule for misbehaving like a flaky network or Telegram: which calls, and how."""
+
+    kind: FaultKind
+    methods: Collection[str] = frozenset()  # Bot API method names, any case; empty = all
+    chat_id: int | None = None  # only calls with this chat_id parameter
+    status: int | None = None  # "status": the error (default 500); "malformed": default 200
+    retry_after: int = 1  # the retry_after a 429 answer carries
+    delay: float = 0.0  # "delay": seconds before answering; "drop": hold (0 = 30 s)
+    times: int | None = None  # matching calls it hits before it is spent; None = until removed
+    probability: float = 1.0  # chance that a matching call is hit (the emulator's seeded rng)
+
+    def __post_init__(self) -> None:
+        """Normalise the method names and refuse rules that cannot be acted out."""
+        names = [self.methods] if isinstance(self.methods, str) else self.methods
+        object.__setattr__(self, "methods", frozenset(name.lower() for name in names))
+        if self.kind not in _FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+        if self.kind == "status" and not 400 <= self.http_status <= 599:
+            raise ValueError(f"a status fault needs an error status, not {self.http_status}")
+        if self.times is not None and self.times < 1:
+            raise ValueError("times must be at least 1 (or None)")
+        if not 0.0 <= self.probability <= 1.0 or self.delay < 0 or self.retry_after < 1:
+            raise ValueError("probability must be in 0..1, delay >= 0, retry_after >= 1")
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status this fault answers with."""
+        if self.status is not None:
+            return self.status
+        return 500 if self.kind == "status" else 200
+
+    @property
+    def hold(self) -> float:
+        """How long a dropped call keeps its connection before closing it unanswered."""
+        return self.delay or _DROP_HOLD
+
+    def applies(self, method: str, chat_id: int | None) -> bool:
+        """Whether a call of `method` (lower case) to `chat_id` is one this rule targets."""
+        if self.methods and method not in self.methods:
+            return False
+        return self.chat_id is None or self.chat_id == chat_id
+
+    def error_body(self) -> JSON:
+        """The Telegram-style error body of a "status" fault."""
+        code = self.http_status
+        if code == 429:
+            description = f"Too Many Requests: retry after {self.retry_after}"
+            return _ApiError(429, description, {"retry_after": self.retry_after}).body()
+        return _ApiError(code, _status_phrase(code)).body()
+
+
+def _status_phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return f"Error {code}"
+
+
+class FaultInjected(Exception):
+    """Raised by `BotApiEmulator.call` for a fault only a transport can act out."""
+
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(f"injected fault: {fault.kind}")
+        self.fault = fault
+
+
+@dataclass
+class _Rule:
+    fault: Fault
+    left: int | None
+
+
+class FaultSet:
+    """The faults an emulator applies, first added first; thread-safe."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[_Rule] = []
+        self._rng = rng
+        self._hits: Counter[str] = Counter()
+
+    def add(self, fault: Fault) -> Fault:
+        """Apply `fault` from now on (until spent or removed); returns it, to remove later."""
+        with self._lock:
+            self._rules.append(_Rule(fault, fault.times))
+        return fault
+
+    def remove(self, fault: Fault) -> None:
+        """Stop applying `fault` (a no-op if it is spent already)."""
+        with self._lock:
+            self._rules = [rule for rule in self._rules if rule.fault is not fault]
+
+    def clear(self) -> None:
+        """Remove every fault; the hit counts stay."""
+        with self._lock:
+            self._rules.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._rules)
+
+    def __iter__(self) -> Iterator[Fault]:
+        with self._lock:
+            return iter([rule.fault for rule in self._rules])
+
+    @property
+    def hits(self) -> dict[str, int]:
+        """How many calls each kind of fault hit."""
+        with self._lock:
+            return dict(self._hits)
+
+    def take(self, method: str, chat_id: int | None) -> Fault | None:
+        """The fault that hits this call, if any, counted and spent by one."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.fault.applies(method, chat_id) and self._fires(rule.fault):
+                    self._spend(rule)
+                    return rule.fault
+        return None
+
+    def _fires(self, fault: Fault) -> bool:
+        # Only matching calls draw from the rng, so a seed replays the same run.
+        return fault.probability >= 1.0 or self._rng.random() < fault.probability
+
+    def _spend(self, rule: _Rule) -> None:
+        self._hits[rule.fault.kind] += 1
+        if rule.left is not None:
+            rule.left -= 1
+            if rule.left == 0:
+                self._rules.remove(rule)
+
+
+def _fault_chat(params: Mapping[str, Any]) -> int | None:
+    """The chat a call is for, as a fault targets it; None if it names none (or a username)."""
+    try:
+        chat_id = _decode("chat_id", params.get("chat_id"))
+    except _ApiError:
+        return None
+    return chat_id if isinstance(chat_id, int) else None
+
+
+def _wait(seconds: float, cancel: threading.Event | None) -> None:
+    """Sleep, cut short when the transport closes (so stop() never waits for a delay)."""
+    if cancel is None:
+        time.sleep(seconds)
+    else:
+        cancel.wait(seconds)
+
+
 # --- the emulator ----------------------------------------------------------------------------
 
 _SENDING_METHODS = frozenset({"sendmessage", "senddocument", "sendphoto"})
@@ -572,6 +746,7 @@ class BotApiEmulator:
         bot_name: str = "CSP Bot",
         clock: Callable[[], datetime] | None = None,
         enforce_limits: bool = False,
+        seed: int = 0,
     ) -> None:
         self.token = token
         self.bot_username = bot_username
@@ -598,6 +773,9 @@ class BotApiEmulator:
         self._blocked: set[int] = set()
         self._flood = _FloodControl()
         self._pollers = 0
+        self._offsets: list[int | None] = []
+        self.random = random.Random(seed)  # seeded: faults with a probability replay exactly
+        self.faults = FaultSet(self.random)
         self._methods: dict[str, Callable[[Params], Any]] = {
             "getme": self._get_me,
             "deletewebhook": self._delete_webhook,
@@ -626,10 +804,29 @@ class BotApiEmulator:
         *,
         cancel: threading.Event | None = None,
     ) -> tuple[int, JSON]:
-        """Answer one Bot API call: (HTTP status, response body). `cancel` ends a long poll."""
+        """Answer one Bot API call: (HTTP status, response body). `cancel` ends a long poll.
+
+        A fault that hits the call answers an error, waits first, or raises `FaultInjected` for
+        the transport to act out: before processing ("malformed", "reset") or after ("drop").
+        """
         name = method.lower()  # Telegram matches method names case-insensitively
         if name not in self._methods and name != "getupdates":
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        fault = self.faults.take(name, _fault_chat(params))
+        if fault is not None and fault.kind == "delay":
+            _wait(fault.delay, cancel)  # outside the lock: other chats' calls go on meanwhile
+        if fault is None or fault.kind == "delay":
+            return self._process(name, params, cancel)
+        if fault.kind == "status":
+            return fault.http_status, fault.error_body()
+        if fault.kind == "drop":
+            self._process(name, params, cancel)
+        raise FaultInjected(fault)
+
+    def _process(
+        self, name: str, params: Mapping[str, Any], cancel: threading.Event | None
+    ) -> tuple[int, JSON]:
+        """Do what Telegram does for a call: its result or its error."""
         try:
             with self._cond:
                 # Copied under the lock: the result may share dicts with the emulator's state.
@@ -655,6 +852,21 @@ class BotApiEmulator:
             if error_code == 400 and not description.startswith("Bad Request"):
                 description = f"Bad Request: {description}"
             self._refusals[method.lower()] = _ApiError(error_code, description)
+
+    def inject(self, fault: Fault) -> Fault:
+        """Apply a fault from now on: `faults.add`, for short."""
+        return self.faults.add(fault)
+
+    @property
+    def fault_hits(self) -> dict[str, int]:
+        """How many calls each kind of fault hit."""
+        return self.faults.hits
+
+    @property
+    def get_updates_offsets(self) -> list[int | None]:
+        """The offset of every processed getUpdates call, in order (None: no offset)."""
+        with self._cond:
+            return list(self._offsets)
 
     def block(self, chat_id: int, blocked: bool = True) -> None:
         """The user of a private chat blocks (or unblocks) the bot: sends get 403."""
@@ -690,7 +902,9 @@ class BotApiEmulator:
 
     def _get_updates(self, params: Params, cancel: threading.Event | None) -> list[JSON]:
         """Long polling: wait up to `timeout` seconds for an unconfirmed update."""
-        self._confirm(params.get("offset"))
+        offset = params.get("offset")
+        self._offsets.append(offset if isinstance(offset, int) else None)
+        self._confirm(offset)
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = max(float(params.get("timeout") or 0), 0.0)
         self._pollers += 1
@@ -1246,13 +1460,41 @@ _API_PATH = re.compile(r"/bot(?P<token>[^/]+)/(?P<method>[^/]+)/?$")
 _FILE_PATH = re.compile(r"/file/bot(?P<token>[^/]+)/(?P<path>.+)$")
 
 
-def _json_response(status: int, body: JSON) -> tuple[int, bytes, str]:
-    return status, json.dumps(body).encode(), "application/json"
+@dataclass(frozen=True)
+class _Response:
+    """What a transport sends back, unless `fault` says to drop or reset instead."""
+
+    status: int
+    payload: bytes
+    content_type: str
+    fault: Fault | None = None
+
+    @property
+    def unanswered(self) -> Literal["drop", "reset"] | None:
+        """The way this request ends without an answer, if it does."""
+        kind = self.fault.kind if self.fault is not None else None
+        return kind if kind == "drop" or kind == "reset" else None
+
+
+def _json_response(status: int, body: JSON) -> _Response:
+    return _Response(status, json.dumps(body).encode(), "application/json")
 
 
 def _serve(
     emulator: BotApiEmulator, path: str, params: Mapping[str, Any], cancel: threading.Event | None
-) -> tuple[int, bytes, str]:
+) -> _Response:
+    """Answer a request for a URL path, acting out any fault the emulator injected."""
+    try:
+        return _route(emulator, path, params, cancel)
+    except FaultInjected as injected:
+        fault = injected.fault
+        # A proxy's error page where JSON belongs: the body of a "malformed" fault.
+        return _Response(fault.http_status, _MALFORMED_BODY, "text/html", fault)
+
+
+def _route(
+    emulator: BotApiEmulator, path: str, params: Mapping[str, Any], cancel: threading.Event | None
+) -> _Response:
     """Answer a request for a URL path: an API method or a file download."""
     path = unquote(path)
     if match := _FILE_PATH.search(path):
@@ -1261,7 +1503,7 @@ def _serve(
         content = emulator.download(match["path"])
         if content is None:
             return _json_response(404, {"ok": False, "error_code": 404, "description": "Not Found"})
-        return 200, content, "application/octet-stream"
+        return _Response(200, content, "application/octet-stream")
     match = _API_PATH.search(path)
     if match is None:
         return _json_response(404, {"ok": False, "error_code": 404, "description": "Not Found"})
@@ -1344,24 +1586,47 @@ class _Handler(BaseHTTPRequestHandler):
         """Stay quiet: the default logs every request, token included, to stderr."""
 
     def _answer(self) -> None:
+        response = self._response()
+        if response.unanswered == "reset":
+            self._reset()
+        elif response.unanswered == "drop" and response.fault is not None:
+            self._hold(response.fault.hold)
+        else:
+            self._write(response)
+
+    def _response(self) -> _Response:
         url = urlsplit(self.path)
         try:
             params = dict(parse_qsl(url.query)) | _parse_body(
                 self.headers.get("Content-Type", ""), self._body()
             )
         except ValueError as error:
-            status, payload, kind = _json_response(
-                400, _bad(f"can't parse request: {error}").body()
-            )
-        else:
-            status, payload, kind = _serve(
-                self.server.emulator, url.path, params, self.server.cancel
-            )
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(payload)))
+            return _json_response(400, _bad(f"can't parse request: {error}").body())
+        return _serve(self.server.emulator, url.path, params, self.server.cancel)
+
+    def _write(self, response: _Response) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        self.wfile.write(response.payload)
+
+    def _reset(self) -> None:
+        """Close at once with SO_LINGER 0, so the client gets an RST, not an answer."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # rfile holds a reference that would defer the close (and the RST) until finish().
+        self.rfile.close()
+        self.connection.close()
+
+    def _hold(self, seconds: float) -> None:
+        """Leave the request unanswered until the client hangs up, `seconds` pass, or stop()."""
+        self.close_connection = True
+        deadline = time.monotonic() + seconds
+        while not self.server.cancel.is_set() and (left := deadline - time.monotonic()) > 0:
+            # The client sends nothing more; readable means it closed (or reset) its end.
+            if select.select([self.connection], [], [], min(left, 0.05))[0]:
+                return
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -1382,25 +1647,58 @@ class EmulatorServer:
         if self._httpd is not None:
             raise RuntimeError("the emulator server is already running")
         self._httpd = _HttpServer(self._address, self.emulator)
-        # A short poll interval keeps stop() quick.
+        self._serve_in_background(self._httpd)
+        return self
+
+    def _serve_in_background(self, httpd: _HttpServer) -> None:
+        # A short poll interval keeps stop() and pause() quick.
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
+            target=httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
             name="bot-api-emulator",
             daemon=True,
         )
         self._thread.start()
-        return self
 
     def stop(self) -> None:
         """Stop serving, release waiting long polls and close every socket."""
+        if self._httpd is None:
+            return
+        if self._thread is not None:  # None while paused: nothing is serving
+            self._httpd.shutdown()
+            self._thread.join()
+        self.emulator.interrupt(self._httpd.cancel)
+        self._httpd.server_close()  # also joins the request threads
+        self._httpd = self._thread = None
+
+    def pause(self) -> None:
+        """Close the listening socket: new connections are refused until resume().
+
+        Requests already accepted carry on; the port stays this server's to reopen.
+        """
         if self._httpd is None or self._thread is None:
             return
         self._httpd.shutdown()
-        self.emulator.interrupt(self._httpd.cancel)
-        self._httpd.server_close()  # also joins the request threads
         self._thread.join()
-        self._httpd = self._thread = None
+        self._thread = None
+        self._httpd.socket.close()
+
+    def resume(self) -> None:
+        """Listen again on the same port after pause()."""
+        httpd = self._httpd
+        if httpd is None or self._thread is not None:
+            return
+        # server_bind sets SO_REUSEADDR (allow_reuse_address), so the port's old
+        # connections, some in TIME_WAIT, do not stand in the way.
+        httpd.socket = socket.socket(httpd.address_family, httpd.socket_type)
+        httpd.server_bind()
+        httpd.server_activate()
+        self._serve_in_background(httpd)
+
+    @property
+    def paused(self) -> bool:
+        """Whether the server is refusing connections (see pause())."""
+        return self._httpd is not None and self._thread is None
 
     @property
     def port(self) -> int:
@@ -1482,13 +1780,48 @@ class EmulatorRequest(BaseRequest):
         cancel = threading.Event()
         self._waiting.add(cancel)
         try:
-            status, payload, _ = await asyncio.to_thread(
+            response = await asyncio.to_thread(
                 _serve, self.emulator, urlsplit(url).path, params, cancel
             )
+            if response.unanswered == "reset":
+                raise _reset_error()
+            if response.unanswered == "drop" and response.fault is not None:
+                await self._hold(response.fault.hold, self._timeout(read_timeout), cancel)
         except BaseException:
             # A cancelled await leaves its thread running; wake it so the loop can close.
             self.emulator.interrupt(cancel)
             raise
         finally:
             self._waiting.discard(cancel)
-        return status, payload
+        return response.status, response.payload
+
+    def _timeout(self, read_timeout: object) -> float | None:
+        """The read timeout PTB asked for, or the default."""
+        if isinstance(read_timeout, int | float):
+            return float(read_timeout)
+        return self._read_timeout if read_timeout is BaseRequest.DEFAULT_NONE else None
+
+    async def _hold(
+        self, hold: float, read_timeout: float | None, cancel: threading.Event
+    ) -> NoReturn:
+        """No answer comes: time out like HTTPXRequest, or see the server hang up first."""
+        if read_timeout is not None and read_timeout < hold:
+            await asyncio.to_thread(cancel.wait, read_timeout)
+            raise TimedOut() from httpx.ReadTimeout("")
+        await asyncio.to_thread(cancel.wait, hold)
+        raise _network_error(httpx.RemoteProtocolError(_DISCONNECTED))
+
+
+_DISCONNECTED = "Server disconnected without sending a response."
+
+
+def _reset_error() -> NetworkError:
+    """What HTTPXRequest raises when the server resets the connection."""
+    return _network_error(httpx.ReadError(""))
+
+
+def _network_error(cause: httpx.HTTPError) -> NetworkError:
+    """A NetworkError worded and chained the way HTTPXRequest raises it."""
+    error = NetworkError(f"httpx.{type(cause).__name__}: {cause}")
+    error.__cause__ = cause
+    return error

@@ -22,7 +22,15 @@ from telegram import (
     InlineKeyboardMarkup,
     Update,
 )
-from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -32,8 +40,17 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
-from bot.emulator import BotApiEmulator, EmulatedUser, EmulatorRequest, EmulatorServer
+from bot.emulator import (
+    BotApiEmulator,
+    EmulatedUser,
+    EmulatorRequest,
+    EmulatorServer,
+    Fault,
+    FaultInjected,
+    FaultKind,
+)
 
 App = Application[Any, Any, Any, Any, Any, Any]
 Ctx = ContextTypes.DEFAULT_TYPE
@@ -455,3 +472,259 @@ def test_http_bodies_and_errors(em: BotApiEmulator, server: EmulatorServer) -> N
     assert em.last_message(ALICE.id).content == PAPER
     assert (wrong.status_code, wrong.json()["description"]) == (401, "Unauthorized")
     assert unknown.status_code == 404
+
+
+# --- injected faults, the same over both transports ---
+
+BOB = EmulatedUser(1002, "Bob", "Brown", "bob")
+
+
+@pytest.fixture(params=["http", "in-process"])
+async def bot(request: pytest.FixtureRequest, em: BotApiEmulator) -> AsyncIterator[Bot]:
+    """A real PTB Bot with a short read timeout, over HTTP or in-process."""
+    if request.param == "in-process":
+        requests = [EmulatorRequest(em, read_timeout=0.3) for _ in range(2)]
+        async with Bot(em.token, request=requests[0], get_updates_request=requests[1]) as local:
+            yield local
+        return
+    with EmulatorServer(em) as running:
+        http = [HTTPXRequest(read_timeout=0.3) for _ in range(2)]
+        async with Bot(
+            em.token, base_url=running.base_url, request=http[0], get_updates_request=http[1]
+        ) as http_bot:
+            yield http_bot
+
+
+def sends(kind: FaultKind, **rule: Any) -> Fault:
+    """A fault on sendMessage."""
+    return Fault(kind=kind, methods={"sendMessage"}, **rule)
+
+
+def texts(em: BotApiEmulator, chat_id: int = ALICE.id) -> list[str]:
+    return [m.text for m in em.messages(chat_id)]
+
+
+async def test_429_fault_raises_retry_after_unprocessed(
+    em: BotApiEmulator, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")  # else RetryAfter warns (an error here)
+    em.inject(sends("status", status=429, retry_after=7))
+    with pytest.raises(RetryAfter) as refused:
+        await bot.send_message(ALICE.id, "reminder")
+    assert refused.value.retry_after == timedelta(seconds=7)
+    assert texts(em) == []
+    assert em.fault_hits == {"status": 1}
+
+
+def test_429_fault_body_is_telegrams(em: BotApiEmulator) -> None:
+    em.inject(sends("status", status=429, retry_after=3))
+    assert em.call("sendMessage", {"chat_id": ALICE.id, "text": "x"}) == (
+        429,
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 3",
+            "parameters": {"retry_after": 3},
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "phrase"),
+    [
+        (500, "Internal Server Error"),
+        (502, "Bad Gateway"),
+        (503, "Service Unavailable"),
+        (504, "Gateway Timeout"),
+    ],
+)
+async def test_5xx_fault_raises_network_error_unprocessed(
+    em: BotApiEmulator, bot: Bot, status: int, phrase: str
+) -> None:
+    em.inject(sends("status", status=status))
+    with pytest.raises(NetworkError, match=phrase):
+        await bot.send_message(ALICE.id, "reminder")
+    assert texts(em) == []
+
+
+@pytest.mark.parametrize("status", [401, 404])
+async def test_401_and_404_faults_raise_invalid_token(
+    em: BotApiEmulator, bot: Bot, status: int
+) -> None:
+    em.inject(sends("status", status=status))
+    with pytest.raises(InvalidToken):
+        await bot.send_message(ALICE.id, "reminder")
+    assert texts(em) == []
+
+
+async def test_malformed_body_is_not_json_and_unprocessed(em: BotApiEmulator, bot: Bot) -> None:
+    em.inject(sends("malformed", times=1))
+    # On a 200, PTB raises its base TelegramError ("Invalid server response"), no NetworkError.
+    with pytest.raises(TelegramError, match="Invalid server response") as failed:
+        await bot.send_message(ALICE.id, "reminder")
+    assert not isinstance(failed.value, NetworkError)
+    em.inject(sends("malformed", status=502, times=1))
+    with pytest.raises(NetworkError, match=r"Bad Gateway \(502\)"):
+        await bot.send_message(ALICE.id, "reminder")
+    assert texts(em) == []
+    assert em.fault_hits == {"malformed": 2}
+
+
+async def test_drop_processes_then_times_out(em: BotApiEmulator, bot: Bot) -> None:
+    em.inject(sends("drop", times=1))
+    with pytest.raises(TimedOut):
+        await bot.send_message(ALICE.id, "sent, never confirmed")
+    assert texts(em) == ["sent, never confirmed"]
+    assert em.fault_hits == {"drop": 1}
+
+
+async def test_drop_that_hangs_up_first_is_a_network_error(em: BotApiEmulator, bot: Bot) -> None:
+    em.inject(sends("drop", delay=0.05, times=1))
+    with pytest.raises(NetworkError, match="without sending a response") as failed:
+        await bot.send_message(ALICE.id, "sent")
+    assert not isinstance(failed.value, TimedOut)
+    assert isinstance(failed.value.__cause__, httpx.RemoteProtocolError)
+    assert texts(em) == ["sent"]
+
+
+async def test_reset_is_a_network_error_unprocessed(em: BotApiEmulator, bot: Bot) -> None:
+    em.inject(sends("reset", times=1))
+    with pytest.raises(NetworkError) as failed:
+        await bot.send_message(ALICE.id, "lost")
+    assert isinstance(failed.value.__cause__, httpx.ReadError | httpx.RemoteProtocolError)
+    assert texts(em) == []
+    assert (await bot.send_message(ALICE.id, "again")).text == "again"
+    assert texts(em) == ["again"]
+
+
+async def test_times_spends_a_fault(em: BotApiEmulator, bot: Bot) -> None:
+    em.inject(sends("status", status=502, times=2))
+    outcomes = []
+    for n in range(3):
+        try:
+            await bot.send_message(ALICE.id, f"try {n}")
+        except NetworkError:
+            outcomes.append("failed")
+        else:
+            outcomes.append("sent")
+    assert outcomes == ["failed", "failed", "sent"]
+    assert texts(em) == ["try 2"]
+    assert len(em.faults) == 0
+    assert em.fault_hits == {"status": 2}
+
+
+async def test_fault_targets_one_chat_and_its_methods(em: BotApiEmulator, bot: Bot) -> None:
+    em.inject(sends("status", status=503, chat_id=ALICE.id))
+    await bot.send_message(BOB.id, "to Bob")
+    assert (await bot.get_me()).username == "csp_demo_bot"
+    with pytest.raises(NetworkError):
+        await bot.send_message(ALICE.id, "to Alice")
+    assert (texts(em, BOB.id), texts(em)) == (["to Bob"], [])
+
+
+async def test_a_slow_chat_does_not_hold_up_another(em: BotApiEmulator, bot: Bot) -> None:
+    em.inject(sends("delay", chat_id=ALICE.id, delay=0.5))
+    finished: list[str] = []
+
+    async def send(user: EmulatedUser) -> None:
+        await bot.send_message(user.id, f"to {user.first_name}", read_timeout=5)
+        finished.append(user.first_name)
+
+    slow = asyncio.create_task(send(ALICE))
+    await asyncio.sleep(0)  # let Alice's call start first
+    await send(BOB)
+    await slow
+    assert finished == ["Bob", "Alice"]
+    assert (texts(em), texts(em, BOB.id)) == (["to Alice"], ["to Bob"])
+
+
+def test_removed_and_cleared_faults_stop(em: BotApiEmulator) -> None:
+    first = em.faults.add(sends("status", status=500))
+    em.faults.add(Fault(kind="status", status=502, methods={"getme"}))
+    assert em.call("sendMessage", {"chat_id": 1, "text": "x"})[0] == 500
+    em.faults.remove(first)
+    assert em.call("sendMessage", {"chat_id": 1, "text": "x"})[0] == 200
+    assert em.call("getMe", {})[0] == 502
+    em.faults.clear()
+    assert em.call("getMe", {})[0] == 200
+    assert list(em.faults) == []
+
+
+def test_faults_with_a_probability_replay_with_the_seed() -> None:
+    def pattern(seed: int) -> list[int]:
+        em = BotApiEmulator(seed=seed)
+        em.inject(Fault(kind="status", status=500, probability=0.5))
+        return [em.call("getMe", {})[0] for _ in range(40)]
+
+    assert pattern(7) == pattern(7)
+    assert {200, 500} == set(pattern(7))
+
+
+def test_direct_calls_raise_for_transport_faults(em: BotApiEmulator) -> None:
+    for kind in ("malformed", "reset", "drop"):
+        em.inject(Fault(kind=kind, times=1))
+        with pytest.raises(FaultInjected) as injected:
+            em.call("sendMessage", {"chat_id": "1001", "text": kind})
+        assert injected.value.fault.kind == kind
+    assert texts(em) == ["drop"]  # only a drop is processed
+
+
+def test_faults_are_checked_when_made() -> None:
+    with pytest.raises(ValueError, match="error status"):
+        Fault(kind="status", status=200)
+    with pytest.raises(ValueError, match="times"):
+        Fault(kind="drop", times=0)
+    with pytest.raises(ValueError, match="probability"):
+        Fault(kind="delay", probability=2)
+    assert Fault(kind="delay", methods="sendMessage").methods == frozenset({"sendmessage"})
+
+
+async def test_refuse_works_on_both_transports(em: BotApiEmulator, bot: Bot) -> None:
+    em.refuse("sendMessage", "chat is switched off")
+    with pytest.raises(BadRequest, match="Chat is switched off"):
+        await bot.send_message(ALICE.id, "x")
+
+
+# --- offsets: an update is redelivered until a later offset confirms it ---
+
+
+async def test_unanswered_get_updates_redelivers(em: BotApiEmulator, bot: Bot) -> None:
+    first = em.send_text(ALICE, "one")
+    em.inject(Fault(kind="drop", methods={"getupdates"}, times=1))
+    with pytest.raises(TimedOut):
+        await bot.get_updates(timeout=0)
+    again = await bot.get_updates(timeout=0)
+    assert [u.update_id for u in again] == [first]
+    second = em.send_text(ALICE, "two")
+    assert [u.update_id for u in await bot.get_updates(offset=first, timeout=0)] == [first, second]
+    assert [u.update_id for u in await bot.get_updates(offset=first + 1, timeout=0)] == [second]
+    assert await bot.get_updates(offset=second + 1, timeout=0) == ()
+    assert em.pending_updates() == []
+    assert em.get_updates_offsets == [None, None, first, first + 1, second + 1]
+
+
+async def test_refused_get_updates_confirms_nothing(em: BotApiEmulator, bot: Bot) -> None:
+    first = em.send_text(ALICE, "one")
+    em.inject(Fault(kind="status", status=502, methods={"getupdates"}, times=1))
+    with pytest.raises(NetworkError):
+        await bot.get_updates(offset=first + 1, timeout=0)
+    assert [u["update_id"] for u in em.pending_updates()] == [first]
+    assert em.get_updates_offsets == []  # the refused call never reached the queue
+
+
+# --- refusing connections ---
+
+
+async def test_paused_server_refuses_connections_on_its_port(
+    em: BotApiEmulator, server: EmulatorServer
+) -> None:
+    port = server.port
+    async with Bot(em.token, base_url=server.base_url) as http_bot:
+        server.pause()
+        assert server.paused
+        with pytest.raises(NetworkError) as refused:
+            await http_bot.get_me()
+        assert isinstance(refused.value.__cause__, httpx.ConnectError)
+        server.resume()
+        assert (server.port, server.paused) == (port, False)
+        assert (await http_bot.send_message(ALICE.id, "back")).text == "back"
