@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -23,6 +23,9 @@ class Services:
     db: Database
     clock: Clock
     templates: Templates
+    # Subjects whose reminders could not be worked out, ("deadline", 7): already logged, so
+    # each is logged once in the life of the process, not at every planning round.
+    planning_failures: set[tuple[str, int]] = field(default_factory=set)
 
 
 class CspApplication(Application[Any, Any, Any, Any, Any, Any]):
