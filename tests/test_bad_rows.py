@@ -16,7 +16,7 @@ from models.enums import Recurrence
 from models.membership import MemberView
 from models.reminder_types import OutboxState, ReminderKind
 from models.tables import Action, Deadline, DeadlineOrganisation, Organisation
-from scheduler import dispatch
+from scheduler import content, dispatch
 from scheduler.content import Content, DeadlineNotice
 from scheduler.messages import Composed
 from tests.reminder_helpers import outbox, schedule, set_clock, texts, tick
@@ -109,3 +109,32 @@ async def test_a_reminder_that_cannot_be_written_is_dropped_and_the_rest_still_g
     assert deadline_states == {OutboxState.DROPPED}
     assert report.outcomes[OutboxState.DROPPED] == 4  # the coordinator, chair, board, police
     assert [message.endswith("; it is dropped") for message in failures(caplog)] == [True] * 4
+
+
+async def test_a_reminder_whose_content_cannot_be_read_is_dropped_and_the_rest_still_go(
+    app: CspApplication,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def unreadable(*args: object) -> Content:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setitem(content.READERS, ReminderKind.DEADLINE, unreadable)
+    schedule(db, clock, "2022-01-11T08:00")
+    set_clock(clock, "2022-01-04T08:00")
+    await tick(app)
+    assert not [t for t in texts(emulator, "police") if t.startswith("⏰")]
+    assert [t.split("</b>")[0] for t in texts(emulator, "chair") if "Board meeting" in t] == [
+        "📅 <b>Board meeting in 7 days"
+    ]
+    entries = outbox(db, ReminderKind.DEADLINE)
+    assert {(entry.state, entry.detail) for entry in entries} == {
+        (OutboxState.DROPPED, "could not be read")
+    }
+    assert [message.endswith("(deadline); it is dropped") for message in failures(caplog)] == [
+        True
+    ] * 4

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from models.enums import Role
 from models.reminder_types import OutboxState, ReminderKind, Topic
@@ -153,6 +155,26 @@ def test_nothing_recorded_is_returned_again() -> None:
     now = uk("2021-06-23T10:00")
     first = due_reminders(data, rules(), now, {})
     assert due_reminders(data, rules(), now, recorded_index(due.key for due in first)) == []
+
+
+def test_a_member_snoozed_to_the_end_of_the_calendar_is_skipped_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    forever = Recipient(5, Role.BOARD, 11, snoozed_until=datetime(9999, 12, 31, 23, 0, tzinfo=UTC))
+    data = facts(recipients=[*PEOPLE, forever], meetings=[MEETING])
+    reported: set[tuple[str, int]] = set()
+    now = uk("2021-06-17T10:00")
+    dues = due_reminders(data, rules(), now, {}, reported)
+    assert sorted((due.member_id, due.occurrence) for due in dues if due.kind in MEETINGS) == [
+        (1, "20210624T0900Z/7d"),
+        (2, "20210624T0900Z/7d"),
+    ]
+    assert reported == {("member", 5)}
+    assert [record.getMessage() for record in caplog.records] == [
+        "cannot work out the reminders for member 5: skipped (logged once)"
+    ]
+    due_reminders(data, rules(), now + timedelta(minutes=1), {}, reported)
+    assert len(caplog.records) == 1
 
 
 def test_a_snoozed_member_gets_what_is_still_useful_when_the_snooze_ends() -> None:
