@@ -229,9 +229,8 @@ def subjects(
         yield ("deadline", deadline.id), partial(deadline_occasions, deadline, people, rules, now)
     for action in facts.actions:
         yield ("action", action.id), partial(action_occasions, action, people, rules, now)
-    starts = sorted(meeting.starts_at for meeting in facts.meetings)
     for meeting in facts.meetings:
-        returns = partial(returns_occasions, facts, meeting, starts, people, rules, now)
+        returns = partial(returns_occasions, facts, meeting, people, rules, now)
         yield ("returns for meeting", meeting.id), returns
     yield ("digest", DIGEST_SUBJECT), partial(digest_occasions, people, rules, now)
 
@@ -451,19 +450,14 @@ def checkin_occasions(
 
 
 def returns_occasions(
-    facts: Facts,
-    meeting: MeetingFacts,
-    starts: Sequence[datetime],
-    people: People,
-    rules: Rules,
-    now: datetime,
+    facts: Facts, meeting: MeetingFacts, people: People, rules: Rules, now: datetime
 ) -> Iterator[Occasion]:
-    """Before a meeting: owners of actions with no update since the last meeting (`starts`
-    are every meeting's, sorted) are asked for one (10 and 3 days before), and the chair gets
-    the list of who has not (1 day)."""
+    """Before a meeting: owners of actions with no update since the last meeting are asked
+    for one (10 and 3 days before), and the chair gets the list of who has not (1 day)."""
     furthest = timedelta(minutes=RETURNS_OFFSETS[0].minutes) + LOOKAHEAD
     if not now - LOOKBACK <= meeting.starts_at <= now + furthest:
         return  # too far off: spare working out whose actions are stale
+    starts = sorted(other.starts_at for other in facts.meetings)
     since = previous_meeting(starts, meeting.starts_at) or facts.plan_starts_at
     owners = owners_of(stale_actions(facts.actions, since), people)
     for kind, offsets, recipients in (
