@@ -70,9 +70,8 @@ def rules_from(settings: Settings) -> Rules:
 def plan_reminders(
     session: Session, *, rules: Rules, now: datetime, reported: set[Subject] | None = None
 ) -> list[Due]:
-    """Record in the outbox every reminder whose moment has come; returns what was recorded.
-
-    Subjects that cannot be planned are skipped, and logged unless already in `reported`."""
+    """Record in the outbox every reminder whose moment has come; returns what was recorded."""
+    # One set for both steps: a subject that fails is logged once, unless already `reported`.
     reported = set() if reported is None else reported
     sweep_interrupted(session, now=now)
     facts = load_facts(session, now=now, zone=rules.zone, reported=reported)

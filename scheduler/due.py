@@ -196,10 +196,8 @@ def due_reminders(
     recorded: Recorded,
     reported: set[Subject] | None = None,
 ) -> list[Due]:
-    """Reminders whose time has come (or passed unsent) and that are not recorded yet.
-
-    Subjects that fail are skipped and added to `reported` (logged only if not in it yet).
-    """
+    """Reminders whose time has come (or passed unsent) and that are not recorded yet."""
+    # A subject that fails is skipped and added to `reported`, logged only if not in it yet.
     reported = set() if reported is None else reported
     people = People(usable_recipients(facts.recipients, rules, reported))
     settled: list[Due] = []
