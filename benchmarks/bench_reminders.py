@@ -9,7 +9,7 @@
 2. Planning. A plan of 10,000 actions and 100 meetings in the database: the time to read the
    facts, and the time to compute what is due from them (best of several runs).
 
-    .venv/bin/python benchmarks/bench_reminders.py [--members 2000]
+    .venv/bin/python benchmarks/bench_reminders.py [--members 2000] [--planning-only]
 
 Targets: no 429 answers, at least 90% of the ceiling, planning under 200 ms.
 """
@@ -71,9 +71,12 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--actions", type=int, default=10_000)
     parser.add_argument("--meetings", type=int, default=100)
+    parser.add_argument("--planning-only", action="store_true", help="skip the delivery part")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        delivered = asyncio.run(delivery(Path(folder) / "delivery.db", args.members))
+        delivered = args.planning_only or asyncio.run(
+            delivery(Path(folder) / "delivery.db", args.members)
+        )
         planned = planning(Path(folder) / "planning.db", args.actions, args.meetings)
     return 0 if delivered and planned else 1
 
@@ -201,10 +204,12 @@ def planning(path: Path, actions: int, meetings: int) -> bool:
     services.db.close()
     print(f"planning: {actions} actions, {meetings} meetings, {len(facts.recipients)} members")
     print(f"  reading the facts from the database: {load_ms:.0f} ms")
+    target = f"(target: under {PLANNING_TARGET_MS:.0f} ms)"
     print(
-        f"  computing what is due, nothing recorded yet ({len(dues)} reminders): {cold_ms:.0f} ms"
+        f"  computing what is due, nothing recorded yet ({len(dues)} reminders): "
+        f"{cold_ms:.0f} ms {target}"
     )
-    print(f"  computing what is due, a minute later (all recorded): {steady_ms:.0f} ms")
+    print(f"  computing what is due, a minute later (all recorded): {steady_ms:.0f} ms {target}")
     ok = max(cold_ms, steady_ms) < PLANNING_TARGET_MS
     print(f"  target (computing under {PLANNING_TARGET_MS:.0f} ms): {'met' if ok else 'MISSED'}")
     return ok

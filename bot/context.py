@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -24,6 +24,9 @@ class Services:
     db: Database
     clock: Clock
     templates: Templates
+    # Subjects whose reminders could not be worked out, ("deadline", 7): already logged, so
+    # each is logged once in the life of the process, not at every planning round.
+    planning_failures: set[tuple[str, int]] = field(default_factory=set)
 
 
 class CspApplication(Application[Any, Any, Any, Any, Any, Any]):

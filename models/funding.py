@@ -14,12 +14,17 @@ from sqlmodel import Session, col, select
 from models.audit import Actor, record_change, snapshot
 from models.enums import FundingStatus
 from models.errors import DomainError, NotFound
-from models.plan import format_financial_year, parse_financial_year, parse_money
+from models.plan import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    OutOfRange,
+    format_financial_year,
+    parse_financial_year,
+    parse_money,
+)
 from models.tables import FundingDecision, FundingStream, Organisation
 from models.texts import clean_text
 
-# The Crime and Disorder Act 1998 created CSPs: no partnership year comes before it.
-FIRST_YEAR = 1998
 YEARS_AHEAD = 10
 NOTE_LIMIT = 500
 AMOUNT_LIMIT_PENCE = 100_000_000_00  # £100m: more than any CSP stream, catches typos
@@ -88,10 +93,12 @@ def check_financial_year(text: str, *, today: date) -> int:
     """A financial year typed as 2022/23 (or 2022-23, 2022/2023, 2022), within reason."""
     try:
         year = parse_financial_year(text)
+    except OutOfRange as problem:
+        year = problem.year  # refused below, saying which years funding can be for
     except ValueError as problem:
         message = str(problem).replace("not a financial year", "Not a financial year")
         raise DomainError(message) from None
-    last = financial_year_of(today) + YEARS_AHEAD
+    last = min(financial_year_of(today) + YEARS_AHEAD, LAST_YEAR)
     if not FIRST_YEAR <= year <= last:
         raise DomainError(
             f"{format_financial_year(year)} is not a year the partnership can have funding "

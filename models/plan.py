@@ -44,11 +44,15 @@ from models.tables import (
 )
 
 __all__ = [
+    "FIRST_YEAR",
+    "LAST_YEAR",
     "PLAN_TIMEZONE",
     "ImportResult",
+    "OutOfRange",
     "PlanError",
     "PlanFile",
     "Tally",
+    "check_year",
     "format_financial_year",
     "format_money",
     "import_plan",
@@ -63,6 +67,10 @@ __all__ = [
 ]
 
 PLAN_TIMEZONE = ZoneInfo("Europe/London")
+# Every date and year the bot is given must fall in these years: far outside them, date
+# arithmetic runs off the calendar (9999-12-31 plus a day) and planning cannot work.
+FIRST_YEAR = 2000
+LAST_YEAR = 2100
 MAX_ERRORS = 20
 RESPONSIBLE_PARTNERS = "responsible"
 EVERY_ORGANISATION = "all"
@@ -133,6 +141,21 @@ def format_money(pence: int) -> str:
     return f"{sign}£{pounds:,}.{rest:02d}"
 
 
+class OutOfRange(ValueError):
+    """A date or year outside `FIRST_YEAR` to `LAST_YEAR`."""
+
+    def __init__(self, message: str, *, year: int) -> None:
+        super().__init__(message)
+        self.year = year
+
+
+def check_year(year: int, *, shown: object) -> int:
+    """`year` if it is from 2000 to 2100; otherwise OutOfRange, naming `shown`."""
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise OutOfRange(f"{shown} is outside the years {FIRST_YEAR} to {LAST_YEAR}", year=year)
+    return year
+
+
 def parse_financial_year(text: str) -> int:
     """The start year of a financial year written `2021/22`, `2021-22`, `2021/2022` or `2021`."""
     match = _FINANCIAL_YEAR.fullmatch(text.strip())
@@ -144,7 +167,7 @@ def parse_financial_year(text: str) -> int:
             f"not a financial year: {text!r} (the second year must follow the first, "
             f"e.g. {format_financial_year(start)})"
         )
-    return start
+    return check_year(start, shown=text.strip())
 
 
 def format_financial_year(start: int) -> str:
@@ -157,9 +180,12 @@ def parse_date(text: str) -> date:
     stripped = text.strip()
     if _DATE.fullmatch(stripped):
         try:
-            return date.fromisoformat(stripped)
+            day = date.fromisoformat(stripped)
         except ValueError:
             pass
+        else:
+            check_year(day.year, shown=stripped)
+            return day
     raise ValueError(f"not a date: {text!r} (expected YYYY-MM-DD)")
 
 
@@ -172,6 +198,7 @@ def parse_datetime(text: str, *, zone: ZoneInfo = PLAN_TIMEZONE) -> datetime:
         except ValueError:
             pass
         else:
+            check_year(moment.year, shown=stripped)  # before converting, which may overflow
             return _aware(moment, zone).astimezone(UTC)
     raise ValueError(f"not a date and time: {text!r} (expected e.g. 2021-04-22T14:00)")
 
@@ -241,6 +268,7 @@ def _status(value: object) -> Status:
 
 def _date(value: object) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
+        check_year(value.year, shown=value.isoformat())
         return value
     if isinstance(value, str):
         return parse_date(value)
@@ -249,6 +277,7 @@ def _date(value: object) -> date:
 
 def _datetime(value: object) -> datetime:
     if isinstance(value, datetime):
+        check_year(value.year, shown=f"{value:%Y-%m-%d %H:%M}")
         return _aware(value, PLAN_TIMEZONE).astimezone(UTC)
     if isinstance(value, str):
         return parse_datetime(value)

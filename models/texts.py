@@ -9,7 +9,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from models.errors import DomainError
-from models.plan import parse_date, parse_datetime
+from models.plan import OutOfRange, check_year, parse_date, parse_datetime
 
 DATE_FORMATS = ("%d/%m/%Y", "%d %b %Y", "%d %B %Y", "%a %d %b %Y")
 TIME_FORMATS = ("%H:%M", "%H.%M", "%I:%M%p", "%I%p")
@@ -28,25 +28,53 @@ def clean_text(text: str, *, what: str, limit: int, required: bool = True) -> st
 
 
 def parse_day(text: str) -> date:
-    """A date typed as 31/01/2027, 31 Jan 2027 or 2027-01-31."""
-    stripped = " ".join(text.split())
+    """A date typed as 31/01/2027, 31 Jan 2027 or 2027-01-31, in the years 2000 to 2100."""
+    try:
+        day = _read_day(" ".join(text.split()))
+    except OutOfRange as problem:
+        raise out_of_range(problem) from None
+    if day is None:
+        raise DomainError(f"I can't read {text.strip()!r} as a date ({DAY_EXAMPLE}).")
+    return day
+
+
+def out_of_range(problem: OutOfRange) -> DomainError:
+    """What people are told about a date far in the past or the future."""
+    return DomainError(f"{problem}: please check the date.")
+
+
+def _read_day(stripped: str) -> date | None:
+    """The date, None if unreadable; OutOfRange if outside the years 2000 to 2100."""
     try:
         return parse_date(stripped)
+    except OutOfRange:
+        raise
     except ValueError:
         pass
     for pattern in DATE_FORMATS:
         try:
-            return datetime.strptime(stripped, pattern).date()
+            day = datetime.strptime(stripped, pattern).date()
         except ValueError:
             continue
-    raise DomainError(f"I can't read {text.strip()!r} as a date ({DAY_EXAMPLE}).")
+        check_year(day.year, shown=stripped)
+        return day
+    return None
 
 
 def parse_when(text: str, *, zone: ZoneInfo) -> datetime:
     """A date and time typed in local time (or ISO with an offset), as UTC."""
+    try:
+        return _read_when(text, zone=zone)
+    except OutOfRange as problem:
+        raise out_of_range(problem) from None
+
+
+def _read_when(text: str, *, zone: ZoneInfo) -> datetime:
     stripped = " ".join(text.split())
     try:
         return parse_datetime(stripped, zone=zone)
+    except OutOfRange:
+        raise
     except ValueError as problem:
         if "does not exist" in str(problem):
             raise DomainError(f"{problem}; pick another time.") from None
@@ -61,9 +89,8 @@ def parse_when(text: str, *, zone: ZoneInfo) -> datetime:
 
 
 def _combine(day_text: str, time_text: str) -> datetime | None:
-    try:
-        day = parse_day(day_text)
-    except DomainError:
+    day = _read_day(day_text)
+    if day is None:
         return None
     for pattern in TIME_FORMATS:
         try:

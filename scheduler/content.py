@@ -6,10 +6,12 @@ sent: `Withheld` says why and in which state it is recorded instead.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from models.deadlines import DeadlineView, get_deadline
@@ -29,6 +31,8 @@ from models.returns import (
     returns_since,
 )
 from models.tables import Action, Member, OutboxEntry
+
+log = logging.getLogger(__name__)
 
 STAMP = "%Y%m%dT%H%MZ"
 
@@ -104,7 +108,13 @@ def reminder_content(
         return Withheld(OutboxState.MUTED, "the member turned these off")
     if preferences.unreachable_since is not None:
         return Withheld(OutboxState.UNDELIVERABLE, "the member has blocked the bot")
-    return READERS[entry.kind](session, entry, member, when)
+    try:
+        return READERS[entry.kind](session, entry, member, when)
+    except SQLAlchemyError:
+        raise  # the database failed, not this reminder: it stays pending for the next round
+    except Exception:  # this reminder's data cannot be read: it must not stop the others
+        log.exception("could not read reminder %s (%s); it is dropped", entry.id, entry.kind)
+        return Withheld(OutboxState.DROPPED, "could not be read")
 
 
 def stamp_of(entry: OutboxEntry) -> datetime:

@@ -25,7 +25,7 @@ from bot.transport import NoAnswer, NotAccepted, TokenRefused, deciding_for_ours
 from handlers.replies import split_message
 from models.reminder_types import OutboxState
 from scheduler.content import Circumstances, Content, Withheld, reminder_content
-from scheduler.due import Due, Rules, due_reminders
+from scheduler.due import Due, Rules, Subject, due_reminders
 from scheduler.facts import load_facts
 from scheduler.messages import Composed, compose
 from scheduler.outbox import (
@@ -74,11 +74,15 @@ def rules_from(settings: Settings) -> Rules:
     )
 
 
-def plan_reminders(session: Session, *, rules: Rules, now: datetime) -> list[Due]:
+def plan_reminders(
+    session: Session, *, rules: Rules, now: datetime, reported: set[Subject] | None = None
+) -> list[Due]:
     """Record in the outbox every reminder whose moment has come; returns what was recorded."""
+    # One set for both steps: a subject that fails is logged once, unless already `reported`.
+    reported = set() if reported is None else reported
     sweep_interrupted(session, now=now)
-    facts = load_facts(session, now=now, zone=rules.zone)
-    dues = due_reminders(facts, rules, now, recorded_keys(session, now=now))
+    facts = load_facts(session, now=now, zone=rules.zone, reported=reported)
+    dues = due_reminders(facts, rules, now, recorded_keys(session, now=now), reported)
     record_due(session, dues=dues, at=now)
     return dues
 
@@ -105,7 +109,9 @@ async def dispatch_due(
     """Plan, then deliver everything pending; safe to run at any time, as often as wanted."""
     services = application.services
     rules = rules_from(services.settings)
-    dues = await services.db.run(plan_reminders, rules=rules, now=services.clock())
+    dues = await services.db.run(
+        plan_reminders, rules=rules, now=services.clock(), reported=services.planning_failures
+    )
     report = DeliveryReport(recorded=len(dues))
     await Courier(application, pacer or Pacer(), report).deliver()
     return report

@@ -5,14 +5,21 @@ actions, loaded by `models.reminders.load_facts`), the rules (offsets, quiet hou
 time, plus the reminders already recorded in the outbox, and returns what to record now:
 reminders to send, and those whose moment passed while the bot could not send them. The
 database stays the source of truth; the scheduler only decides how often to ask.
+
+Each subject (a meeting, a deadline, an action, a meeting's returns, a member, the digest) is
+worked out on its own: one that cannot be (a date at the edge of the calendar, say) is logged
+and skipped, and everyone else's reminders still go. The caller passes a set of the subjects
+already logged, and keeps it between rounds, so each is logged once, not every minute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -21,6 +28,8 @@ from models.enums import Role
 from models.meetings import INVITED_ROLES
 from models.reminder_types import OutboxState, ReminderKind, Topic
 from scheduler.timing import SEARCH_DAYS, Offset, WorkingCalendar, local_moment, parse_offsets
+
+log = logging.getLogger(__name__)
 
 # Missed reminders older than this are no longer looked at (longer than the longest offset).
 LOOKBACK = timedelta(days=35)
@@ -59,6 +68,21 @@ class Key(NamedTuple):
     subject_id: int
     member_id: int
     occurrence: str
+
+
+# What planning works out on its own: ("deadline", 7), ("member", 12), ...
+Subject = tuple[str, int]
+
+
+def report_failure(subject: Subject, reported: set[Subject]) -> None:
+    """Log the exception being handled for `subject`, unless it was logged before."""
+    if subject in reported:
+        return
+    reported.add(subject)
+    kind, subject_id = subject
+    log.exception(
+        "cannot work out the reminders for %s %s: skipped (logged once)", kind, subject_id
+    )
 
 
 # The reminders already recorded: for each (kind, subject, occurrence), the members. Planning
@@ -165,18 +189,62 @@ class Occasion:
     recipients: Sequence[Recipient]
 
 
-def due_reminders(facts: Facts, rules: Rules, now: datetime, recorded: Recorded) -> list[Due]:
+def due_reminders(
+    facts: Facts,
+    rules: Rules,
+    now: datetime,
+    recorded: Recorded,
+    reported: set[Subject] | None = None,
+) -> list[Due]:
     """Reminders whose time has come (or passed unsent) and that are not recorded yet."""
-    people = People(facts.recipients)
-    occasions = [
-        *meeting_occasions(facts.meetings, people, rules, now),
-        *deadline_occasions(facts.deadlines, people, rules, now),
-        *action_occasions(facts.actions, people, rules, now),
-        *returns_occasions(facts, people, rules, now),
-        *digest_occasions(people, rules, now),
-    ]
-    settled = [due for occasion in occasions for due in settle(occasion, rules, now, recorded)]
-    return collapse(settled, coming_soon(occasions, rules, now), now)
+    # A subject that fails is skipped and added to `reported`, logged only if not in it yet.
+    reported = set() if reported is None else reported
+    people = People(usable_recipients(facts.recipients, rules, reported))
+    settled: list[Due] = []
+    coming: set[tuple[ReminderKind, int]] = set()
+    for subject, occasions_of in subjects(facts, people, rules, now):
+        try:
+            occasions = list(occasions_of())
+            if not occasions:
+                continue  # most subjects, most minutes: spare the rest
+            dues = [due for occasion in occasions for due in settle(occasion, rules, now, recorded)]
+            soon = coming_soon(occasions, rules, now)
+        except Exception:  # one subject's bad data must not stop everyone's reminders
+            report_failure(subject, reported)
+            continue
+        settled += dues
+        coming |= soon
+    return collapse(settled, coming, now)
+
+
+def subjects(
+    facts: Facts, people: People, rules: Rules, now: datetime
+) -> Iterator[tuple[Subject, Callable[[], Iterable[Occasion]]]]:
+    """Each subject with a way to work out its occasions (called inside the caller's guard)."""
+    for meeting in facts.meetings:
+        yield ("meeting", meeting.id), partial(meeting_occasions, meeting, people, rules, now)
+    for deadline in facts.deadlines:
+        yield ("deadline", deadline.id), partial(deadline_occasions, deadline, people, rules, now)
+    for action in facts.actions:
+        yield ("action", action.id), partial(action_occasions, action, people, rules, now)
+    for meeting in facts.meetings:
+        returns = partial(returns_occasions, facts, meeting, people, rules, now)
+        yield ("returns for meeting", meeting.id), returns
+    yield ("digest", DIGEST_SUBJECT), partial(digest_occasions, people, rules, now)
+
+
+def usable_recipients(
+    recipients: Iterable[Recipient], rules: Rules, reported: set[Subject]
+) -> Iterator[Recipient]:
+    """The recipients whose own data planning can work with (a snooze that can end)."""
+    for recipient in recipients:
+        try:
+            if recipient.snoozed_until is not None:
+                rules.calendar.next_open(recipient.snoozed_until)
+        except Exception:  # a member's bad snooze must not stop the reminders about a subject
+            report_failure(("member", recipient.id), reported)
+            continue
+        yield recipient
 
 
 def coming_soon(
@@ -252,44 +320,42 @@ def offset_occasions(
 
 
 def meeting_occasions(
-    meetings: Iterable[MeetingFacts], people: People, rules: Rules, now: datetime
+    meeting: MeetingFacts, people: People, rules: Rules, now: datetime
 ) -> Iterator[Occasion]:
-    """Each board member, at each offset before each meeting."""
-    for meeting in meetings:
-        if meeting.starts_at >= now - LOOKBACK:
-            yield from offset_occasions(
-                ReminderKind.MEETING,
-                meeting.id,
-                meeting.starts_at,
-                meeting.starts_at,
-                rules.meeting_offsets,
-                people.board,
-                rules,
-                now,
-            )
+    """Each board member, at each offset before the meeting."""
+    if meeting.starts_at >= now - LOOKBACK:
+        yield from offset_occasions(
+            ReminderKind.MEETING,
+            meeting.id,
+            meeting.starts_at,
+            meeting.starts_at,
+            rules.meeting_offsets,
+            people.board,
+            rules,
+            now,
+        )
 
 
 def deadline_occasions(
-    deadlines: Iterable[DeadlineFacts], people: People, rules: Rules, now: datetime
+    deadline: DeadlineFacts, people: People, rules: Rules, now: datetime
 ) -> Iterator[Occasion]:
     """The members of the organisations concerned, at each offset before each occurrence."""
-    for deadline in deadlines:
-        recipients = [
-            recipient
-            for organisation in sorted(deadline.organisation_ids)
-            for recipient in people.by_organisation.get(organisation, ())
-        ]
-        for day in occurrences_near(deadline, now, rules.zone):
-            yield from offset_occasions(
-                ReminderKind.DEADLINE,
-                deadline.id,
-                local_moment(day, DAY_TIME, rules.zone),
-                end_of_day(day, rules.zone),
-                rules.deadline_offsets,
-                recipients,
-                rules,
-                now,
-            )
+    recipients = [
+        recipient
+        for organisation in sorted(deadline.organisation_ids)
+        for recipient in people.by_organisation.get(organisation, ())
+    ]
+    for day in occurrences_near(deadline, now, rules.zone):
+        yield from offset_occasions(
+            ReminderKind.DEADLINE,
+            deadline.id,
+            local_moment(day, DAY_TIME, rules.zone),
+            end_of_day(day, rules.zone),
+            rules.deadline_offsets,
+            recipients,
+            rules,
+            now,
+        )
 
 
 def occurrences_near(deadline: DeadlineFacts, now: datetime, zone: ZoneInfo) -> list[date]:
@@ -307,22 +373,21 @@ def end_of_day(day: date, zone: ZoneInfo) -> datetime:
 
 
 def action_occasions(
-    actions: Iterable[ActionFacts], people: People, rules: Rules, now: datetime
+    action: ActionFacts, people: People, rules: Rules, now: datetime
 ) -> Iterator[Occasion]:
-    """Due, overdue and quiet reminders for every action not yet complete."""
-    for action in actions:
-        if action.complete:
-            continue
-        recipients = people.for_action(action)
-        if not recipients:
-            continue
-        overdue = False
-        if action.due_on is not None:
-            yield from due_date_occasions(action, action.due_on, recipients, rules, now)
-            overdue = action.due_on < now.astimezone(rules.zone).date()
-            yield from overdue_occasions(action, action.due_on, recipients, rules, now)
-        if not overdue:  # an overdue action's weekly reminder already asks for an update
-            yield from checkin_occasions(action, recipients, rules, now)
+    """Due, overdue and quiet reminders for the action, unless it is complete."""
+    if action.complete:
+        return
+    recipients = people.for_action(action)
+    if not recipients:
+        return
+    overdue = False
+    if action.due_on is not None:
+        yield from due_date_occasions(action, action.due_on, recipients, rules, now)
+        overdue = action.due_on < now.astimezone(rules.zone).date()
+        yield from overdue_occasions(action, action.due_on, recipients, rules, now)
+    if not overdue:  # an overdue action's weekly reminder already asks for an update
+        yield from checkin_occasions(action, recipients, rules, now)
 
 
 def due_date_occasions(
@@ -383,31 +448,30 @@ def checkin_occasions(
 
 
 def returns_occasions(
-    facts: Facts, people: People, rules: Rules, now: datetime
+    facts: Facts, meeting: MeetingFacts, people: People, rules: Rules, now: datetime
 ) -> Iterator[Occasion]:
-    """Before each meeting: owners of actions with no update since the last meeting are asked
+    """Before a meeting: owners of actions with no update since the last meeting are asked
     for one (10 and 3 days before), and the chair gets the list of who has not (1 day)."""
-    starts = sorted(meeting.starts_at for meeting in facts.meetings)
     furthest = timedelta(minutes=RETURNS_OFFSETS[0].minutes) + LOOKAHEAD
-    for meeting in facts.meetings:
-        if not now - LOOKBACK <= meeting.starts_at <= now + furthest:
-            continue  # too far off: spare working out whose actions are stale
-        since = previous_meeting(starts, meeting.starts_at) or facts.plan_starts_at
-        owners = owners_of(stale_actions(facts.actions, since), people)
-        for kind, offsets, recipients in (
-            (ReminderKind.RETURNS_REQUEST, RETURNS_OFFSETS, owners),
-            (ReminderKind.RETURNS_CHAIR, CHAIR_RETURNS_OFFSETS, people.chairs),
-        ):
-            yield from offset_occasions(
-                kind,
-                meeting.id,
-                meeting.starts_at,
-                meeting.starts_at,
-                offsets,
-                recipients,
-                rules,
-                now,
-            )
+    if not now - LOOKBACK <= meeting.starts_at <= now + furthest:
+        return  # too far off: spare working out whose actions are stale
+    starts = sorted(other.starts_at for other in facts.meetings)
+    since = previous_meeting(starts, meeting.starts_at) or facts.plan_starts_at
+    owners = owners_of(stale_actions(facts.actions, since), people)
+    for kind, offsets, recipients in (
+        (ReminderKind.RETURNS_REQUEST, RETURNS_OFFSETS, owners),
+        (ReminderKind.RETURNS_CHAIR, CHAIR_RETURNS_OFFSETS, people.chairs),
+    ):
+        yield from offset_occasions(
+            kind,
+            meeting.id,
+            meeting.starts_at,
+            meeting.starts_at,
+            offsets,
+            recipients,
+            rules,
+            now,
+        )
 
 
 def previous_meeting(starts: Sequence[datetime], starts_at: datetime) -> datetime | None:

@@ -1,8 +1,14 @@
-"""Reading the facts planning works from: one transaction, plain values out."""
+"""Reading the facts planning works from: one transaction, plain values out.
+
+A row that cannot be turned into facts is logged (once, through `reported`) and left out, as
+`scheduler.due` does with a subject it cannot work out: the other rows still count.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, time
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -23,27 +29,57 @@ from models.tables import (
     ReminderPreference,
 )
 from models.types import as_utc
-from scheduler.due import ActionFacts, DeadlineFacts, Facts, MeetingFacts, Recipient
+from scheduler.due import (
+    ActionFacts,
+    DeadlineFacts,
+    Facts,
+    MeetingFacts,
+    Recipient,
+    Subject,
+    report_failure,
+)
 from scheduler.timing import local_moment
 
+T = TypeVar("T")
 
-def load_facts(session: Session, *, now: datetime, zone: ZoneInfo) -> Facts:
+
+def load_facts(
+    session: Session, *, now: datetime, zone: ZoneInfo, reported: set[Subject] | None = None
+) -> Facts:
     """Members, meetings, deadlines and actions, as `scheduler.due` needs them."""
+    reported = set() if reported is None else reported
     plan = session.exec(select(PlanInfo)).first()
     return Facts(
-        recipients=_recipients(session, now),
-        meetings=[
-            MeetingFacts(meeting_id, starts_at)
-            for meeting_id, starts_at in session.exec(select(Meeting.id, Meeting.starts_at)).all()
-            if meeting_id is not None
-        ],
-        deadlines=_deadlines(session),
-        actions=_actions(session),
+        recipients=_recipients(session, now, reported),
+        meetings=each_row(
+            "meeting",
+            session.execute(sa.select(col(Meeting.id), col(Meeting.starts_at))).all(),
+            lambda row: MeetingFacts(row[0], row[1]),
+            reported,
+        ),
+        deadlines=_deadlines(session, reported),
+        actions=_actions(session, reported),
         plan_starts_at=None if plan is None else local_moment(plan.starts_on, time(0), zone),
     )
 
 
-def _recipients(session: Session, now: datetime) -> list[Recipient]:
+def each_row(
+    kind: str,
+    rows: Iterable[Sequence[Any]],
+    build: Callable[[Sequence[Any]], T],
+    reported: set[Subject],
+) -> list[T]:
+    """`build` of each row (its first column the id); a row it fails on is reported, left out."""
+    built = []
+    for row in rows:
+        try:
+            built.append(build(row))
+        except Exception:  # one bad row must not keep the others out of planning
+            report_failure((kind, row[0]), reported)
+    return built
+
+
+def _recipients(session: Session, now: datetime, reported: set[Subject]) -> list[Recipient]:
     rows = session.execute(
         sa.select(
             col(Member.id),
@@ -56,44 +92,42 @@ def _recipients(session: Session, now: datetime) -> list[Recipient]:
         .outerjoin(ReminderPreference, col(ReminderPreference.member_id) == Member.id)
         .where(col(Member.active).is_(True))
     ).all()
-    recipients = []
-    for member_id, role, organisation_id, muted, snoozed_until, unreachable in rows:
-        assert member_id is not None
-        snoozed = snoozed_until if snoozed_until is not None and snoozed_until > now else None
-        recipients.append(
-            Recipient(
-                id=member_id,
-                role=role,
-                organisation_id=organisation_id,
-                muted=frozenset(Topic(topic) for topic in muted or ()),
-                snoozed_until=snoozed,
-                unreachable=unreachable is not None,
-            )
-        )
-    return recipients
+    return each_row("member", rows, lambda row: _recipient(row, now), reported)
 
 
-def _deadlines(session: Session) -> list[DeadlineFacts]:
+def _recipient(row: Sequence[Any], now: datetime) -> Recipient:
+    member_id, role, organisation_id, muted, snoozed_until, unreachable = row
+    snoozed = snoozed_until if snoozed_until is not None and snoozed_until > now else None
+    return Recipient(
+        id=member_id,
+        role=role,
+        organisation_id=organisation_id,
+        muted=frozenset(Topic(topic) for topic in muted or ()),
+        snoozed_until=snoozed,
+        unreachable=unreachable is not None,
+    )
+
+
+def _deadlines(session: Session, reported: set[Subject]) -> list[DeadlineFacts]:
     organisations: dict[int, set[int]] = {}
     for deadline_id, organisation_id in session.exec(
         select(DeadlineOrganisation.deadline_id, DeadlineOrganisation.organisation_id)
     ).all():
         organisations.setdefault(deadline_id, set()).add(organisation_id)
-    return [
-        DeadlineFacts(
-            deadline_id,
-            due_on,
-            recurrence == Recurrence.YEARLY,
-            frozenset(organisations.get(deadline_id, ())),
-        )
-        for deadline_id, due_on, recurrence in session.execute(
-            sa.select(col(Deadline.id), col(Deadline.due_on), col(Deadline.recurrence))
-        ).all()
-        if deadline_id is not None
-    ]
+    rows = session.execute(
+        sa.select(col(Deadline.id), col(Deadline.due_on), col(Deadline.recurrence))
+    ).all()
+    return each_row(
+        "deadline",
+        rows,
+        lambda row: DeadlineFacts(
+            row[0], row[1], row[2] == Recurrence.YEARLY, frozenset(organisations.get(row[0], ()))
+        ),
+        reported,
+    )
 
 
-def _actions(session: Session) -> list[ActionFacts]:
+def _actions(session: Session, reported: set[Subject]) -> list[ActionFacts]:
     """Every action with its latest update not taken back: one statement, not one per action."""
     last_update = (
         select(ProgressUpdate.action_id, func.max(ProgressUpdate.created_at).label("last_at"))
@@ -115,20 +149,19 @@ def _actions(session: Session) -> list[ActionFacts]:
         .outerjoin(last_update, last_update.c.action_id == Action.id)
         .outerjoin(ActionSnooze, col(ActionSnooze.action_id) == Action.id)
     ).all()
-    facts = []
-    for action_id, due_on, status, lead, owner, status_at, last_at, snoozed in rows:
-        assert action_id is not None
-        last_update_at = as_utc(last_at)
-        facts.append(
-            ActionFacts(
-                id=action_id,
-                due_on=due_on,
-                complete=status == Status.COMPLETE,
-                lead_organisation_id=lead,
-                owner_member_id=owner,
-                last_update_at=last_update_at,
-                last_activity=last_update_at or status_at,
-                snoozed_until=snoozed,
-            )
-        )
-    return facts
+    return each_row("action", rows, _action, reported)
+
+
+def _action(row: Sequence[Any]) -> ActionFacts:
+    action_id, due_on, status, lead, owner, status_at, last_at, snoozed = row
+    last_update_at = as_utc(last_at)
+    return ActionFacts(
+        id=action_id,
+        due_on=due_on,
+        complete=status == Status.COMPLETE,
+        lead_organisation_id=lead,
+        owner_member_id=owner,
+        last_update_at=last_update_at,
+        last_activity=last_update_at or status_at,
+        snoozed_until=snoozed,
+    )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
-from functools import partial
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from models.enums import Role
 from models.reminder_types import OutboxState, ReminderKind, Topic
@@ -155,6 +155,26 @@ def test_nothing_recorded_is_returned_again() -> None:
     now = uk("2021-06-23T10:00")
     first = due_reminders(data, rules(), now, {})
     assert due_reminders(data, rules(), now, recorded_index(due.key for due in first)) == []
+
+
+def test_a_member_snoozed_to_the_end_of_the_calendar_is_skipped_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    forever = Recipient(5, Role.BOARD, 11, snoozed_until=datetime(9999, 12, 31, 23, 0, tzinfo=UTC))
+    data = facts(recipients=[*PEOPLE, forever], meetings=[MEETING])
+    reported: set[tuple[str, int]] = set()
+    now = uk("2021-06-17T10:00")
+    dues = due_reminders(data, rules(), now, {}, reported)
+    assert sorted((due.member_id, due.occurrence) for due in dues if due.kind in MEETINGS) == [
+        (1, "20210624T0900Z/7d"),
+        (2, "20210624T0900Z/7d"),
+    ]
+    assert reported == {("member", 5)}
+    assert [record.getMessage() for record in caplog.records] == [
+        "cannot work out the reminders for member 5: skipped (logged once)"
+    ]
+    due_reminders(data, rules(), now + timedelta(minutes=1), {}, reported)
+    assert len(caplog.records) == 1
 
 
 def test_a_snoozed_member_gets_what_is_still_useful_when_the_snooze_ends() -> None:
@@ -381,22 +401,13 @@ def large_plan(now: datetime) -> Facts:
     return Facts(members, meetings, deadlines, actions, plan_starts_at=uk("2021-04-01T00:00"))
 
 
-def test_planning_a_large_plan_takes_under_200_ms() -> None:
+def test_a_large_plan_is_planned_and_nothing_twice() -> None:
+    # How long this takes is measured by benchmarks/bench_reminders.py, not asserted here:
+    # a busy CI machine makes any run slower.
     now = uk("2021-10-12T10:00")
     data, plan = large_plan(now), rules()
-    first = due_reminders(data, plan, now, {})  # also warms the bank-holiday table
+    first = due_reminders(data, plan, now, {})
     assert any(due.kind == ReminderKind.ACTION_OVERDUE for due in first)
     recorded = recorded_index(due.key for due in first)
-    nothing: dict[tuple[ReminderKind, int, str], set[int]] = {}
-    later = now + timedelta(minutes=1)
-    for label, seen in (("nothing recorded yet", nothing), ("a minute later", recorded)):
-        elapsed = min(timed(partial(due_reminders, data, plan, later, seen)) for _ in range(5))
-        assert elapsed < 0.2, f"planning ({label}) took {elapsed * 1000:.0f} ms"
-
-
-def timed(work: Callable[[], object]) -> float:
-    """Seconds `work` takes (the best of several runs is taken, as a machine busy with other
-    work only ever makes a run slower)."""
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
+    later = due_reminders(data, plan, now + timedelta(minutes=1), recorded)
+    assert not {due.key for due in later} & {due.key for due in first}
