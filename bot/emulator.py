@@ -776,9 +776,12 @@ class BotApiEmulator:
         self._offsets: list[int | None] = []
         self.random = random.Random(seed)  # seeded: faults with a probability replay exactly
         self.faults = FaultSet(self.random)
+        self.webhook: JSON = {}  # what setWebhook was last given: url, secret_token
         self._methods: dict[str, Callable[[Params], Any]] = {
             "getme": self._get_me,
             "deletewebhook": self._delete_webhook,
+            "setwebhook": self._set_webhook,
+            "getwebhookinfo": self._get_webhook_info,
             "setmycommands": self._set_my_commands,
             "getmycommands": self._get_my_commands,
             "deletemycommands": self._delete_my_commands,
@@ -928,6 +931,20 @@ class BotApiEmulator:
         if params.get("drop_pending_updates"):
             self._pending.clear()
         return True
+
+    def _set_webhook(self, params: Params) -> bool:
+        self.webhook = {
+            "url": _need(params, "url", str),
+            "secret_token": params.get("secret_token"),
+        }
+        return True
+
+    def _get_webhook_info(self, params: Params) -> JSON:
+        return {
+            "url": self.webhook.get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._pending),
+        }
 
     def _set_my_commands(self, params: Params) -> bool:
         commands = params.get("commands")

@@ -7,6 +7,7 @@ that it did not go through. `note_writes` runs first for every update to make th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from telegram import Update
@@ -30,9 +31,11 @@ async def on_error(update: object, context: Ctx) -> None:
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     template = "saved_but_failed.html" if committed_writes() else "apology.html"
-    try:
-        if update.callback_query is not None:
+    if update.callback_query is not None:
+        # The handler may have answered the query already; a second answer is refused.
+        with contextlib.suppress(TelegramError):
             await update.callback_query.answer()
+    try:
         await send(update, context, template)
     except TelegramError:
         log.warning("could not tell the user what happened", exc_info=True)
