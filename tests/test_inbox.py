@@ -4,7 +4,6 @@ for each other. Driven through the real Application and the emulator, in-process
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -136,11 +135,14 @@ class GatedRequest(EmulatorRequest):
     async def do_request(
         self, url: str, method: str, request_data: Any = None, *args: Any, **kwargs: Any
     ) -> tuple[int, bytes]:
-        if url.endswith("/sendMessage") and request_data is not None:
-            if json.loads(request_data.json_parameters["chat_id"]) == self.slow_chat:
-                self.held += 1
-                await self.gate.wait()
+        if url.endswith("/sendMessage") and self._chat(request_data) == self.slow_chat:
+            self.held += 1
+            await self.gate.wait()
         return await super().do_request(url, method, request_data, *args, **kwargs)
+
+    @staticmethod
+    def _chat(request_data: Any) -> int | None:
+        return None if request_data is None else int(request_data.json_parameters["chat_id"])
 
 
 async def test_a_slow_chat_does_not_hold_up_another_and_keeps_its_own_order(
