@@ -30,14 +30,16 @@ from telegram.request import BaseRequest, RequestData
 log = logging.getLogger(__name__)
 
 TOKEN_VARIABLE = "CSPBOT_TELEGRAM_TOKEN"
-# Errors on the way that mean the request was never taken: nothing can have arrived.
+# Errors on the way that mean the request was not taken: refused, never written, or the
+# connection reset by the other end instead of answered. A server that closes the
+# connection without answering (httpx.RemoteProtocolError) or a read timeout is different:
+# the request may have been handled, so it is in doubt.
 NOT_TAKEN_CAUSES = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
     httpx.WriteError,
     httpx.WriteTimeout,
-    httpx.RemoteProtocolError,
     httpx.ReadError,
 )
 _retrying: ContextVar[bool] = ContextVar("csp_bot_transport_retrying", default=True)

@@ -6,7 +6,6 @@ import asyncio
 import html
 import json
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -353,12 +352,11 @@ def test_offset_confirms_earlier_updates(em: BotApiEmulator) -> None:
 
 def test_long_poll_returns_as_soon_as_an_update_arrives(em: BotApiEmulator) -> None:
     with ThreadPoolExecutor(1) as pool:
-        poll = pool.submit(em.call, "getUpdates", {"timeout": "5"})
+        poll = pool.submit(em.call, "getUpdates", {"timeout": "120"})
         em.wait_for_pollers(1)
-        queued_at = time.monotonic()
         update_id = em.send_text(ALICE, "hello")
-        status, body = poll.result(timeout=2)
-    assert time.monotonic() - queued_at < 1
+        # Long before the poll's own 120 s: it answered because the update came.
+        status, body = poll.result(timeout=60)
     assert (status, [u["update_id"] for u in body["result"]]) == (200, [update_id])
     assert body["result"][0]["message"]["text"] == "hello"
 
