@@ -358,8 +358,8 @@ async def on_text(update: Update, context: Ctx) -> None:
 async def continue_with_text(update: Update, context: Ctx) -> None:
     """Take the note or the mitigation the draft is waiting for."""
     draft = await _live_draft(update, context)
-    if draft is None:
-        return
+    if draft is None or draft.answered_by(update.update_id):
+        return  # none open, or this answer was taken before a restart (its reply went then)
     text = _text(update)
     if draft.step == Step.NOTE:
         await _take_note(update, context, draft, text)
@@ -491,6 +491,7 @@ async def _store(context: Ctx, update: Update, draft: UpdateDraft, sent: Message
         )
     user = update.effective_user
     assert user is not None
+    draft = UpdateDraft(**{**draft.__dict__, "update_id": update.update_id})
     await context.db.run(save_draft, user_id=user.id, draft=draft)
 
 

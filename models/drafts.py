@@ -44,6 +44,13 @@ class UpdateDraft:
     # The message with the buttons, edited as the partner moves on so old buttons go.
     chat_id: int | None = None
     message_id: int | None = None
+    # The Telegram update whose answer this step stored: the same update handled again
+    # after a crash (the inbox replays what was not marked done) is not taken twice.
+    update_id: int | None = None
+
+    def answered_by(self, update_id: int) -> bool:
+        """Whether this update's answer is already in the draft."""
+        return self.update_id is not None and update_id <= self.update_id
 
     def moved(self, step: Step, at: datetime, **changes: object) -> UpdateDraft:
         """The draft at its next step."""

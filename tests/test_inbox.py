@@ -23,7 +23,8 @@ from models.db import Database
 from models.inbox import prune_inbox
 from models.membership import MemberView
 from models.tables import InboxUpdate, ProgressUpdate
-from tests.harness import PEOPLE, build_test_application
+from tests.harness import PEOPLE, Harness, build_test_application
+from tests.test_progress import current, data_for, pick
 
 POLICE = PEOPLE["police"].user
 CHAIR = PEOPLE["chair"].user
@@ -228,3 +229,24 @@ async def test_polling_goes_on_through_server_errors_and_garbled_answers(
         [reply] = await emulator.wait_for_messages_async(POLICE.id, 1, timeout=10)
     assert reply.text.startswith("<b>Dan</b>")
     assert troubled.failures == 0
+
+
+async def test_a_guided_note_handled_again_after_a_crash_is_not_taken_as_the_mitigation(
+    bot: Harness, db: Database, emulator: BotApiEmulator, people: dict[str, MemberView]
+) -> None:
+    [picker] = await bot.send(POLICE, "/update")
+    await pick(bot, POLICE, picker, "🟢 SOC-1")
+    await pick(bot, POLICE, current(emulator, picker), "🔴")
+    note = emulator.build_message_update(POLICE, "Provider pulled out")
+    [ask_mitigation] = await bot.process(note)
+    assert "Type the mitigation" in ask_mitigation.text
+    # The bot died before marking the note done: the inbox hands it over again.
+    assert await bot.process(note) == []
+    [ask_forecast] = await bot.send(POLICE, "Re-procuring through the PFCC framework")
+    assert ask_forecast.text == "<b>SOC-1</b>: will it recover by the due date (Thu 31 Mar 2022)?"
+    await bot.press(POLICE, ask_forecast, data_for(emulator, ask_forecast, "Yes"))
+    [stored] = db.call(lambda s: s.exec(select(ProgressUpdate)).all())
+    assert (stored.note, stored.mitigation) == (
+        "Provider pulled out",
+        "Re-procuring through the PFCC framework",
+    )
