@@ -17,6 +17,7 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 from telegram import Update
+from telegram.error import InvalidToken
 
 from bot.app import build_application, on_start
 from bot.context import CspApplication, Services
@@ -53,8 +54,8 @@ def run_bot(settings: Settings) -> int:
     services = make_services(settings)
     try:
         return asyncio.run(serve(services, settings, token))
-    except TokenRefused as refused:
-        print(f"csp-bot: {refused}", file=sys.stderr)
+    except InvalidToken:  # ours, or python-telegram-bot's own when getMe is refused
+        print(f"csp-bot: {TokenRefused()}", file=sys.stderr)
         return EXIT_TOKEN_REFUSED
     finally:
         services.db.close()

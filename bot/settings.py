@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     deadline_reminders: str = "30d,14d,7d,1d"
     action_reminders: str = "7d,1d"
     quiet_hours: str = "20:00-08:00"
+    # How often the reminder dispatcher wakes; refused reminders are retried on a later round.
+    reminder_round_seconds: float = Field(default=60, gt=0)
     # Handled updates stay in the inbox this many days (for tracing), then are pruned.
     inbox_days: int = Field(default=7, ge=1)
     # Webhook mode when set: the public HTTPS URL Telegram calls (its path is served).

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "reminders: plan and deliver"
 PRUNE_JOB = "inbox: prune handled updates"
-EVERY_SECONDS = 60
+EVERY_SECONDS = 60  # the default of CSPBOT_REMINDER_ROUND_SECONDS
 PRUNE_EVERY_SECONDS = 3600
 FIRST_AFTER_SECONDS = 2
 
@@ -42,7 +42,7 @@ def install_reminder_jobs(application: CspApplication) -> None:
         return
     application.job_queue.run_repeating(
         run_dispatcher,
-        interval=EVERY_SECONDS,
+        interval=application.services.settings.reminder_round_seconds,
         first=FIRST_AFTER_SECONDS,
         name=DISPATCH_JOB,
         data=DispatchState(),
