@@ -24,7 +24,7 @@ from handlers.guard import Callback, guarded
 from handlers.guard import button as guarded_button
 from handlers.keyboards import button, parts
 from handlers.progress import close_open_update
-from handlers.replies import remove_buttons, send, send_text
+from handlers.replies import acknowledge, edit_in_place, remove_buttons, send, send_text
 from models.errors import DomainError
 from models.form_drafts import FormDraft, discard_form, load_form, save_form
 from models.reminders import mark_reachable
@@ -118,8 +118,8 @@ async def _show(
     """Edit the pressed message into the next question, or send it as a new message."""
     query = update.callback_query
     if query is not None and query.message is not None:
-        await query.answer()
-        await query.edit_message_text(text, reply_markup=markup)
+        await acknowledge(query)
+        await edit_in_place(query, text, markup)
         draft = draft.shown_in(query.message.chat.id, query.message.message_id)
     else:
         await remove_buttons(context, draft)
@@ -231,7 +231,7 @@ async def _save(update: Update, context: Ctx, form: Form, draft: FormDraft) -> N
     """Store what the form collected; whatever happens, the form is then closed."""
     query = update.callback_query
     assert query is not None and update.effective_user is not None
-    await query.answer()
+    await acknowledge(query)
     await context.db.run(discard_form, user_id=update.effective_user.id)
     await query.edit_message_reply_markup(reply_markup=None)
     try:

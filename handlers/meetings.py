@@ -14,7 +14,7 @@ from handlers.forms import Form, Option, Step, form_buttons, refuse_forged, star
 from handlers.guard import button as guarded_button
 from handlers.guard import command
 from handlers.keyboards import button, parts
-from handlers.replies import send
+from handlers.replies import acknowledge, send
 from models.audit import Actor
 from models.enums import Role
 from models.errors import DomainError, NotFound
@@ -238,7 +238,7 @@ async def _calendar(update: Update, context: Ctx, meeting_id: int) -> None:
     except NotFound as gone:
         await query.answer(str(gone), show_alert=True)
         return
-    await query.answer()
+    await acknowledge(query)
     content = meetings_ics([meeting], now=context.now())
     await context.bot.send_document(
         update.effective_chat.id,
@@ -256,7 +256,7 @@ async def _who(update: Update, context: Ctx, meeting_id: int) -> None:
     except NotFound as gone:
         await query.answer(str(gone), show_alert=True)
         return
-    await query.answer()
+    await acknowledge(query)
     await send(update, context, "meeting_replies.html", attendance=replies, Reply=Reply)
 
 

@@ -20,7 +20,7 @@ from handlers.fallback import anything_else
 from handlers.guard import button as guarded_button
 from handlers.guard import command, guarded
 from handlers.keyboards import button, keyboard, page_of, pager, parts
-from handlers.replies import remove_buttons, send, send_text
+from handlers.replies import acknowledge, edit_in_place, remove_buttons, send, send_text
 from models.drafts import (
     Step,
     UpdateDraft,
@@ -331,7 +331,7 @@ async def _picked_forecast(update: Update, context: Ctx, draft: UpdateDraft, key
         return
     label, forecast = FORECASTS[key]
     assert update.callback_query is not None
-    await update.callback_query.answer()
+    await acknowledge(update.callback_query)
     await _edit(update, context.templates.render("update_forecast_chosen.html", label=label), None)
     await _submit(update, context, draft, forecast)
 
@@ -458,7 +458,7 @@ async def _live_draft(update: Update, context: Ctx) -> UpdateDraft | None:
     if lookup.expired is not None:
         await remove_buttons(context, lookup.expired)
         if update.callback_query is not None:
-            await update.callback_query.answer()
+            await acknowledge(update.callback_query)
         await send(update, context, "update_expired.html", draft=lookup.expired)
     return lookup.draft
 
@@ -468,7 +468,7 @@ async def _show_step(
 ) -> None:
     """Show the next question: in place of the pressed message, or as a new message."""
     if update.callback_query is not None:
-        await update.callback_query.answer()
+        await acknowledge(update.callback_query)
         await _edit(update, text, markup)
         await _store(context, update, draft, None)
     else:
@@ -498,7 +498,7 @@ async def _store(context: Ctx, update: Update, draft: UpdateDraft, sent: Message
 async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
     query = update.callback_query
     assert query is not None
-    await query.edit_message_text(text, reply_markup=markup)
+    await edit_in_place(query, text, markup)
 
 
 async def close_open_update(update: Update, context: Ctx) -> None:

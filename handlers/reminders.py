@@ -15,7 +15,7 @@ from handlers.forms import refuse_forged
 from handlers.guard import button as guarded_button
 from handlers.guard import command
 from handlers.keyboards import button, parts
-from handlers.replies import send, send_text
+from handlers.replies import edit_in_place, send, send_text
 from models.enums import Role, Status
 from models.errors import DomainError
 from models.meetings import is_invited
@@ -169,7 +169,7 @@ async def _show_settings(
     )
     markup = settings_keyboard(member, preferences, snoozed)
     if edit and update.callback_query is not None:
-        await update.callback_query.edit_message_text(text, reply_markup=markup)
+        await edit_in_place(update.callback_query, text, markup)
     else:
         await send_text(update, context, text, keyboard=markup)
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 
 from bot.context import Ctx
 
 MESSAGE_LIMIT = 4096
+NOT_MODIFIED = "message is not modified"
+QUERY_GONE = "query id is invalid"
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,30 @@ async def send_text(
     for part in parts[:-1]:
         await context.bot.send_message(chat.id, part)
     return await context.bot.send_message(chat.id, parts[-1], reply_markup=keyboard)
+
+
+async def acknowledge(query: CallbackQuery) -> None:
+    """Stop the button's spinner. Telegram refuses a second answer to the same press (the
+    press handled again after a restart); the first one went, so that is no failure."""
+    try:
+        await query.answer()
+    except BadRequest as refused:
+        if QUERY_GONE not in refused.message.lower():
+            raise
+        log.info("press %s was answered already", query.id)
+
+
+async def edit_in_place(
+    query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None
+) -> None:
+    """Turn the pressed message into `text`. Telegram refusing it as "not modified" means
+    the edit was made already: the same press handled again after a restart."""
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as refused:
+        if NOT_MODIFIED not in refused.message.lower():
+            raise
+        log.info("message %s already shows that", query.message and query.message.message_id)
 
 
 class ShownMessage(Protocol):

@@ -10,7 +10,7 @@ from handlers.guard import button as guarded_button
 from handlers.guard import command
 from handlers.keyboards import button, keyboard, page_count, pager, parts
 from handlers.progress import refuse_forged
-from handlers.replies import send, send_text
+from handlers.replies import acknowledge, edit_in_place, send, send_text
 from models.errors import NotFound
 from models.progress import (
     UnknownAction,
@@ -84,7 +84,7 @@ async def on_action_button(update: Update, context: Ctx) -> None:
     if pieces is None:
         await refuse_forged(update, context)
         return
-    await query.answer()
+    await acknowledge(query)
     await show_action(update, context, pieces[1])
 
 
@@ -115,8 +115,8 @@ async def on_history_button(update: Update, context: Ctx) -> None:
     except UnknownAction:
         await refuse_forged(update, context)
         return
-    await query.answer()
-    await query.edit_message_text(text, reply_markup=markup)
+    await acknowledge(query)
+    await edit_in_place(query, text, markup)
 
 
 async def _history_page(

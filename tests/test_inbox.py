@@ -20,6 +20,7 @@ from bot.runner import BotRun
 from bot.settings import Settings
 from models.clock import FakeClock
 from models.db import Database
+from models.drafts import load_draft, save_draft
 from models.inbox import prune_inbox
 from models.membership import MemberView
 from models.tables import InboxUpdate, ProgressUpdate
@@ -250,3 +251,27 @@ async def test_a_guided_note_handled_again_after_a_crash_is_not_taken_as_the_mit
         "Provider pulled out",
         "Re-procuring through the PFCC framework",
     )
+
+
+async def test_a_button_press_handled_again_after_a_crash_before_its_step_was_saved(
+    bot: Harness,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+) -> None:
+    [picker] = await bot.send(POLICE, "/update")
+    await pick(bot, POLICE, picker, "🟢 SOC-1")
+    before = db.call(load_draft, user_id=POLICE.id, at=clock()).draft
+    assert before is not None
+    press = emulator.build_callback_update(
+        POLICE, picker.message_id, data_for(emulator, current(emulator, picker), "🟢")
+    )
+    await bot.process(press)
+    assert "Type a short note on progress" in current(emulator, picker).text
+    # The bot died after editing the message and before saving the step: replayed.
+    db.call(save_draft, user_id=POLICE.id, draft=before)
+    await bot.process(press)
+    [confirmation] = await bot.send(POLICE, "Provider on site two days a week")
+    assert confirmation.text.startswith("Stored:\n<b>SOC-1</b>")
+    assert stored_notes(db) == ["Provider on site two days a week"]

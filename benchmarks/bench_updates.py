@@ -1,0 +1,156 @@
+"""Benchmark: one-line /update through the Application, with and without the inbox.
+
+The bot runs in-process against the Bot API emulator (no sockets), on the sample plan with
+15 partners. Three figures:
+
+1. Throughput through the inbox, as `csp-bot run` takes updates: the updates wait in the
+   emulator, the poller fetches them in batches of up to 100, each batch is committed to
+   the inbox in one transaction, then handled chat by chat. Target: at least 90 a second
+   on SQLite (what the bot managed before the inbox, handling updates one at a time).
+2. The same updates handed straight to `Application.process_update` one at a time, with no
+   inbox: the path the bot took before, for comparison.
+3. The reply time of a single update (median of many, one at a time) through each path.
+   Target: the inbox adds no more than 2 ms.
+
+    .venv/bin/python benchmarks/bench_updates.py [--updates 1000] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from telegram import Update
+
+from bot.emulator import BotApiEmulator, EmulatedUser
+from bot.polling import Poller
+from bot.runner import BotRun
+from bot.settings import Settings
+from models.audit import CLI
+from models.clock import FakeClock
+from models.db import Database, make_engine
+from models.membership import add_member
+from models.migrate import upgrade
+from models.plan import import_plan_file
+from tests.harness import build_test_application
+
+PLAN = Path(__file__).resolve().parent.parent / "examples" / "north-northants-csp-2021-22.yaml"
+POLICE = "Northants Police"
+START = FakeClock(datetime(2021, 6, 10, 9, 0, tzinfo=UTC))
+PARTNERS = [EmulatedUser(5000 + n, f"Partner{n}") for n in range(15)]
+
+
+def seeded(url: str) -> Database:
+    """The sample plan and 15 police partners (the police lead SOC-1)."""
+    db = Database(make_engine(url))
+    upgrade(db.engine)
+    db.call(import_plan_file, path=PLAN, at=START())
+    for user in PARTNERS:
+        db.call(
+            add_member,
+            telegram_id=user.id,
+            name=user.first_name,
+            organisation=POLICE,
+            role="partner",
+            at=START(),
+            actor=CLI,
+        )
+    return db
+
+
+def queue_updates(emulator: BotApiEmulator, count: int) -> None:
+    for n in range(count):
+        emulator.send_text(PARTNERS[n % len(PARTNERS)], f"/update SOC-1 green note {n}")
+
+
+async def through_the_inbox(settings: Settings, db: Database, count: int) -> float:
+    """Updates a second, polled in batches, stored in the inbox, handled chat by chat."""
+    emulator = BotApiEmulator(clock=START)
+    application = build_test_application(settings, db, START, emulator)
+    queue_updates(emulator, count)
+    started = time.perf_counter()
+    async with BotRun(application, lambda intake: Poller(intake, timeout=1).run()):
+        await asyncio.to_thread(wait_for_replies, emulator, count)
+        elapsed = time.perf_counter() - started
+    return count / elapsed
+
+
+async def straight_through(settings: Settings, db: Database, count: int) -> float:
+    """Updates a second, each handed to `process_update` in turn, with no inbox."""
+    emulator = BotApiEmulator(clock=START)
+    application = build_test_application(settings, db, START, emulator)
+    await application.initialize()
+    queue_updates(emulator, count)
+    updates = [Update.de_json(u, application.bot) for u in emulator.pending_updates()]
+    started = time.perf_counter()
+    for update in updates:
+        await application.process_update(update)
+    elapsed = time.perf_counter() - started
+    await application.shutdown()
+    return count / elapsed
+
+
+async def reply_times(settings: Settings, db: Database, runs: int) -> tuple[float, float]:
+    """Median milliseconds from a partner's message to the bot's reply: inbox, direct."""
+    emulator = BotApiEmulator(clock=START)
+    application = build_test_application(settings, db, START, emulator)
+    inbox: list[float] = []
+    async with BotRun(application, lambda intake: Poller(intake, timeout=1).run()) as running:
+        for n in range(runs):
+            payload = emulator.build_message_update(PARTNERS[0], f"/update SOC-1 green r{n}")
+            seen = len(emulator.messages())
+            started = time.perf_counter()
+            await running.intake.accept([payload])
+            await asyncio.to_thread(wait_for_replies, emulator, seen + 1)
+            inbox.append((time.perf_counter() - started) * 1000)
+        direct: list[float] = []
+        for n in range(runs):
+            payload = emulator.build_message_update(PARTNERS[1], f"/update SOC-1 green d{n}")
+            started = time.perf_counter()
+            await application.process_update(Update.de_json(payload, application.bot))
+            direct.append((time.perf_counter() - started) * 1000)
+    return statistics.median(inbox), statistics.median(direct)
+
+
+def wait_for_replies(emulator: BotApiEmulator, count: int) -> None:
+    while len(emulator.messages()) < count:
+        emulator.wait_for_change(emulator.events, timeout=1.0)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        url = args.database_url or f"sqlite:///{folder}/bench.db"
+        settings = Settings(database_url=url, telegram_token=None, quiet_hours="off")
+        db = seeded(url)
+        backend = db.engine.dialect.name
+        print(f"one-line /update, {backend}, load {os.getloadavg()[0]:.2f}")
+        inbox_rate = await through_the_inbox(settings, db, args.updates)
+        print("inbox done", flush=True)
+        direct_rate = await straight_through(settings, db, args.updates)
+        print("direct done", flush=True)
+        inbox_ms, direct_ms = await reply_times(settings, db, args.runs)
+        print(f"  through the inbox: {inbox_rate:6.1f} a second (target: at least 90)")
+        print(f"  straight through:  {direct_rate:6.1f} a second (no inbox, for comparison)")
+        print(
+            f"  reply time, median: {inbox_ms:.1f} ms through the inbox, {direct_ms:.1f} ms "
+            f"straight through: +{inbox_ms - direct_ms:.1f} ms (target: at most +2 ms)"
+        )
+        db.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
