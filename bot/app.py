@@ -15,10 +15,11 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.context import CspApplication, Ctx, Services
 from bot.intake import CONCURRENT_CHATS, ChatOrderedProcessor
-from bot.transport import Backoff, ResilientRequest, Sleep
+from bot.transport import ResilientRequest, Sleep
 from handlers.errors import note_writes, on_error
 from handlers.policy import COMMANDS
 from handlers.registry import all_handlers, first_look_handlers
+from models.backoff import Backoff
 from scheduler.jobs import install_reminder_jobs
 
 log = logging.getLogger(__name__)

@@ -131,16 +131,18 @@ class BotRun:
         return self
 
     async def until_stopped(self) -> None:
-        """Return when asked to stop, or when the receiver ends (a refused token)."""
+        """Return when asked to stop, or when the receiver ends.
+
+        A refused token needs no check here: the transport has already flagged it on the
+        application (`refuse_token`), which also asks for the stop.
+        """
         assert self._receiving is not None
         stop = asyncio.create_task(self.application.stop_requested.wait())
         await asyncio.wait({stop, self._receiving}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         if self._receiving.done() and not self._receiving.cancelled():
             failure = self._receiving.exception()
-            if isinstance(failure, TokenRefused | ExceptionGroup) and _token_refused(failure):
-                self.application.token_refused = True
-            elif failure is not None:
+            if failure is not None and not self.application.token_refused:
                 raise failure
 
     async def __aexit__(
@@ -155,9 +157,3 @@ class BotRun:
                 await self._receiving
         await self.application.stop()
         await self.application.shutdown()
-
-
-def _token_refused(failure: BaseException) -> bool:
-    if isinstance(failure, ExceptionGroup):
-        return any(_token_refused(inner) for inner in failure.exceptions)
-    return isinstance(failure, TokenRefused)

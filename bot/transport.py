@@ -27,6 +27,8 @@ import httpx
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import BaseRequest, RequestData
 
+from models.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 TOKEN_VARIABLE = "CSPBOT_TELEGRAM_TOKEN"
@@ -73,21 +75,6 @@ def deciding_for_ourselves() -> Iterator[None]:
         yield
     finally:
         _retrying.reset(token)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """How often and how patiently to try again: doubling waits up to a ceiling."""
-
-    first: float = 0.5
-    ceiling: float = 8.0
-    tries: int | None = 6  # None: until it works (the poller)
-
-    def wait(self, attempt: int) -> float:
-        return float(min(self.ceiling, self.first * 2**attempt))
-
-    def gives_up_after(self, attempt: int) -> bool:
-        return self.tries is not None and attempt + 1 >= self.tries
 
 
 class Verdict(Enum):
@@ -162,12 +149,12 @@ class ResilientRequest(BaseRequest):
         self,
         inner: BaseRequest,
         *,
-        backoff: Backoff | None = None,
+        backoff: Backoff,
         sleep: Sleep = asyncio.sleep,
         on_token_refused: Callable[[], None] | None = None,
     ) -> None:
         self.inner = inner
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff
         self._sleep = sleep
         self._on_token_refused = on_token_refused
         self._troubled = False
@@ -194,7 +181,7 @@ class ResilientRequest(BaseRequest):
     ) -> tuple[int, bytes]:
         """Try until Telegram answers, the tries run out, or the token is refused."""
         timeouts = (read_timeout, write_timeout, connect_timeout, pool_timeout)
-        attempt = 0
+        failures = 0
         while True:
             outcome = await self._try(url, method, request_data, *timeouts)
             if outcome.verdict is Verdict.ANSWERED:
@@ -204,10 +191,10 @@ class ResilientRequest(BaseRequest):
                 if self._on_token_refused is not None:
                     self._on_token_refused()
                 raise TokenRefused()
-            if not _retrying.get() or self.backoff.gives_up_after(attempt):
+            failures += 1
+            if not _retrying.get() or self.backoff.exhausted(failures):
                 raise _final_error(outcome, url)
-            await self._wait(url, outcome, attempt)
-            attempt += 1
+            await self._wait(url, outcome, failures)
 
     async def _try(
         self, url: str, method: str, request_data: RequestData | None, *timeouts: Any
@@ -226,8 +213,8 @@ class ResilientRequest(BaseRequest):
             raise outcome.error
         return outcome.status, outcome.payload
 
-    async def _wait(self, url: str, outcome: Outcome, attempt: int) -> None:
-        wait = self.backoff.wait(attempt) if outcome.retry_after is None else outcome.retry_after
+    async def _wait(self, url: str, outcome: Outcome, failures: int) -> None:
+        wait = self.backoff.wait(failures) if outcome.retry_after is None else outcome.retry_after
         if not self._troubled:
             self._troubled = True
             log.warning(

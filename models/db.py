@@ -124,8 +124,8 @@ class Database:
         self, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run `op(session, ...)` in its own transaction, in this thread."""
-        with self.session() as session:
-            return op(session, *args, **kwargs)
+        result, _ = self._call_noting_writes(op, *args, **kwargs)
+        return result
 
     async def run(
         self, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs

@@ -23,6 +23,7 @@ from bot.context import CspApplication
 from bot.settings import Settings
 from bot.transport import NoAnswer, NotAccepted, TokenRefused, deciding_for_ourselves
 from handlers.replies import split_message
+from models.backoff import Backoff
 from models.reminder_types import OutboxState
 from scheduler.content import Circumstances, Content, Withheld, reminder_content
 from scheduler.due import Due, Rules, Subject, due_reminders
@@ -30,7 +31,6 @@ from scheduler.facts import load_facts
 from scheduler.messages import Composed, compose
 from scheduler.outbox import (
     PendingReminder,
-    RetryPolicy,
     claim,
     mark_unreachable,
     pending_entry,
@@ -54,9 +54,7 @@ IN_FLIGHT = 30
 # A reminder Telegram did not take goes again after 10 s, 20 s, 40 s ... (at most 10 min),
 # MAX_ATTEMPTS times in all; then it has failed, and the coordinator's digest lists it.
 MAX_ATTEMPTS = 8
-RETRY_POLICY = RetryPolicy(
-    first=timedelta(seconds=10), ceiling=timedelta(minutes=10), attempts=MAX_ATTEMPTS
-)
+RETRY_BACKOFF = Backoff(first=10.0, ceiling=600.0, tries=MAX_ATTEMPTS)
 # Telegram cannot be reached at all: the rest of the round waits for the next one.
 UNREACHABLE_CAUSES = (httpx.ConnectError, httpx.ConnectTimeout)
 UNREACHABLE_REASONS = ("chat not found", "user is deactivated", "bot was blocked")
@@ -218,8 +216,7 @@ class Courier:
         parts = split_message(composed.text)
         await self.pacer.wait_turn(chat_id)
         await self.pacer.just_before_sending()
-        claimed = await self.services.db.run(claim, outbox_id=reminder.id, at=self.services.clock())
-        if claimed is None:
+        if not await self.services.db.run(claim, outbox_id=reminder.id, at=self.services.clock()):
             return None
         for part in parts[:-1]:
             await self.application.bot.send_message(chat_id, part)
@@ -274,7 +271,7 @@ class Courier:
             now=self.services.clock(),
             wait=wait,
             reason=reason,
-            policy=RETRY_POLICY,
+            backoff=RETRY_BACKOFF,
         )
         if attempts is None:
             log.warning("reminder %s failed %s times: given up", reminder.id, MAX_ATTEMPTS)

@@ -18,6 +18,7 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from models.backoff import Backoff
 from models.reminder_types import OutboxState, ReminderKind
 from models.reminders import preference_row
 from models.tables import Member, OutboxEntry
@@ -95,8 +96,8 @@ def pending_entry(session: Session, *, outbox_id: int) -> OutboxEntry | None:
     return entry if entry is not None and entry.state == OutboxState.PENDING else None
 
 
-def claim(session: Session, *, outbox_id: int, at: datetime) -> OutboxEntry | None:
-    """Mark a pending reminder as being sent; None if it is no longer pending.
+def claim(session: Session, *, outbox_id: int, at: datetime) -> bool:
+    """Mark a pending reminder as being sent; False if it is no longer pending.
 
     Committed immediately before the request, after the pacer's wait, so a crash after
     Telegram accepted it cannot lead to a second copy (the row stays `sending` and is never
@@ -108,9 +109,7 @@ def claim(session: Session, *, outbox_id: int, at: datetime) -> OutboxEntry | No
         .where(col(OutboxEntry.state) == OutboxState.PENDING)
         .values(state=OutboxState.SENDING, claimed_at=at)
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return None
-    return session.get(OutboxEntry, outbox_id)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def settle_entry(
@@ -141,20 +140,6 @@ def record_sent(session: Session, *, sent: Sequence[tuple[int, int]], at: dateti
         )
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How a reminder Telegram did not take is tried again: doubling waits, a few times."""
-
-    first: timedelta
-    ceiling: timedelta
-    attempts: int
-
-    def wait(self, attempt: int) -> timedelta:
-        """The wait after the `attempt`-th refusal (1 for the first)."""
-        wait: timedelta = self.first * 2 ** (attempt - 1)
-        return min(self.ceiling, wait)
-
-
 def release(
     session: Session,
     *,
@@ -162,22 +147,23 @@ def release(
     now: datetime,
     wait: timedelta | None,
     reason: str,
-    policy: RetryPolicy,
+    backoff: Backoff,
 ) -> int | None:
     """Telegram refused a claimed reminder, so it did not arrive: it waits to go again.
 
-    `wait` is Telegram's own (flood control), else the policy's. Returns the refusals so
+    `wait` is Telegram's own (flood control), else the backoff's. Returns the refusals so
     far, or None when there have been too many: the reminder is then `failed`.
     """
     entry = session.get_one(OutboxEntry, outbox_id)
     entry.attempts += 1
     entry.claimed_at, entry.detail = None, reason[:500]
-    if entry.attempts >= policy.attempts:
+    if backoff.exhausted(entry.attempts):
         entry.state = OutboxState.FAILED
         session.add(entry)
         return None
     entry.state = OutboxState.PENDING
-    entry.send_at = now + (wait if wait is not None else policy.wait(entry.attempts))
+    wait = wait if wait is not None else timedelta(seconds=backoff.wait(entry.attempts))
+    entry.send_at = now + wait
     session.add(entry)
     return entry.attempts
 

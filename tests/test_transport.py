@@ -13,7 +13,7 @@ from telegram import Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-from bot.app import build_application
+from bot.app import REPLY_BACKOFF, build_application
 from bot.context import CspApplication, Services
 from bot.emulator import BotApiEmulator, EmulatorRequest
 from bot.settings import Settings
@@ -103,7 +103,8 @@ class Waits:
 
 
 def resilient(inner: Scripted, waits: Waits, **kwargs: Any) -> ResilientRequest:
-    return ResilientRequest(inner, sleep=waits, **kwargs)
+    """The transport as the bot's replies use it."""
+    return ResilientRequest(inner, backoff=REPLY_BACKOFF, sleep=waits, **kwargs)
 
 
 async def test_a_bad_gateway_is_retried_after_half_a_second() -> None:
