@@ -38,15 +38,15 @@ from sqlmodel import Session, col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, Fault, SentMessage
-from models.audit import CLI
-from models.db import Database
-from models.meetings import schedule_meeting
-from models.membership import add_member
-from models.migrate import upgrade
-from models.plan import import_plan_file
-from models.reminder_types import ReminderKind
-from models.tables import Action, Meeting, Member, Organisation, OutboxEntry, ProgressUpdate
+from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, Fault, SentMessage
+from csp_bot.models.audit import CLI
+from csp_bot.models.db import Database
+from csp_bot.models.meetings import schedule_meeting
+from csp_bot.models.membership import add_member
+from csp_bot.models.migrate import upgrade
+from csp_bot.models.plan import import_plan_file
+from csp_bot.models.reminder_types import ReminderKind
+from csp_bot.models.tables import Action, Meeting, Member, Organisation, OutboxEntry, ProgressUpdate
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = ROOT / "examples" / "north-northants-csp-2021-22.yaml"
@@ -169,7 +169,7 @@ class BotProcess:
     def start(self) -> None:
         with self.world.stderr.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "run"],
+                [sys.executable, "-m", "csp_bot.bot.cli", "run"],
                 env=self.world.env,
                 cwd=ROOT,
                 stdout=log,

@@ -34,14 +34,14 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.app import build_application
-from bot.emulator import BotApiEmulator, EmulatorServer
-from bot.runner import make_services
-from bot.settings import Settings
-from models.clock import FakeClock
-from models.db import Database
-from models.enums import OrgKind, Recurrence, Role, Status
-from models.tables import (
+from csp_bot.bot.app import build_application
+from csp_bot.bot.emulator import BotApiEmulator, EmulatorServer
+from csp_bot.bot.runner import make_services
+from csp_bot.bot.settings import Settings
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.enums import OrgKind, Recurrence, Role, Status
+from csp_bot.models.tables import (
     Action,
     Deadline,
     DeadlineOrganisation,
@@ -51,11 +51,11 @@ from models.tables import (
     Priority,
     ProgressUpdate,
 )
-from scheduler.dispatch import dispatch_due, plan_reminders, rules_from
-from scheduler.due import due_reminders, recorded_index
-from scheduler.facts import load_facts
-from scheduler.pacing import OVERALL_PER_SECOND
-from scheduler.timing import wall_clock
+from csp_bot.scheduler.dispatch import dispatch_due, plan_reminders, rules_from
+from csp_bot.scheduler.due import due_reminders, recorded_index
+from csp_bot.scheduler.facts import load_facts
+from csp_bot.scheduler.pacing import OVERALL_PER_SECOND
+from csp_bot.scheduler.timing import wall_clock
 
 T = TypeVar("T")
 # A Tuesday morning in term time, 30 days before the deadline below: the reminder is due.

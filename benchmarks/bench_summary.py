@@ -42,16 +42,16 @@ from telegram import Update
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.support.large_plan import NOW, build_large_plan
-from bot.app import build_application
-from bot.context import CspApplication, Services
-from bot.emulator import BotApiEmulator, EmulatedUser, EmulatorRequest
-from bot.report import actions_csv, paper_html, rag_chart
-from bot.settings import Settings
-from bot.templating import Templates
-from models.clock import FakeClock
-from models.db import Database, make_engine
-from models.migrate import upgrade
-from models.summary import board_paper, board_summary
+from csp_bot.bot.app import build_application
+from csp_bot.bot.context import CspApplication, Services
+from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorRequest
+from csp_bot.bot.report import actions_csv, paper_html, rag_chart
+from csp_bot.bot.settings import Settings
+from csp_bot.bot.templating import Templates
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database, make_engine
+from csp_bot.models.migrate import upgrade
+from csp_bot.models.summary import board_paper, board_summary
 
 T = TypeVar("T")
 CHAIR = EmulatedUser(500_001, "Member 1")  # the large plan's chair

@@ -31,16 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from telegram import Update
 
-from bot.emulator import BotApiEmulator, EmulatedUser
-from bot.polling import Poller
-from bot.runner import BotRun
-from bot.settings import Settings
-from models.audit import CLI
-from models.clock import FakeClock
-from models.db import Database, make_engine
-from models.membership import add_member
-from models.migrate import upgrade
-from models.plan import import_plan_file
+from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser
+from csp_bot.bot.polling import Poller
+from csp_bot.bot.runner import BotRun
+from csp_bot.bot.settings import Settings
+from csp_bot.models.audit import CLI
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database, make_engine
+from csp_bot.models.membership import add_member
+from csp_bot.models.migrate import upgrade
+from csp_bot.models.plan import import_plan_file
 from tests.harness import build_test_application
 
 PLAN = Path(__file__).resolve().parent.parent / "examples" / "north-northants-csp-2021-22.yaml"

@@ -13,14 +13,14 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot.context import CspApplication, Ctx, Services
-from bot.intake import CONCURRENT_CHATS, ChatOrderedProcessor
-from bot.transport import ResilientRequest, Sleep
-from handlers.errors import note_writes, on_error
-from handlers.policy import COMMANDS
-from handlers.registry import all_handlers, first_look_handlers
-from models.backoff import Backoff
-from scheduler.jobs import install_reminder_jobs
+from csp_bot.bot.context import CspApplication, Ctx, Services
+from csp_bot.bot.intake import CONCURRENT_CHATS, ChatOrderedProcessor
+from csp_bot.bot.transport import ResilientRequest, Sleep
+from csp_bot.handlers.errors import note_writes, on_error
+from csp_bot.handlers.policy import COMMANDS
+from csp_bot.handlers.registry import all_handlers, first_look_handlers
+from csp_bot.models.backoff import Backoff
+from csp_bot.scheduler.jobs import install_reminder_jobs
 
 log = logging.getLogger(__name__)
 # Handler groups that run before the features (which are in group 0).

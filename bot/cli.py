@@ -12,15 +12,15 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from bot.report import FORMATS, REPORT_FILES, render_format
-from bot.settings import Settings, SettingsError, load_settings
-from bot.templating import Templates
-from models.audit import CLI
-from models.clock import system_clock
-from models.db import Database
-from models.deadlines import add_deadline
-from models.errors import DomainError
-from models.meetings import (
+from csp_bot.bot.report import FORMATS, REPORT_FILES, render_format
+from csp_bot.bot.settings import Settings, SettingsError, load_settings
+from csp_bot.bot.templating import Templates
+from csp_bot.models.audit import CLI
+from csp_bot.models.clock import system_clock
+from csp_bot.models.db import Database
+from csp_bot.models.deadlines import add_deadline
+from csp_bot.models.errors import DomainError
+from csp_bot.models.meetings import (
     MeetingView,
     cancel_meeting,
     check_meeting_time,
@@ -30,11 +30,11 @@ from models.meetings import (
     schedule_meeting,
     upcoming_meetings,
 )
-from models.membership import add_member, create_invite
-from models.migrate import upgrade
-from models.plan import PlanError, import_plan_file
-from models.reminders import set_action_owner
-from models.summary import board_paper
+from csp_bot.models.membership import add_member, create_invite
+from csp_bot.models.migrate import upgrade
+from csp_bot.models.plan import PlanError, import_plan_file
+from csp_bot.models.reminders import set_action_owner
+from csp_bot.models.summary import board_paper
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
@@ -179,7 +179,7 @@ def call_in_database(
 
 def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot run`."""
-    from bot.runner import run_bot as run
+    from csp_bot.bot.runner import run_bot as run
 
     settings.require_token()
     return run(settings)
@@ -187,7 +187,7 @@ def run_bot(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot demo`."""
-    from bot.demo import EXAMPLE_PLAN, run_demo
+    from csp_bot.bot.demo import EXAMPLE_PLAN, run_demo
 
     return run_demo(settings, member=args.member, plan=args.plan or EXAMPLE_PLAN)
 

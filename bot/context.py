@@ -9,11 +9,11 @@ from typing import Any, cast
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot.settings import Settings
-from bot.templating import Templates
-from models.clock import Clock
-from models.db import Database
-from models.membership import MemberView
+from csp_bot.bot.settings import Settings
+from csp_bot.bot.templating import Templates
+from csp_bot.models.clock import Clock
+from csp_bot.models.db import Database
+from csp_bot.models.membership import MemberView
 
 
 @dataclass

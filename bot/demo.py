@@ -13,29 +13,30 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib.resources import files
 from pathlib import Path
 from typing import TextIO
 
-from bot.app import build_application
-from bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, SentMessage
-from bot.intake import Intake
-from bot.polling import Poller
-from bot.runner import BotRun, make_services
-from bot.settings import Settings
-from models.audit import Actor
-from models.clock import ShiftedClock
-from models.db import Database
-from models.enums import Status
-from models.membership import add_member
-from models.plan import import_plan_file
-from models.progress import log_progress
+from csp_bot.bot.app import build_application
+from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, SentMessage
+from csp_bot.bot.intake import Intake
+from csp_bot.bot.polling import Poller
+from csp_bot.bot.runner import BotRun, make_services
+from csp_bot.bot.settings import Settings
+from csp_bot.models.audit import Actor
+from csp_bot.models.clock import ShiftedClock
+from csp_bot.models.db import Database
+from csp_bot.models.enums import Status
+from csp_bot.models.membership import add_member
+from csp_bot.models.plan import import_plan_file
+from csp_bot.models.progress import log_progress
 
 # The demo lives inside the sample plan's year, so due dates and "quiet" mean something.
 DEMO_START = datetime(2021, 9, 15, 8, 30, tzinfo=UTC)
 PLAN_LOADED = DEMO_START - timedelta(days=60)
-EXAMPLE_PLAN = (
-    Path(__file__).resolve().parent.parent / "examples" / "north-northants-csp-2021-22.yaml"
-)
+# The sample plan ships inside the package (`examples/` is mapped to `csp_bot.examples`), so
+# an installed copy finds it as well as a checkout does.
+EXAMPLE_PLAN = Path(str(files("csp_bot.examples").joinpath("north-northants-csp-2021-22.yaml")))
 DEMO = Actor("demo set-up")
 # How long the bot may stay silent before the demo prompts again.
 REPLY_WAIT_SECONDS = 5.0

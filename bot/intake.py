@@ -17,10 +17,10 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.context import CspApplication
-from models.clock import Clock
-from models.db import Database
-from models.inbox import Received, mark_done, store_received, unfinished_updates
+from csp_bot.bot.context import CspApplication
+from csp_bot.models.clock import Clock
+from csp_bot.models.db import Database
+from csp_bot.models.inbox import Received, mark_done, store_received, unfinished_updates
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import logging
 from telegram import Update
 from telegram.error import Conflict
 
-from bot.intake import Intake
+from csp_bot.bot.intake import Intake
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from bot.templating import Templates
-from models.enums import Status
-from models.summary import ActionLine, BoardPaper, BoardSummary
+from csp_bot.bot.templating import Templates
+from csp_bot.models.enums import Status
+from csp_bot.models.summary import ActionLine, BoardPaper, BoardSummary
 
 # GOV.UK colours, the palette UK public-sector RAG reports use; complete is blue (BRAG).
 RAG_COLOURS = {

@@ -19,18 +19,18 @@ from urllib.parse import urlsplit
 from telegram import Update
 from telegram.error import InvalidToken
 
-from bot.app import build_application, on_start
-from bot.context import CspApplication, Services
-from bot.intake import Intake
-from bot.logs import configure_logging
-from bot.polling import Poller
-from bot.settings import Settings
-from bot.templating import Templates
-from bot.transport import TokenRefused
-from bot.webhook import web_app, web_server
-from models.clock import Clock, system_clock
-from models.db import Database
-from models.migrate import upgrade
+from csp_bot.bot.app import build_application, on_start
+from csp_bot.bot.context import CspApplication, Services
+from csp_bot.bot.intake import Intake
+from csp_bot.bot.logs import configure_logging
+from csp_bot.bot.polling import Poller
+from csp_bot.bot.settings import Settings
+from csp_bot.bot.templating import Templates
+from csp_bot.bot.transport import TokenRefused
+from csp_bot.bot.webhook import web_app, web_server
+from csp_bot.models.clock import Clock, system_clock
+from csp_bot.models.db import Database
+from csp_bot.models.migrate import upgrade
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from models.enums import Role, Status
-from models.plan import format_financial_year, format_money
-from models.progress import Direction
-from models.summary import LatestUpdate
+from csp_bot.models.enums import Role, Status
+from csp_bot.models.plan import format_financial_year, format_money
+from csp_bot.models.progress import Direction
+from csp_bot.models.summary import LatestUpdate
 
 STATUS_MARKS = {
     Status.NOT_STARTED: "⚪",
@@ -48,7 +48,7 @@ class Templates:
     def __init__(self, timezone: ZoneInfo) -> None:
         self.timezone = timezone
         self.env = Environment(
-            loader=PackageLoader("bot", "templates"),
+            loader=PackageLoader("csp_bot.bot", "templates"),
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -71,7 +71,7 @@ class Templates:
     def paper(self) -> Environment:
         """The board paper's environment: the same filters, for HTML files (`templates/report`)."""
         env = Environment(
-            loader=PackageLoader("bot", "templates/report"),
+            loader=PackageLoader("csp_bot.bot", "templates/report"),
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,

@@ -27,7 +27,7 @@ import httpx
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import BaseRequest, RequestData
 
-from models.backoff import Backoff
+from csp_bot.models.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

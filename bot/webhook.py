@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.intake import Intake
-from models.inbox import inbox_backlog
+from csp_bot.bot.intake import Intake
+from csp_bot.models.inbox import inbox_backlog
 
 log = logging.getLogger(__name__)
 

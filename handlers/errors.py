@@ -13,9 +13,9 @@ import logging
 from telegram import Update
 from telegram.error import TelegramError
 
-from bot.context import Ctx
-from handlers.replies import send
-from models.db import committed_writes, track_writes
+from csp_bot.bot.context import Ctx
+from csp_bot.handlers.replies import send
+from csp_bot.models.db import committed_writes, track_writes
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
 
-from bot.context import Ctx
-from handlers.guard import load_member, refuse_outsider
-from handlers.replies import send
+from csp_bot.bot.context import Ctx
+from csp_bot.handlers.guard import load_member, refuse_outsider
+from csp_bot.handlers.replies import send
 
 
 async def unknown_command(update: Update, context: Ctx) -> None:

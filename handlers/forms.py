@@ -19,15 +19,15 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, BaseHandler
 
-from bot.context import Ctx
-from handlers.guard import Callback, guarded
-from handlers.guard import button as guarded_button
-from handlers.keyboards import button, parts
-from handlers.progress import close_open_update
-from handlers.replies import acknowledge, edit_in_place, remove_buttons, send, send_text
-from models.errors import DomainError
-from models.form_drafts import FormDraft, discard_form, load_form, save_form
-from models.reminders import mark_reachable
+from csp_bot.bot.context import Ctx
+from csp_bot.handlers.guard import Callback, guarded
+from csp_bot.handlers.guard import button as guarded_button
+from csp_bot.handlers.keyboards import button, parts
+from csp_bot.handlers.progress import close_open_update
+from csp_bot.handlers.replies import acknowledge, edit_in_place, remove_buttons, send, send_text
+from csp_bot.models.errors import DomainError
+from csp_bot.models.form_drafts import FormDraft, discard_form, load_form, save_form
+from csp_bot.models.reminders import mark_reachable
 
 log = logging.getLogger(__name__)
 

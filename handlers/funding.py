@@ -5,14 +5,14 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler
 
-from bot.context import Ctx
-from handlers.forms import Form, Option, Step, form_buttons, start_form
-from handlers.guard import command
-from handlers.replies import send
-from models.audit import Actor
-from models.enums import FundingStatus
-from models.errors import DomainError
-from models.funding import (
+from csp_bot.bot.context import Ctx
+from csp_bot.handlers.forms import Form, Option, Step, form_buttons, start_form
+from csp_bot.handlers.guard import command
+from csp_bot.handlers.replies import send
+from csp_bot.models.audit import Actor
+from csp_bot.models.enums import FundingStatus
+from csp_bot.models.errors import DomainError
+from csp_bot.models.funding import (
     check_amount,
     check_financial_year,
     check_note,
@@ -24,8 +24,8 @@ from models.funding import (
     record_decision,
     stream_choices,
 )
-from models.membership import find_organisation
-from models.plan import format_financial_year, format_money
+from csp_bot.models.membership import find_organisation
+from csp_bot.models.plan import format_financial_year, format_money
 
 
 async def funding_command(update: Update, context: Ctx) -> None:

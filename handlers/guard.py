@@ -10,10 +10,10 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from telegram.ext.filters import BaseFilter
 
-from bot.context import Ctx
-from handlers.policy import may_use, spec
-from handlers.replies import send
-from models.membership import MemberView, get_member
+from csp_bot.bot.context import Ctx
+from csp_bot.handlers.policy import may_use, spec
+from csp_bot.handlers.replies import send
+from csp_bot.models.membership import MemberView, get_member
 
 Callback = Callable[[Update, Ctx], Coroutine[Any, Any, None]]
 

@@ -9,16 +9,16 @@ from sqlmodel import Session, select
 from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.ext import BaseHandler
 
-from bot.context import Ctx
-from handlers.forms import Form, Option, Step, form_buttons, refuse_forged, start_form
-from handlers.guard import button as guarded_button
-from handlers.guard import command
-from handlers.keyboards import button, parts
-from handlers.replies import acknowledge, send
-from models.audit import Actor
-from models.enums import Role
-from models.errors import DomainError, NotFound
-from models.meetings import (
+from csp_bot.bot.context import Ctx
+from csp_bot.handlers.forms import Form, Option, Step, form_buttons, refuse_forged, start_form
+from csp_bot.handlers.guard import button as guarded_button
+from csp_bot.handlers.guard import command
+from csp_bot.handlers.keyboards import button, parts
+from csp_bot.handlers.replies import acknowledge, send
+from csp_bot.models.audit import Actor
+from csp_bot.models.enums import Role
+from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.meetings import (
     MeetingView,
     attendance,
     check_agenda,
@@ -34,8 +34,8 @@ from models.meetings import (
     schedule_meeting,
     upcoming_meetings,
 )
-from models.reminder_types import Reply
-from models.tables import PlanInfo
+from csp_bot.models.reminder_types import Reply
+from csp_bot.models.tables import PlanInfo
 
 log = logging.getLogger(__name__)
 

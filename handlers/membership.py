@@ -9,11 +9,11 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler
 
-from bot.context import Ctx
-from handlers.guard import command, refuse_outsider
-from handlers.policy import CommandSpec, commands_for
-from handlers.replies import send
-from models.membership import InviteError, MemberView, redeem_invite
+from csp_bot.bot.context import Ctx
+from csp_bot.handlers.guard import command, refuse_outsider
+from csp_bot.handlers.policy import CommandSpec, commands_for
+from csp_bot.handlers.replies import send
+from csp_bot.models.membership import InviteError, MemberView, redeem_invite
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.enums import Role
+from csp_bot.models.enums import Role
 
 EVERYONE = frozenset(Role)
 # Those who may change progress; what each may change is decided per action in models.progress.

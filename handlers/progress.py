@@ -14,14 +14,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.ext import BaseHandler, MessageHandler, filters
 
-from bot.context import Ctx
-from bot.templating import STATUS_MARKS
-from handlers.fallback import anything_else
-from handlers.guard import button as guarded_button
-from handlers.guard import command, guarded
-from handlers.keyboards import button, keyboard, page_of, pager, parts
-from handlers.replies import acknowledge, edit_in_place, remove_buttons, send, send_text
-from models.drafts import (
+from csp_bot.bot.context import Ctx
+from csp_bot.bot.templating import STATUS_MARKS
+from csp_bot.handlers.fallback import anything_else
+from csp_bot.handlers.guard import button as guarded_button
+from csp_bot.handlers.guard import command, guarded
+from csp_bot.handlers.keyboards import button, keyboard, page_of, pager, parts
+from csp_bot.handlers.replies import acknowledge, edit_in_place, remove_buttons, send, send_text
+from csp_bot.models.drafts import (
     Step,
     UpdateDraft,
     discard_draft,
@@ -30,10 +30,10 @@ from models.drafts import (
     save_draft,
     submit_draft,
 )
-from models.enums import Status
-from models.errors import DomainError
-from models.plan import parse_status
-from models.progress import (
+from csp_bot.models.enums import Status
+from csp_bot.models.errors import DomainError
+from csp_bot.models.plan import parse_status
+from csp_bot.models.progress import (
     ActionView,
     NotPermitted,
     UnknownAction,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler, MessageHandler, filters
 
-from bot.context import Ctx
-from handlers import (
+from csp_bot.bot.context import Ctx
+from csp_bot.handlers import (
     deadlines,
     fallback,
     funding,
@@ -17,7 +17,7 @@ from handlers import (
     status,
     summary,
 )
-from handlers.forms import typed_answers
+from csp_bot.handlers.forms import typed_answers
 
 
 def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:

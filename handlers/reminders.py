@@ -9,21 +9,21 @@ from sqlmodel import col
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler
 
-from bot.context import Ctx
-from bot.templating import STATUS_MARKS
-from handlers.forms import refuse_forged
-from handlers.guard import button as guarded_button
-from handlers.guard import command
-from handlers.keyboards import button, parts
-from handlers.replies import edit_in_place, send, send_text
-from models.enums import Role, Status
-from models.errors import DomainError
-from models.meetings import is_invited
-from models.membership import MemberView
-from models.progress import action_views, log_progress
-from models.reminder_types import Topic
-from models.reminders import Preferences, get_preferences, set_topic, snooze, snooze_action
-from models.tables import Action
+from csp_bot.bot.context import Ctx
+from csp_bot.bot.templating import STATUS_MARKS
+from csp_bot.handlers.forms import refuse_forged
+from csp_bot.handlers.guard import button as guarded_button
+from csp_bot.handlers.guard import command
+from csp_bot.handlers.keyboards import button, parts
+from csp_bot.handlers.replies import edit_in_place, send, send_text
+from csp_bot.models.enums import Role, Status
+from csp_bot.models.errors import DomainError
+from csp_bot.models.meetings import is_invited
+from csp_bot.models.membership import MemberView
+from csp_bot.models.progress import action_views, log_progress
+from csp_bot.models.reminder_types import Topic
+from csp_bot.models.reminders import Preferences, get_preferences, set_topic, snooze, snooze_action
+from csp_bot.models.tables import Action
 
 log = logging.getLogger(__name__)
 

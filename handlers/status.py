@@ -5,14 +5,14 @@ from __future__ import annotations
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler
 
-from bot.context import Ctx
-from handlers.guard import button as guarded_button
-from handlers.guard import command
-from handlers.keyboards import button, keyboard, page_count, pager, parts
-from handlers.progress import refuse_forged
-from handlers.replies import acknowledge, edit_in_place, send, send_text
-from models.errors import NotFound
-from models.progress import (
+from csp_bot.bot.context import Ctx
+from csp_bot.handlers.guard import button as guarded_button
+from csp_bot.handlers.guard import command
+from csp_bot.handlers.keyboards import button, keyboard, page_count, pager, parts
+from csp_bot.handlers.progress import refuse_forged
+from csp_bot.handlers.replies import acknowledge, edit_in_place, send, send_text
+from csp_bot.models.errors import NotFound
+from csp_bot.models.progress import (
     UnknownAction,
     action_updates,
     find_action,

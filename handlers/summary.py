@@ -11,12 +11,12 @@ from telegram import Update
 from telegram.constants import ChatAction
 from telegram.ext import BaseHandler
 
-from bot.context import Ctx
-from bot.report import PaperFiles, render_paper_files
-from handlers.guard import command
-from handlers.replies import MESSAGE_LIMIT, send, send_text, split_message
-from models.errors import NotFound
-from models.summary import board_paper, board_summary
+from csp_bot.bot.context import Ctx
+from csp_bot.bot.report import PaperFiles, render_paper_files
+from csp_bot.handlers.guard import command
+from csp_bot.handlers.replies import MESSAGE_LIMIT, send, send_text, split_message
+from csp_bot.models.errors import NotFound
+from csp_bot.models.summary import board_paper, board_summary
 
 # Items each list shows in chat; the counts stay whole and /report has every item. A group
 # may receive 20 messages a minute, so a summary must stay a few messages long.

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Session, SQLModel
 
-from models.tables import AuditEntry
+from csp_bot.models.tables import AuditEntry
 
 
 @dataclass(frozen=True)

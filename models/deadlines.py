@@ -8,12 +8,12 @@ from datetime import date, datetime
 
 from sqlmodel import Session, col, func, select
 
-from models.audit import Actor, record_change
-from models.enums import OrgKind, Recurrence
-from models.errors import DomainError
-from models.membership import find_organisation
-from models.tables import Deadline, DeadlineOrganisation, Organisation
-from models.texts import clean_text, parse_day
+from csp_bot.models.audit import Actor, record_change
+from csp_bot.models.enums import OrgKind, Recurrence
+from csp_bot.models.errors import DomainError
+from csp_bot.models.membership import find_organisation
+from csp_bot.models.tables import Deadline, DeadlineOrganisation, Organisation
+from csp_bot.models.texts import clean_text, parse_day
 
 TITLE_LIMIT = 120
 DESCRIPTION_LIMIT = 1000

@@ -8,14 +8,14 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from models.deadlines import DeadlineView, upcoming_deadlines
-from models.enums import FundingStatus, Status
-from models.meetings import MeetingView, meeting_view
-from models.progress import ActionView, action_views
-from models.reminder_types import OutboxState
-from models.reminders import unreachable_members
-from models.returns import MissingReturns, missing_by_organisation
-from models.tables import (
+from csp_bot.models.deadlines import DeadlineView, upcoming_deadlines
+from csp_bot.models.enums import FundingStatus, Status
+from csp_bot.models.meetings import MeetingView, meeting_view
+from csp_bot.models.progress import ActionView, action_views
+from csp_bot.models.reminder_types import OutboxState
+from csp_bot.models.reminders import unreachable_members
+from csp_bot.models.returns import MissingReturns, missing_by_organisation
+from csp_bot.models.tables import (
     Action,
     FundingDecision,
     FundingStream,
@@ -25,7 +25,7 @@ from models.tables import (
     OutboxEntry,
     ProgressUpdate,
 )
-from scheduler.timing import local_moment
+from csp_bot.scheduler.timing import local_moment
 
 # Each list in the digest stops here ("and 12 more"), so it stays readable on a phone.
 LIST_LIMIT = 15

@@ -12,9 +12,9 @@ from enum import StrEnum
 
 from sqlmodel import Session
 
-from models.enums import Status
-from models.progress import LoggedUpdate, log_progress
-from models.state import drop_state, read_state, write_state
+from csp_bot.models.enums import Status
+from csp_bot.models.progress import LoggedUpdate, log_progress
+from csp_bot.models.state import drop_state, read_state, write_state
 
 DRAFT_KIND = "update_draft"
 DRAFT_EXPIRY = timedelta(minutes=15)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from models.state import drop_state, read_state, write_state
+from csp_bot.models.state import drop_state, read_state, write_state
 
 FORM_KIND = "form"
 FORM_EXPIRY = timedelta(minutes=30)

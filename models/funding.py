@@ -11,10 +11,10 @@ from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
-from models.audit import Actor, record_change, snapshot
-from models.enums import FundingStatus
-from models.errors import DomainError, NotFound
-from models.plan import (
+from csp_bot.models.audit import Actor, record_change, snapshot
+from csp_bot.models.enums import FundingStatus
+from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.plan import (
     FIRST_YEAR,
     LAST_YEAR,
     OutOfRange,
@@ -22,8 +22,8 @@ from models.plan import (
     parse_financial_year,
     parse_money,
 )
-from models.tables import FundingDecision, FundingStream, Organisation
-from models.texts import clean_text
+from csp_bot.models.tables import FundingDecision, FundingStream, Organisation
+from csp_bot.models.texts import clean_text
 
 YEARS_AHEAD = 10
 NOTE_LIMIT = 500

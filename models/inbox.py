@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from models.tables import InboxUpdate
+from csp_bot.models.tables import InboxUpdate
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from models.audit import Actor, record_change, record_removal
-from models.enums import Role
-from models.errors import DomainError, NotFound
-from models.reminder_types import Reply
-from models.tables import Meeting, MeetingReply, Member, Organisation
-from models.texts import clean_text, parse_when
+from csp_bot.models.audit import Actor, record_change, record_removal
+from csp_bot.models.enums import Role
+from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.reminder_types import Reply
+from csp_bot.models.tables import Meeting, MeetingReply, Member, Organisation
+from csp_bot.models.texts import clean_text, parse_when
 
 # Who is invited to board meetings (and so reminded, and counted for quorum).
 INVITED_ROLES = frozenset({Role.ADMIN, Role.CHAIR, Role.BOARD})

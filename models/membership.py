@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, or_, select
 
-from models.audit import Actor, record_change, snapshot
-from models.enums import Role
-from models.errors import DomainError, NotFound
-from models.tables import Invite, Member, Organisation
+from csp_bot.models.audit import Actor, record_change, snapshot
+from csp_bot.models.enums import Role
+from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.tables import Invite, Member, Organisation
 
 INVITE_CODE_BYTES = 12
 

@@ -29,9 +29,9 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from sqlmodel import Session, SQLModel, col, select
 
-from models.audit import PLAN_IMPORT, Actor, record_change, record_removal, snapshot
-from models.enums import FundingStatus, OrgKind, Recurrence, Status
-from models.tables import (
+from csp_bot.models.audit import PLAN_IMPORT, Actor, record_change, record_removal, snapshot
+from csp_bot.models.enums import FundingStatus, OrgKind, Recurrence, Status
+from csp_bot.models.tables import (
     Action,
     Deadline,
     DeadlineOrganisation,

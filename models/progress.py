@@ -19,12 +19,12 @@ from sqlalchemy import ColumnElement, case, func
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
-from models.audit import Actor, record_change, snapshot
-from models.enums import Role, Status
-from models.errors import DomainError, NotFound
-from models.membership import MemberView, member_view
-from models.tables import Action, Member, Organisation, Priority, ProgressUpdate
-from models.types import as_utc
+from csp_bot.models.audit import Actor, record_change, snapshot
+from csp_bot.models.enums import Role, Status
+from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.membership import MemberView, member_view
+from csp_bot.models.tables import Action, Member, Organisation, Priority, ProgressUpdate
+from csp_bot.models.types import as_utc
 
 NOTE_LIMIT = 1000
 UNDO_WINDOW = timedelta(minutes=15)

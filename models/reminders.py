@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from models.audit import Actor, record_change, snapshot
-from models.errors import DomainError, NotFound
-from models.membership import member_view
-from models.progress import may_update
-from models.reminder_types import Topic
-from models.tables import Action, ActionSnooze, Member, ReminderPreference
+from csp_bot.models.audit import Actor, record_change, snapshot
+from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.membership import member_view
+from csp_bot.models.progress import may_update
+from csp_bot.models.reminder_types import Topic
+from csp_bot.models.tables import Action, ActionSnooze, Member, ReminderPreference
 
 SNOOZE_LIMIT = timedelta(days=90)
 

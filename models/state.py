@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from models.tables import BotState
+from csp_bot.models.tables import BotState
 
 
 def read_state(session: Session, *, kind: str, key: str) -> dict[str, Any] | None:

@@ -19,12 +19,12 @@ from sqlalchemy import ColumnElement, String, func, type_coerce
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
-from models.deadlines import DeadlineView, upcoming_deadlines
-from models.enums import FundingStatus, Status
-from models.errors import NotFound
-from models.funding import Contribution, FundingYear, financial_year_of, funding_year
-from models.meetings import MeetingView, meeting_view, upcoming_meetings
-from models.progress import (
+from csp_bot.models.deadlines import DeadlineView, upcoming_deadlines
+from csp_bot.models.enums import FundingStatus, Status
+from csp_bot.models.errors import NotFound
+from csp_bot.models.funding import Contribution, FundingYear, financial_year_of, funding_year
+from csp_bot.models.meetings import MeetingView, meeting_view, upcoming_meetings
+from csp_bot.models.progress import (
     ActionView,
     Direction,
     PriorityStatus,
@@ -32,7 +32,7 @@ from models.progress import (
     direction,
     priority_statuses,
 )
-from models.tables import Action, Meeting, Member, PlanInfo, Priority, ProgressUpdate
+from csp_bot.models.tables import Action, Meeting, Member, PlanInfo, Priority, ProgressUpdate
 
 # With no board meeting on record, "since the last meeting" means this long ago.
 FALLBACK_WINDOW = timedelta(days=28)

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from models.enums import FundingStatus, OrgKind, Recurrence, Role, Status
-from models.reminder_types import OutboxState, ReminderKind, Reply
-from models.types import UTCDateTime, enum_type
+from csp_bot.models.enums import FundingStatus, OrgKind, Recurrence, Role, Status
+from csp_bot.models.reminder_types import OutboxState, ReminderKind, Reply
+from csp_bot.models.types import UTCDateTime, enum_type
 
 
 class PlanInfo(SQLModel, table=True):

@@ -14,15 +14,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
-from models.deadlines import DeadlineView, get_deadline
-from models.digest import Digest, weekly_digest
-from models.enums import Status
-from models.errors import NotFound
-from models.meetings import MeetingView, get_meeting, member_reply
-from models.progress import ActionView, action_views
-from models.reminder_types import OutboxState, ReminderKind, Reply
-from models.reminders import get_preferences
-from models.returns import (
+from csp_bot.models.deadlines import DeadlineView, get_deadline
+from csp_bot.models.digest import Digest, weekly_digest
+from csp_bot.models.enums import Status
+from csp_bot.models.errors import NotFound
+from csp_bot.models.meetings import MeetingView, get_meeting, member_reply
+from csp_bot.models.progress import ActionView, action_views
+from csp_bot.models.reminder_types import OutboxState, ReminderKind, Reply
+from csp_bot.models.reminders import get_preferences
+from csp_bot.models.returns import (
     MissingReturns,
     asked_about,
     awaiting_returns,
@@ -30,7 +30,7 @@ from models.returns import (
     owners_by_action,
     returns_since,
 )
-from models.tables import Action, Member, OutboxEntry
+from csp_bot.models.tables import Action, Member, OutboxEntry
 
 log = logging.getLogger(__name__)
 

@@ -19,17 +19,17 @@ from sqlmodel import Session
 from telegram import Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.context import CspApplication
-from bot.settings import Settings
-from bot.transport import NoAnswer, NotAccepted, TokenRefused, deciding_for_ourselves
-from handlers.replies import split_message
-from models.backoff import Backoff
-from models.reminder_types import OutboxState
-from scheduler.content import Circumstances, Content, Withheld, reminder_content
-from scheduler.due import Due, Rules, Subject, due_reminders
-from scheduler.facts import load_facts
-from scheduler.messages import Composed, compose
-from scheduler.outbox import (
+from csp_bot.bot.context import CspApplication
+from csp_bot.bot.settings import Settings
+from csp_bot.bot.transport import NoAnswer, NotAccepted, TokenRefused, deciding_for_ourselves
+from csp_bot.handlers.replies import split_message
+from csp_bot.models.backoff import Backoff
+from csp_bot.models.reminder_types import OutboxState
+from csp_bot.scheduler.content import Circumstances, Content, Withheld, reminder_content
+from csp_bot.scheduler.due import Due, Rules, Subject, due_reminders
+from csp_bot.scheduler.facts import load_facts
+from csp_bot.scheduler.messages import Composed, compose
+from csp_bot.scheduler.outbox import (
     PendingReminder,
     claim,
     mark_unreachable,
@@ -42,8 +42,8 @@ from scheduler.outbox import (
     settle_entry,
     sweep_interrupted,
 )
-from scheduler.pacing import Pacer
-from scheduler.timing import WorkingCalendar, parse_offsets, parse_quiet_hours
+from csp_bot.scheduler.pacing import Pacer
+from csp_bot.scheduler.timing import WorkingCalendar, parse_offsets, parse_quiet_hours
 
 log = logging.getLogger(__name__)
 

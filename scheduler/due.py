@@ -23,11 +23,17 @@ from functools import partial
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from models.deadlines import yearly_date
-from models.enums import Role
-from models.meetings import INVITED_ROLES
-from models.reminder_types import OutboxState, ReminderKind, Topic
-from scheduler.timing import SEARCH_DAYS, Offset, WorkingCalendar, local_moment, parse_offsets
+from csp_bot.models.deadlines import yearly_date
+from csp_bot.models.enums import Role
+from csp_bot.models.meetings import INVITED_ROLES
+from csp_bot.models.reminder_types import OutboxState, ReminderKind, Topic
+from csp_bot.scheduler.timing import (
+    SEARCH_DAYS,
+    Offset,
+    WorkingCalendar,
+    local_moment,
+    parse_offsets,
+)
 
 log = logging.getLogger(__name__)
 

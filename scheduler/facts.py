@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from models.enums import Recurrence, Status
-from models.reminder_types import Topic
-from models.tables import (
+from csp_bot.models.enums import Recurrence, Status
+from csp_bot.models.reminder_types import Topic
+from csp_bot.models.tables import (
     Action,
     ActionSnooze,
     Deadline,
@@ -28,8 +28,8 @@ from models.tables import (
     ProgressUpdate,
     ReminderPreference,
 )
-from models.types import as_utc
-from scheduler.due import (
+from csp_bot.models.types import as_utc
+from csp_bot.scheduler.due import (
     ActionFacts,
     DeadlineFacts,
     Facts,
@@ -38,7 +38,7 @@ from scheduler.due import (
     Subject,
     report_failure,
 )
-from scheduler.timing import local_moment
+from csp_bot.scheduler.timing import local_moment
 
 T = TypeVar("T")
 

@@ -11,11 +11,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.context import CspApplication, Ctx
-from bot.transport import TokenRefused
-from models.inbox import prune_inbox
-from scheduler.dispatch import dispatch_due
-from scheduler.pacing import Pacer
+from csp_bot.bot.context import CspApplication, Ctx
+from csp_bot.bot.transport import TokenRefused
+from csp_bot.models.inbox import prune_inbox
+from csp_bot.scheduler.dispatch import dispatch_due
+from csp_bot.scheduler.pacing import Pacer
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ from datetime import datetime
 
 from telegram import InlineKeyboardMarkup
 
-from bot.templating import Templates
-from handlers.meetings import reply_keyboard
-from handlers.reminders import checkin_keyboard
-from handlers.when import day_phrase, moment_phrase
-from models.plan import format_money
-from models.reminder_types import ReminderKind
-from scheduler.content import (
+from csp_bot.bot.templating import Templates
+from csp_bot.handlers.meetings import reply_keyboard
+from csp_bot.handlers.reminders import checkin_keyboard
+from csp_bot.handlers.when import day_phrase, moment_phrase
+from csp_bot.models.plan import format_money
+from csp_bot.models.reminder_types import ReminderKind
+from csp_bot.scheduler.content import (
     ActionNotice,
     Content,
     DeadlineNotice,

@@ -18,11 +18,11 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from models.backoff import Backoff
-from models.reminder_types import OutboxState, ReminderKind
-from models.reminders import preference_row
-from models.tables import Member, OutboxEntry
-from scheduler.due import LOOKBACK, Due, Key, Recorded, recorded_index
+from csp_bot.models.backoff import Backoff
+from csp_bot.models.reminder_types import OutboxState, ReminderKind
+from csp_bot.models.reminders import preference_row
+from csp_bot.models.tables import Member, OutboxEntry
+from csp_bot.scheduler.due import LOOKBACK, Due, Key, Recorded, recorded_index
 
 # A row still `sending` after this long was interrupted: it is marked unconfirmed.
 SENDING_TIMEOUT = timedelta(minutes=10)

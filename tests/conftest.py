@@ -13,19 +13,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.context import CspApplication
-from bot.emulator import BotApiEmulator
-from bot.settings import Settings
-from bot.templating import Templates
-from models.audit import CLI
-from models.clock import FakeClock
-from models.db import Database, make_engine
-from models.membership import MemberView, add_member
-from models.migrate import upgrade
-from models.plan import import_plan_file
+from csp_bot.bot.context import CspApplication
+from csp_bot.bot.demo import EXAMPLE_PLAN
+from csp_bot.bot.emulator import BotApiEmulator
+from csp_bot.bot.settings import Settings
+from csp_bot.bot.templating import Templates
+from csp_bot.models.audit import CLI
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database, make_engine
+from csp_bot.models.membership import MemberView, add_member
+from csp_bot.models.migrate import upgrade
+from csp_bot.models.plan import import_plan_file
 from tests.harness import PEOPLE, Harness, Person, build_test_application
 
-EXAMPLE_PLAN = Path(__file__).parent.parent / "examples" / "north-northants-csp-2021-22.yaml"
 POSTGRES_URL = os.environ.get("CSPBOT_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 START = datetime(2021, 6, 10, 9, 0, tzinfo=UTC)

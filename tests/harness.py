@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from telegram import Update
 from telegram.request import BaseRequest
 
-from bot.app import build_application
-from bot.context import CspApplication, Services
-from bot.emulator import BotApiEmulator, EmulatedUser, EmulatorRequest, SentMessage
-from bot.settings import Settings
-from bot.templating import Templates
-from models.clock import FakeClock
-from models.db import Database
+from csp_bot.bot.app import build_application
+from csp_bot.bot.context import CspApplication, Services
+from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorRequest, SentMessage
+from csp_bot.bot.settings import Settings
+from csp_bot.bot.templating import Templates
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.cli import main
-from bot.emulator import BotApiEmulator, EmulatorServer
-from bot.logs import RedactingFormatter, token_secrets
-from models.db import Database, make_engine
-from models.migrate import current_revision
-from models.tables import Invite, Member
+from csp_bot.bot.cli import main
+from csp_bot.bot.emulator import BotApiEmulator, EmulatorServer
+from csp_bot.bot.logs import RedactingFormatter, token_secrets
+from csp_bot.models.db import Database, make_engine
+from csp_bot.models.migrate import current_revision
+from csp_bot.models.tables import Invite, Member
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "north-northants-csp-2021-22.yaml"
 TOKEN = "424242:SECRET-TOKEN-VALUE"
@@ -133,7 +133,7 @@ def test_csp_bot_run_serves_the_emulator_and_never_logs_the_token(env: str, tmp_
             "CSPBOT_TELEGRAM_API_URL": server.base_url,
         }
         bot = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"],
+            [sys.executable, "-m", "csp_bot.bot.cli", "run"],
             env=environment,
             cwd=tmp_path,
             stderr=subprocess.PIPE,

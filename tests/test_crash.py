@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, Fault
-from models.audit import CLI
-from models.db import Database, make_engine
-from models.membership import add_member
-from models.migrate import upgrade
-from models.plan import import_plan_file
-from models.tables import InboxUpdate, ProgressUpdate
+from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, Fault
+from csp_bot.models.audit import CLI
+from csp_bot.models.db import Database, make_engine
+from csp_bot.models.membership import add_member
+from csp_bot.models.migrate import upgrade
+from csp_bot.models.plan import import_plan_file
+from csp_bot.models.tables import InboxUpdate, ProgressUpdate
 from tests.conftest import EXAMPLE_PLAN
 from tests.harness import PEOPLE
 from tests.test_cli import TOKEN
@@ -52,7 +52,7 @@ def bot_env(server: EmulatorServer) -> dict[str, str]:
 
 def start_bot(server: EmulatorServer, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
+        [sys.executable, "-m", "csp_bot.bot.cli", "run"],
         env=bot_env(server),
         cwd=cwd,
         stdout=subprocess.PIPE,

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.cli import main
-from models.db import Database
-from models.membership import MemberView
-from models.plan import PlanError, import_plan_file
-from models.tables import Deadline, Meeting
+from csp_bot.bot.cli import main
+from csp_bot.models.db import Database
+from csp_bot.models.membership import MemberView
+from csp_bot.models.plan import PlanError, import_plan_file
+from csp_bot.models.tables import Deadline, Meeting
 from tests.harness import PEOPLE, Harness
 from tests.test_cli import env, run_cli  # noqa: F401  (the command-line test setup)
 from tests.test_plan_import import (

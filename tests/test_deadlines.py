@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from bot.cli import main
-from bot.context import CspApplication
-from bot.emulator import BotApiEmulator
-from models.clock import FakeClock
-from models.db import Database
-from models.membership import MemberView
-from models.tables import Deadline
+from csp_bot.bot.cli import main
+from csp_bot.bot.context import CspApplication
+from csp_bot.bot.emulator import BotApiEmulator
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.membership import MemberView
+from csp_bot.models.tables import Deadline
 from tests.harness import PEOPLE, Harness
 from tests.reminder_helpers import set_clock, texts, tick
 from tests.test_cli import env, run_cli  # noqa: F401  (the command-line test setup)

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.demo import EXAMPLE_PLAN, Demo
-from bot.settings import Settings
+from csp_bot.bot.demo import EXAMPLE_PLAN, Demo
+from csp_bot.bot.settings import Settings
 
 
 async def test_demo_chat_shows_replies_and_numbered_buttons(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_csp_bot_demo_ends_cleanly_at_end_of_input(tmp_path: Path) -> None:
         "CSPBOT_TELEGRAM_TOKEN": "",
     }
     finished = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo", "--as", "1"],
+        [sys.executable, "-m", "csp_bot.bot.cli", "demo", "--as", "1"],
         input="/help\n",
         capture_output=True,
         text=True,

@@ -41,7 +41,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.emulator import (
+from csp_bot.bot.emulator import (
     BotApiEmulator,
     EmulatedUser,
     EmulatorRequest,

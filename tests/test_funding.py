@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from bot.emulator import SentMessage
-from models.db import Database
-from models.enums import FundingStatus
-from models.membership import MemberView
-from models.tables import AuditEntry, FundingDecision, FundingStream, Organisation
+from csp_bot.bot.emulator import SentMessage
+from csp_bot.models.db import Database
+from csp_bot.models.enums import FundingStatus
+from csp_bot.models.membership import MemberView
+from csp_bot.models.tables import AuditEntry, FundingDecision, FundingStream, Organisation
 from tests.harness import PEOPLE, Harness
 
 CHAIR = PEOPLE["chair"].user

@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from bot.app import build_application
-from bot.context import Services
-from bot.emulator import BotApiEmulator, EmulatorRequest
-from bot.settings import Settings
-from bot.templating import Templates
-from models.clock import FakeClock
-from models.db import Database
-from models.enums import Status
-from models.membership import MemberView
-from models.tables import ProgressUpdate
+from csp_bot.bot.app import build_application
+from csp_bot.bot.context import Services
+from csp_bot.bot.emulator import BotApiEmulator, EmulatorRequest
+from csp_bot.bot.settings import Settings
+from csp_bot.bot.templating import Templates
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.enums import Status
+from csp_bot.models.membership import MemberView
+from csp_bot.models.tables import ProgressUpdate
 from tests.harness import PEOPLE, Harness, no_wait
 
 POLICE = PEOPLE["police"].user
@@ -142,7 +142,7 @@ async def test_a_failure_before_anything_is_stored_is_an_apology(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the plan could not be read")
 
-    monkeypatch.setattr("handlers.progress.find_action", broken)
+    monkeypatch.setattr("csp_bot.handlers.progress.find_action", broken)
     assert await bot.reply(POLICE, ONE_LINE) == APOLOGY
     assert stored_updates(db) == []
 

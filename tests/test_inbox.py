@@ -12,18 +12,18 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from bot.context import CspApplication
-from bot.emulator import BotApiEmulator, EmulatorRequest
-from bot.intake import Intake
-from bot.polling import Poller
-from bot.runner import BotRun
-from bot.settings import Settings
-from models.clock import FakeClock
-from models.db import Database
-from models.drafts import load_draft, save_draft
-from models.inbox import prune_inbox
-from models.membership import MemberView
-from models.tables import InboxUpdate, ProgressUpdate
+from csp_bot.bot.context import CspApplication
+from csp_bot.bot.emulator import BotApiEmulator, EmulatorRequest
+from csp_bot.bot.intake import Intake
+from csp_bot.bot.polling import Poller
+from csp_bot.bot.runner import BotRun
+from csp_bot.bot.settings import Settings
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.drafts import load_draft, save_draft
+from csp_bot.models.inbox import prune_inbox
+from csp_bot.models.membership import MemberView
+from csp_bot.models.tables import InboxUpdate, ProgressUpdate
 from tests.harness import PEOPLE, Harness, build_test_application
 from tests.test_progress import current, data_for, pick
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from bot.emulator import BotApiEmulator, SentMessage
-from bot.settings import Settings
-from models.clock import FakeClock
-from models.db import Database
-from models.meetings import meetings_ics
-from models.membership import MemberView
-from models.tables import AuditEntry, Meeting
+from csp_bot.bot.emulator import BotApiEmulator, SentMessage
+from csp_bot.bot.settings import Settings
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.meetings import meetings_ics
+from csp_bot.models.membership import MemberView
+from csp_bot.models.tables import AuditEntry, Meeting
 from tests.harness import PEOPLE, Harness
 from tests.reminder_helpers import restarted, schedule
 from tests.test_cli import env, run_cli  # noqa: F401  (the command-line test setup)

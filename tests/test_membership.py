@@ -9,12 +9,12 @@ import pytest
 from markupsafe import escape
 from sqlmodel import select
 
-from bot.emulator import BotApiEmulator, EmulatedUser
-from models.audit import CLI
-from models.clock import FakeClock
-from models.db import Database
-from models.membership import MemberView, create_invite, get_member
-from models.tables import AuditEntry, Invite, Member
+from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser
+from csp_bot.models.audit import CLI
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.membership import MemberView, create_invite, get_member
+from csp_bot.models.tables import AuditEntry, Invite, Member
 from tests.harness import OUTSIDER, PEOPLE, Harness
 
 NEWCOMER = EmulatedUser(2001, "Jo", "Constable")
@@ -105,7 +105,7 @@ async def test_redeeming_writes_the_audit_trail(
 async def test_command_menus(
     bot: Harness, emulator: BotApiEmulator, people: dict[str, MemberView]
 ) -> None:
-    from handlers.policy import COMMANDS
+    from csp_bot.handlers.policy import COMMANDS
 
     assert [c["command"] for c in emulator.get_commands()] == [spec.name for spec in COMMANDS]
     await bot.send(PEOPLE["observer"].user, "/start")
@@ -124,7 +124,7 @@ async def test_start_greets_an_existing_member(bot: Harness, people: dict[str, M
 async def test_help_lists_the_role_commands_and_the_case_data_rule(
     bot: Harness, people: dict[str, MemberView], role_key: str
 ) -> None:
-    from handlers.policy import commands_for
+    from csp_bot.handlers.policy import commands_for
 
     member = people[role_key]
     text = await bot.reply(PEOPLE[role_key].user, "/help")
@@ -211,12 +211,12 @@ async def test_an_error_is_apologised_for_and_the_next_update_served(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import handlers.membership
+    import csp_bot.handlers.membership
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database fell over")
 
-    monkeypatch.setattr(handlers.membership, "commands_for", broken)
+    monkeypatch.setattr(csp_bot.handlers.membership, "commands_for", broken)
     with caplog.at_level(logging.ERROR):
         text = await bot.reply(PEOPLE["police"].user, "/help")
     assert text.startswith("Sorry, something went wrong on my side")

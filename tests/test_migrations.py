@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-import models.tables  # noqa: F401  (registers every table)
-from models.db import Database
-from models.migrate import upgrade
+import csp_bot.models.tables  # noqa: F401  (registers every table)
+from csp_bot.models.db import Database
+from csp_bot.models.migrate import upgrade
 
 
 def test_migrations_match_the_tables(db: Database) -> None:

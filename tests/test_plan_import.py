@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
-import models.plan
-from models.audit import record_change, snapshot
-from models.db import Database, make_engine
-from models.enums import FundingStatus, OrgKind, Recurrence, Status
-from models.migrate import upgrade
-from models.plan import (
+import csp_bot.models.plan
+from csp_bot.models.audit import record_change, snapshot
+from csp_bot.models.db import Database, make_engine
+from csp_bot.models.enums import FundingStatus, OrgKind, Recurrence, Status
+from csp_bot.models.migrate import upgrade
+from csp_bot.models.plan import (
     PlanError,
     Tally,
     format_financial_year,
@@ -34,7 +34,7 @@ from models.plan import (
     parse_plan,
     parse_status,
 )
-from models.tables import (
+from csp_bot.models.tables import (
     Action,
     AuditEntry,
     Deadline,
@@ -513,7 +513,7 @@ def test_failure_midway_through_writing_leaves_nothing(
             raise RuntimeError("disk full")
         return record_change(session, **kwargs)
 
-    monkeypatch.setattr(models.plan, "record_change", failing_record_change)
+    monkeypatch.setattr(csp_bot.models.plan, "record_change", failing_record_change)
 
     with pytest.raises(RuntimeError, match="disk full"):
         plan_db.call(import_plan_file, path=EXAMPLE, at=AT)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.policy import COMMANDS, may_use
-from handlers.registry import all_handlers
-from models.enums import Role
-from models.membership import MemberView
+from csp_bot.handlers.policy import COMMANDS, may_use
+from csp_bot.handlers.registry import all_handlers
+from csp_bot.models.enums import Role
+from csp_bot.models.membership import MemberView
 from tests.harness import OUTSIDER, PEOPLE, Harness
 
 ROLE_PEOPLE = {person.role: key for key, person in PEOPLE.items()}

@@ -8,14 +8,14 @@ import logging
 import pytest
 from sqlmodel import col, select
 
-from bot.emulator import BotApiEmulator, SentMessage
-from bot.settings import Settings
-from models.clock import FakeClock
-from models.db import Database
-from models.enums import Status
-from models.membership import MemberView
-from models.progress import log_progress
-from models.tables import Action, AuditEntry, ProgressUpdate
+from csp_bot.bot.emulator import BotApiEmulator, SentMessage
+from csp_bot.bot.settings import Settings
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.enums import Status
+from csp_bot.models.membership import MemberView
+from csp_bot.models.progress import log_progress
+from csp_bot.models.tables import Action, AuditEntry, ProgressUpdate
 from tests.harness import PEOPLE, Harness, build_test_application
 
 POLICE = PEOPLE["police"].user
@@ -627,7 +627,7 @@ async def test_files_during_the_flow_are_refused(
 async def test_undo_in_either_order_leaves_the_status_of_the_live_updates(
     db: Database, clock: FakeClock, people: dict[str, MemberView]
 ) -> None:
-    from models.progress import undo_last_update
+    from csp_bot.models.progress import undo_last_update
 
     police, chair = people["police"].id, people["chair"].id
     db.call(log_progress, ref="SOC-1", member_id=police, status=Status.AMBER, note="a", at=clock())

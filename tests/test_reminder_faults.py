@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from bot.context import CspApplication
-from bot.emulator import BotApiEmulator, EmulatorRequest, Fault
-from bot.settings import Settings
-from models.clock import FakeClock
-from models.db import Database
-from models.membership import MemberView
-from models.reminder_types import OutboxState, ReminderKind
-from scheduler.dispatch import dispatch_due
-from scheduler.pacing import InstantPacer
+from csp_bot.bot.context import CspApplication
+from csp_bot.bot.emulator import BotApiEmulator, EmulatorRequest, Fault
+from csp_bot.bot.settings import Settings
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.membership import MemberView
+from csp_bot.models.reminder_types import OutboxState, ReminderKind
+from csp_bot.scheduler.dispatch import dispatch_due
+from csp_bot.scheduler.pacing import InstantPacer
 from tests.reminder_helpers import chat, schedule, set_clock, states, tick
 from tests.test_reminders import meeting_reminders, only_the_chair_is_invited, started
 

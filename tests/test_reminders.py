@@ -11,25 +11,25 @@ import pytest
 from sqlmodel import Session, select
 from telegram.error import NetworkError, TimedOut
 
-from bot.app import build_application
-from bot.context import CspApplication, Services
-from bot.emulator import BotApiEmulator, EmulatorRequest
-from bot.settings import Settings
-from bot.templating import Templates
-from models.audit import CLI
-from models.clock import FakeClock
-from models.db import Database
-from models.enums import Status
-from models.meetings import cancel_meeting
-from models.membership import MemberView
-from models.progress import log_progress
-from models.reminder_types import OutboxState, ReminderKind, Topic
-from models.reminders import get_preferences, set_topic
-from models.tables import MeetingReply, ProgressUpdate
-from scheduler import dispatch
-from scheduler.dispatch import dispatch_due, plan_reminders, rules_from
-from scheduler.jobs import DISPATCH_JOB
-from scheduler.pacing import InstantPacer
+from csp_bot.bot.app import build_application
+from csp_bot.bot.context import CspApplication, Services
+from csp_bot.bot.emulator import BotApiEmulator, EmulatorRequest
+from csp_bot.bot.settings import Settings
+from csp_bot.bot.templating import Templates
+from csp_bot.models.audit import CLI
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.enums import Status
+from csp_bot.models.meetings import cancel_meeting
+from csp_bot.models.membership import MemberView
+from csp_bot.models.progress import log_progress
+from csp_bot.models.reminder_types import OutboxState, ReminderKind, Topic
+from csp_bot.models.reminders import get_preferences, set_topic
+from csp_bot.models.tables import MeetingReply, ProgressUpdate
+from csp_bot.scheduler import dispatch
+from csp_bot.scheduler.dispatch import dispatch_due, plan_reminders, rules_from
+from csp_bot.scheduler.jobs import DISPATCH_JOB
+from csp_bot.scheduler.pacing import InstantPacer
 from tests.harness import PEOPLE, Harness, no_wait
 from tests.reminder_helpers import (
     chat,

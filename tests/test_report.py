@@ -15,16 +15,16 @@ import pytest
 from PIL import Image
 from sqlmodel import Session, col, select
 
-from bot.cli import main
-from bot.emulator import SentMessage
-from bot.report import CSV_COLUMNS, render_paper_files
-from bot.templating import Templates
-from models.clock import FakeClock
-from models.db import Database
-from models.enums import FundingStatus, Status
-from models.membership import MemberView
-from models.summary import board_paper
-from models.tables import Action, FundingDecision, ProgressUpdate
+from csp_bot.bot.cli import main
+from csp_bot.bot.emulator import SentMessage
+from csp_bot.bot.report import CSV_COLUMNS, render_paper_files
+from csp_bot.bot.templating import Templates
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.enums import FundingStatus, Status
+from csp_bot.models.membership import MemberView
+from csp_bot.models.summary import board_paper
+from csp_bot.models.tables import Action, FundingDecision, ProgressUpdate
 from tests.harness import PEOPLE, Harness
 from tests.test_summary import log, seed_exceptions
 
@@ -271,7 +271,7 @@ def cli_at(
             monkeypatch.delenv(name)
     monkeypatch.setenv("CSPBOT_DATABASE_URL", database_url)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("bot.cli.system_clock", clock)
+    monkeypatch.setattr("csp_bot.bot.cli.system_clock", clock)
     return tmp_path
 
 

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from models.enums import Role
-from models.reminder_types import OutboxState, ReminderKind, Topic
-from scheduler.due import (
+from csp_bot.models.enums import Role
+from csp_bot.models.reminder_types import OutboxState, ReminderKind, Topic
+from csp_bot.scheduler.due import (
     ActionFacts,
     DeadlineFacts,
     Due,
@@ -23,7 +23,7 @@ from scheduler.due import (
     due_reminders,
     recorded_index,
 )
-from scheduler.timing import WorkingCalendar, parse_offsets, parse_quiet_hours, wall_clock
+from csp_bot.scheduler.timing import WorkingCalendar, parse_offsets, parse_quiet_hours, wall_clock
 
 LONDON = ZoneInfo("Europe/London")
 CHAIR = Recipient(1, Role.CHAIR, 10)

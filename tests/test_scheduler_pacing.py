@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler.pacing import DEFAULT_RATE, InstantPacer
+from csp_bot.scheduler.pacing import DEFAULT_RATE, InstantPacer
 
 
 async def test_evenly_spaced_a_little_under_thirty_a_second_overall() -> None:

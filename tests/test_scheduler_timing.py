@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.timing import (
+from csp_bot.scheduler.timing import (
     WorkingCalendar,
     parse_offsets,
     parse_quiet_hours,

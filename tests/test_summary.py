@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import delete, event, func, update
 from sqlmodel import Session, select
 
-from bot.emulator import EmulatedUser
-from models.clock import FakeClock
-from models.db import Database
-from models.enums import FundingStatus, Status
-from models.membership import MemberView
-from models.progress import ActionView, find_action, log_progress, undo_last_update
-from models.summary import board_summary
-from models.tables import (
+from csp_bot.bot.emulator import EmulatedUser
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.enums import FundingStatus, Status
+from csp_bot.models.membership import MemberView
+from csp_bot.models.progress import ActionView, find_action, log_progress, undo_last_update
+from csp_bot.models.summary import board_summary
+from csp_bot.models.tables import (
     Action,
     Deadline,
     DeadlineOrganisation,

@@ -13,20 +13,20 @@ from telegram import Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-from bot.app import REPLY_BACKOFF, build_application
-from bot.context import CspApplication, Services
-from bot.emulator import BotApiEmulator, EmulatorRequest
-from bot.settings import Settings
-from bot.templating import Templates
-from bot.transport import (
+from csp_bot.bot.app import REPLY_BACKOFF, build_application
+from csp_bot.bot.context import CspApplication, Services
+from csp_bot.bot.emulator import BotApiEmulator, EmulatorRequest
+from csp_bot.bot.settings import Settings
+from csp_bot.bot.templating import Templates
+from csp_bot.bot.transport import (
     NoAnswer,
     NotAccepted,
     ResilientRequest,
     TokenRefused,
     deciding_for_ourselves,
 )
-from models.clock import FakeClock
-from models.db import Database
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
 from tests.harness import OUTSIDER, build_test_application, no_wait
 
 TOKEN = "123456:VERY-SECRET-TOKEN"

@@ -19,15 +19,15 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
-from bot.cli import main
-from bot.context import CspApplication
-from bot.emulator import BotApiEmulator, EmulatorServer
-from bot.intake import Intake
-from bot.settings import SettingsError, load_settings
-from bot.webhook import web_app
-from models.clock import FakeClock
-from models.db import Database
-from models.tables import InboxUpdate
+from csp_bot.bot.cli import main
+from csp_bot.bot.context import CspApplication
+from csp_bot.bot.emulator import BotApiEmulator, EmulatorServer
+from csp_bot.bot.intake import Intake
+from csp_bot.bot.settings import SettingsError, load_settings
+from csp_bot.bot.webhook import web_app
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
+from csp_bot.models.tables import InboxUpdate
 from tests.harness import OUTSIDER
 
 HOOK = "/tg/hook"
@@ -332,7 +332,7 @@ def test_csp_bot_run_in_webhook_mode_answers_telegram(env: str, tmp_path: Path) 
             "CSPBOT_WEBHOOK_SECRET": SECRET,
         }
         bot = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"],
+            [sys.executable, "-m", "csp_bot.bot.cli", "run"],
             env=environment,
             cwd=tmp_path,
             stderr=subprocess.PIPE,

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.engine import Connection, Engine
 
-from models.enums import FundingStatus, OrgKind, Recurrence, Role, Status
-from models.tables import (
+from csp_bot.models.enums import FundingStatus, OrgKind, Recurrence, Role, Status
+from csp_bot.models.tables import (
     Action,
     Deadline,
     DeadlineOrganisation,

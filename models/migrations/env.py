@@ -6,8 +6,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-from models.db import make_engine
+import csp_bot.models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from csp_bot.models.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

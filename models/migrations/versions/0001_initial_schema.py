@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import models.types
+import csp_bot.models.types
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -57,7 +57,7 @@ def upgrade() -> None:
         "meeting",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("title", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("starts_at", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("starts_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("location", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("agenda", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -126,7 +126,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("note", sa.Text(), nullable=False),
-        sa.Column("decided_at", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["organisation_id"],
             ["organisation.id"],
@@ -164,7 +164,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("joined_at", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("joined_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["organisation_id"],
             ["organisation.id"],
@@ -215,7 +215,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("status_at", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("status_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["lead_organisation_id"],
             ["organisation.id"],
@@ -236,7 +236,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_entry",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=True),
         sa.Column("entity", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -273,9 +273,9 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("created_at", models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("used_at", models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("used_by_member_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["organisation_id"],
@@ -312,7 +312,7 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("mitigation", sa.Text(), nullable=True),
         sa.Column("forecast", sa.Text(), nullable=True),
-        sa.Column("created_at", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "previous_status",
             sa.Enum(
@@ -327,9 +327,11 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("previous_status_at", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "previous_status_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.Column("telegram_update_id", sa.BigInteger(), nullable=True),
-        sa.Column("withdrawn_at", models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("withdrawn_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["action_id"],
             ["action.id"],

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import models.types
+import csp_bot.models.types
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -32,7 +32,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("replied_at", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("replied_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["meeting_id"],
             ["meeting.id"],
@@ -66,9 +66,9 @@ def upgrade() -> None:
         sa.Column("subject_id", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("occurrence", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("fire_at", models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("send_at", models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("fire_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("send_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "state",
             sa.Enum(
@@ -87,9 +87,9 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("recorded_at", models.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("claimed_at", models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("sent_at", models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("recorded_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("claimed_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", csp_bot.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("message_id", sa.BigInteger(), nullable=True),
         sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -110,8 +110,10 @@ def upgrade() -> None:
         "reminder_preference",
         sa.Column("member_id", sa.Integer(), nullable=False),
         sa.Column("muted", sa.JSON(), nullable=False),
-        sa.Column("snoozed_until", models.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("unreachable_since", models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("snoozed_until", csp_bot.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "unreachable_since", csp_bot.models.types.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.ForeignKeyConstraint(
             ["member_id"],
             ["member.id"],
@@ -121,7 +123,7 @@ def upgrade() -> None:
     op.create_table(
         "action_snooze",
         sa.Column("action_id", sa.Integer(), nullable=False),
-        sa.Column("until", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("until", csp_bot.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["action_id"],
