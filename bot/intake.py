@@ -50,15 +50,24 @@ class Intake:
         """Commit a batch to the inbox and queue what is new; returns how many were new.
 
         Returns only after the commit: the caller may then confirm the batch to Telegram.
+        An update that cannot be read is stored and marked done at once: retrying cannot
+        make it readable, and holding it back would hold up every update after it.
         """
-        updates = [Update.de_json(payload, self.application.bot) for payload in payloads]
+        read = [self._read(payload) for payload in payloads]
         received = [
-            Received(update.update_id, chat_key(update), payload)
-            for update, payload in zip(updates, payloads, strict=True)
+            Received(int(payload["update_id"]), chat_key(update) if update else 0, payload)
+            for payload, update in zip(payloads, read, strict=True)
         ]
-        fresh = set(await self.db.run(store_received, updates=received, at=self.clock()))
-        for update in updates:
-            if update.update_id in fresh:
+        unreadable = [
+            item.update_id for item, update in zip(received, read, strict=True) if not update
+        ]
+        fresh = set(
+            await self.db.run(
+                store_received, updates=received, unreadable=unreadable, at=self.clock()
+            )
+        )
+        for update in read:
+            if update is not None and update.update_id in fresh:
                 await self.application.update_queue.put(update)
         return len(fresh)
 
@@ -66,11 +75,21 @@ class Intake:
         """Queue what an earlier run stored and did not finish, oldest first."""
         unfinished = await self.db.run(unfinished_updates)
         for received in unfinished:
-            update = Update.de_json(received.payload, self.application.bot)
-            await self.application.update_queue.put(update)
+            update = self._read(received.payload)
+            if update is not None:
+                await self.application.update_queue.put(update)
         if unfinished:
             log.info("resuming %d updates stored before the last stop", len(unfinished))
         return len(unfinished)
+
+    def _read(self, payload: dict[str, Any]) -> Update | None:
+        try:
+            return Update.de_json(payload, self.application.bot)
+        except Exception:
+            log.exception(
+                "update %s cannot be read; it is stored, not handled", payload["update_id"]
+            )
+            return None
 
 
 class ChatOrderedProcessor(BaseUpdateProcessor):

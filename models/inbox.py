@@ -29,10 +29,13 @@ class Received:
     payload: dict[str, Any]
 
 
-def store_received(session: Session, *, updates: Sequence[Received], at: datetime) -> list[int]:
+def store_received(
+    session: Session, *, updates: Sequence[Received], at: datetime, unreadable: Sequence[int] = ()
+) -> list[int]:
     """Store a batch of updates; one already stored is left as it is.
 
-    Returns the ids stored now, in the order given: only these are new to this bot.
+    Those in `unreadable` are stored as done: nothing will handle them. Returns the ids
+    stored now, in the order given: only these are new to this bot.
     """
     if not updates:
         return []
@@ -42,6 +45,7 @@ def store_received(session: Session, *, updates: Sequence[Received], at: datetim
             "chat_key": update.chat_key,
             "payload": update.payload,
             "received_at": at,
+            "done_at": at if update.update_id in unreadable else None,
         }
         for update in updates
     ]
