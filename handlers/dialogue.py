@@ -175,13 +175,16 @@ class Applied:
     closing: tuple[tuple[int, int, str | None], ...] = ()
 
 
-def _expiry(turn: Turn) -> timedelta:
-    return timedelta(minutes=turn.context.settings.dialogue_minutes)
+def _expiry(context: Ctx) -> timedelta:
+    """The one expiry of every dialogue (CSPBOT_DIALOGUE_MINUTES)."""
+    return timedelta(minutes=context.settings.dialogue_minutes)
 
 
 def _load(turn: Turn, user_id: int) -> DraftLookup:
+    """The user's draft, its row held until the transaction ends (one answer at a time)."""
+    context = turn.context
     return load_draft(
-        turn.session, user_id=user_id, at=turn.context.now(), expiry=_expiry(turn), lock=True
+        turn.session, user_id=user_id, at=context.now(), expiry=_expiry(context), lock=True
     )
 
 
@@ -480,7 +483,7 @@ class Dialogues:
         user, message = update.effective_user, update.effective_message
         assert user is not None and message is not None
         lookup = await context.db.run(
-            _first_look, telegram_id=user.id, at=context.now(), expiry=_settings_expiry(context)
+            _first_look, telegram_id=user.id, at=context.now(), expiry=_expiry(context)
         )
         text = message.text or ""
         if lookup.expired is not None:
@@ -642,10 +645,10 @@ class Dialogues:
         if dialogue is None or not may_use(member.role, dialogue.name):
             return Applied(alert=Alert(turn.render("button_expired.html")))
         args = "" if held.split()[0].lower().startswith("/start") else _arguments(held)
-        discard = Move(turn.close(old), Screen(""))
-        _commit(turn, user_id, dialogue, discard, None)
-        applied = _commit(turn, user_id, dialogue, dialogue.begin(turn, args), pressed)
         gone = turn.render("dialogue_discarded.html", what=old.what)
+        # Closed first, so a start that is refused (a Say) still leaves nothing open.
+        _commit(turn, user_id, dialogue, Move(turn.close(old), Screen(gone)), pressed)
+        applied = _commit(turn, user_id, dialogue, dialogue.begin(turn, args), pressed)
         if old.chat_id is None or old.message_id is None:
             return applied
         return replace(applied, closing=((old.chat_id, old.message_id, gone),))
@@ -679,7 +682,8 @@ class Dialogues:
 
 
 def _arguments(command: str) -> str:
-    return command.split(maxsplit=1)[1] if len(command.split(maxsplit=1)) > 1 else ""
+    """What follows the command word: `/update SOC-1 done` -> `SOC-1 done`."""
+    return command.partition(" ")[2].strip()
 
 
 def _finish_first(
@@ -739,7 +743,3 @@ def _interrupt(
     text = turn.render("dialogue_paused.html", what=draft.what, stake=draft.stake, command=command)
     buttons = ((choice("▶️ Carry on", ENGINE, CARRY_ON), choice("🗑 Discard", ENGINE, DISCARD)),)
     return (*where, text, buttons)
-
-
-def _settings_expiry(context: Ctx) -> timedelta:
-    return timedelta(minutes=context.settings.dialogue_minutes)
