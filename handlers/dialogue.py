@@ -171,8 +171,6 @@ class Applied:
     say: Say | None = None
     expired: Draft | None = None
     again: bool = False  # the update was applied before (its screen shown if it never was)
-    # Messages of a dialogue this one replaced: (chat, message, what it now says).
-    closing: tuple[tuple[int, int, str | None], ...] = ()
 
 
 def _expiry(context: Ctx) -> timedelta:
@@ -312,7 +310,7 @@ async def _show_step(update: Update, context: Ctx, applied: Applied) -> None:
         if query is not None:
             await acknowledge(query)  # the answer went before the restart
         return
-    for chat_id, message_id, text in applied.closing:
+    for chat_id, message_id, text in draft.screen.closes:
         await edit_earlier(context, chat_id, message_id, text)
     screen, where = draft.screen, None
     if query is not None:
@@ -419,28 +417,36 @@ def _begin(
     # A finished one-line update is begun again: the domain answers "already stored".
     open_ = lookup.open
     if open_ is not None and open_.update_id != update_id and open_.stake:
-        return _hold(turn, user_id, open_, command)
+        return _hold(turn, user_id, open_, command, f"/{dialogue.name}")
     applied = _commit(turn, user_id, dialogue, dialogue.begin(turn, args), None)
     if applied.draft is None:
         return applied
-    return replace(applied, closing=_closing(turn, open_ or lookup.expired, command))
+    if open_ is None:
+        return applied
+    text = turn.render("dialogue_replaced.html", what=open_.what, command=f"/{dialogue.name}")
+    return _closing(turn, user_id, applied, open_, text)
 
 
-def _closing(turn: Turn, old: Draft | None, command: str) -> tuple[tuple[int, int, str], ...]:
-    """The replaced dialogue's question, turned into a note of what happened to it."""
-    if old is None or old.chat_id is None or old.message_id is None:
-        return ()
-    text = turn.render("dialogue_replaced.html", what=old.what, command=command.split()[0])
-    return ((old.chat_id, old.message_id, text),)
+def _closing(turn: Turn, user_id: int, applied: Applied, old: Draft, text: str | None) -> Applied:
+    """The stored screen also turns `old`'s question into `text` (None: only its buttons
+    go), so a reply shown again after a crash says it too."""
+    draft = applied.draft
+    if draft is None or draft.screen is None or old.chat_id is None or old.message_id is None:
+        return applied
+    closes = ((old.chat_id, old.message_id, text),)
+    draft = replace(draft, screen=replace(draft.screen, closes=closes))
+    save_draft(turn.session, user_id=user_id, draft=draft)
+    return replace(applied, draft=draft)
 
 
-def _hold(turn: Turn, user_id: int, draft: Draft, command: str) -> Applied:
-    """Keep `command` waiting and ask: finish the open dialogue first, or discard it?"""
+def _hold(turn: Turn, user_id: int, draft: Draft, command: str, name: str) -> Applied:
+    """Keep `command` (which starts `name`) waiting and ask: finish the open dialogue
+    first, or discard it?"""
     save_draft(turn.session, user_id=user_id, draft=replace(draft, held=command, paused=False))
     text = turn.render("dialogue_held.html", what=draft.what, stake=draft.stake, command=command)
     buttons = (
         (choice("↩️ Finish it first", ENGINE, FINISH),),
-        (choice(f"🗑 Discard it, go on with {command.split()[0]}", ENGINE, GO_ON),),
+        (choice(f"🗑 Discard it, go on with {name}", ENGINE, GO_ON),),
     )
     return Applied(say=Say(text, buttons))
 
@@ -649,9 +655,7 @@ class Dialogues:
         # Closed first, so a start that is refused (a Say) still leaves nothing open.
         _commit(turn, user_id, dialogue, Move(turn.close(old), Screen(gone)), pressed)
         applied = _commit(turn, user_id, dialogue, dialogue.begin(turn, args), pressed)
-        if old.chat_id is None or old.message_id is None:
-            return applied
-        return replace(applied, closing=((old.chat_id, old.message_id, gone),))
+        return _closing(turn, user_id, applied, old, gone)
 
     # /cancel
 
@@ -694,9 +698,7 @@ def _finish_first(
     prior = turn.render("dialogue_finishing.html", what=draft.what, command=draft.held)
     screen = replace(draft.screen, in_place=False, prior=prior, toast=None)
     applied = _commit(turn, user_id, dialogue, Move(replace(draft, held=None), screen), pressed)
-    if draft.chat_id is None or draft.message_id is None:
-        return applied
-    return replace(applied, closing=((draft.chat_id, draft.message_id, None),))
+    return _closing(turn, user_id, applied, draft, None)
 
 
 def _failed(

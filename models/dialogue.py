@@ -21,6 +21,8 @@ DEFAULT_EXPIRY = timedelta(minutes=15)
 # A finished or cancelled dialogue keeps its row (no longer open) only to answer a replay.
 CLOSED = "closed"
 Buttons = tuple[tuple[tuple[str, str], ...], ...]  # rows of (label, callback data)
+# Earlier messages to edit: (chat, message, new text; None keeps the text, drops buttons).
+Edits = tuple[tuple[int, int, str | None], ...]
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Screen:
     prior: str | None = None
     # The short notice that answers the button press, if any.
     toast: str | None = None
+    # The messages of a dialogue this one replaced, and what they now say.
+    closes: Edits = ()
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,8 @@ def _decode(row: DialogueDraft) -> Draft:
     screen = data.pop("screen", None)
     if screen is not None:
         buttons = tuple(tuple((label, value) for label, value in r) for r in screen["buttons"])
-        screen = Screen(**{**screen, "buttons": buttons})
+        closes = tuple((chat, message, text) for chat, message, text in screen["closes"])
+        screen = Screen(**{**screen, "buttons": buttons, "closes": closes})
     return Draft(
         dialogue=row.dialogue,
         step=row.step,

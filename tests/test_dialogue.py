@@ -338,3 +338,33 @@ async def test_the_expiry_is_one_setting_for_every_dialogue(
         " stored. Send /meeting to start again."
     )
     await app.shutdown()
+
+
+async def test_discard_and_go_on_handled_again_after_a_crash_is_taken_once(
+    bot: Harness,
+    db: Database,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ask_forecast, offer = await held_by_another_update(bot)
+    go_on = emulator.build_callback_update(CHAIR, offer.message_id, data_for(emulator, offer, "🗑"))
+    with dies_before_replying(monkeypatch):
+        await bot.process(go_on)
+    assert await bot.process(go_on) == []  # replayed: the offer turns into the next question
+    assert "<b>HATE-1</b>: ✅ complete" in current(emulator, offer).text
+    assert current(emulator, ask_forecast).text.startswith("🗑 Discarded your update on SOC-1.")
+    await bot.process(go_on)
+    assert (await bot.reply(CHAIR, "Reporting centre open")).startswith("Stored:\n<b>HATE-1</b>")
+    assert [u.note for u in updates(db)] == ["Reporting centre open"]
+
+
+async def test_the_engines_own_buttons_are_checked_on_press(
+    bot: Harness, emulator: BotApiEmulator, people: dict[str, MemberView]
+) -> None:
+    _, offer = await held_by_another_update(bot)
+    await bot.press(CHAIR, offer, "dg:zz")
+    assert emulator.callback_answers[-1]["text"] == "That button isn't valid."
+    await bot.press(CHAIR, offer, data_for(emulator, offer, "↩️"))
+    assert await bot.press(CHAIR, offer, "dg:go") == []  # the choice was made already
+    assert emulator.callback_answers[-1]["text"] == EXPIRED
