@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, BaseHandler, MessageHandler, filters
 
@@ -35,7 +35,14 @@ from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command, guarded
 from csp_bot.handlers.keyboards import callback
 from csp_bot.handlers.policy import may_use
-from csp_bot.handlers.replies import acknowledge, edit_in_place, remove_buttons, send, send_text
+from csp_bot.handlers.replies import (
+    QUERY_GONE,
+    acknowledge,
+    edit_in_place,
+    remove_buttons,
+    send,
+    send_text,
+)
 from csp_bot.models.dialogue import (
     CLOSED,
     Buttons,
@@ -314,7 +321,7 @@ async def _show_step(update: Update, context: Ctx, applied: Applied) -> None:
         await edit_earlier(context, chat_id, message_id, text)
     screen, where = draft.screen, None
     if query is not None:
-        await (query.answer(screen.toast) if screen.toast else acknowledge(query))
+        await _answer_press(query, screen.toast)
     if query is not None and query.message is not None and screen.in_place:
         await edit_in_place(query, screen.text, markup(screen.buttons))
     else:
@@ -328,6 +335,19 @@ async def _show_step(update: Update, context: Ctx, applied: Applied) -> None:
         chat_id=where[0] if where else None,
         message_id=where[1] if where else None,
     )
+
+
+async def _answer_press(query: CallbackQuery, toast: str | None) -> None:
+    """Stop the button's spinner, with the step's notice if it has one. A press answered
+    before a restart cannot be answered again: that is no failure."""
+    if toast is None:
+        await acknowledge(query)
+        return
+    try:
+        await query.answer(toast)
+    except BadRequest as refused:
+        if QUERY_GONE not in refused.message.lower():
+            raise
 
 
 async def _leave_prior(update: Update, context: Ctx, draft: Draft, screen: Screen) -> None:

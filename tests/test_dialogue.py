@@ -368,3 +368,21 @@ async def test_the_engines_own_buttons_are_checked_on_press(
     await bot.press(CHAIR, offer, data_for(emulator, offer, "↩️"))
     assert await bot.press(CHAIR, offer, "dg:go") == []  # the choice was made already
     assert emulator.callback_answers[-1]["text"] == EXPIRED
+
+
+async def test_cancel_pressed_then_crash_is_answered_once_on_replay(
+    bot: Harness,
+    db: Database,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [ask] = await bot.send(POLICE, f"/update SOC-1 amber {NOTE}")
+    cancel = emulator.build_callback_update(POLICE, ask.message_id, "u:x")
+    with dies_before_replying(monkeypatch):
+        await bot.process(cancel)
+    [cancelled] = await bot.process(cancel)
+    assert cancelled.text == "Cancelled your update on SOC-1. Nothing was stored."
+    assert await bot.process(cancel) == []
+    assert emulator.buttons(current(emulator, ask)) == []
+    assert updates(db) == []
