@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     quiet_hours: str = "20:00-08:00"
     # How often the reminder dispatcher wakes; refused reminders are retried on a later round.
     reminder_round_seconds: float = Field(default=60, gt=0)
+    # A guided dialogue (/update, /meeting, /decide) left this long without an answer expires.
+    dialogue_minutes: int = Field(default=15, ge=1)
     # Handled updates stay in the inbox this many days (for tracing), then are pruned.
     inbox_days: int = Field(default=7, ge=1)
     # Webhook mode when set: the public HTTPS URL Telegram calls (its path is served).

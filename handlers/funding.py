@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from telegram import Update
 from telegram.ext import BaseHandler
 
 from csp_bot.bot.context import Ctx
-from csp_bot.handlers.forms import Form, Option, Step, form_buttons, start_form
+from csp_bot.handlers.dialogue import Turn
+from csp_bot.handlers.forms import Form, Option, Step, start_form
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.replies import send
 from csp_bot.models.audit import Actor
+from csp_bot.models.dialogue import Screen
 from csp_bot.models.enums import FundingStatus
 from csp_bot.models.errors import DomainError
 from csp_bot.models.funding import (
@@ -53,46 +57,48 @@ async def funding_command(update: Update, context: Ctx) -> None:
 # --- /decide: the guided form ----------------------------------------------------------------
 
 
-async def _streams(context: Ctx, values: dict[str, str]) -> list[Option]:
-    return [Option(c.label, str(c.id)) for c in await context.db.run(stream_choices)]
+def _streams(turn: Turn, values: dict[str, str]) -> list[Option]:
+    return [Option(c.label, str(c.id)) for c in stream_choices(turn.session)]
 
 
-async def _partners(context: Ctx, values: dict[str, str]) -> list[Option]:
-    return [Option(c.label, str(c.id)) for c in await context.db.run(organisation_choices)]
+def _partners(turn: Turn, values: dict[str, str]) -> list[Option]:
+    return [Option(c.label, str(c.id)) for c in organisation_choices(turn.session)]
 
 
-async def _years(context: Ctx, values: dict[str, str]) -> list[Option]:
-    current = financial_year_of(context.now().astimezone(context.settings.tz).date())
+def _today(turn: Turn) -> date:
+    return turn.context.now().astimezone(turn.context.settings.tz).date()
+
+
+def _years(turn: Turn, values: dict[str, str]) -> list[Option]:
+    current = financial_year_of(_today(turn))
     return [Option(format_financial_year(y), str(y)) for y in (current - 1, current, current + 1)]
 
 
-async def _statuses(context: Ctx, values: dict[str, str]) -> list[Option]:
+def _statuses(turn: Turn, values: dict[str, str]) -> list[Option]:
     return [Option(status.value, status.value) for status in FundingStatus]
 
 
-async def _read_stream(context: Ctx, text: str, values: dict[str, str]) -> str:
+def _read_stream(turn: Turn, text: str, values: dict[str, str]) -> str:
     """A stream typed by its code (MAPPA) instead of tapped."""
-    for option in await _streams(context, values):
+    for option in _streams(turn, values):
         if option.label.lower() == text.strip().lower():
             return option.value
     raise DomainError(f"There is no funding stream {text.strip()!r}: tap one of the buttons.")
 
 
-async def _read_partner(context: Ctx, text: str, values: dict[str, str]) -> str:
-    organisation = await context.db.run(find_organisation, name=text)
-    return str(organisation.id)
+def _read_partner(turn: Turn, text: str, values: dict[str, str]) -> str:
+    return str(find_organisation(turn.session, name=text).id)
 
 
-async def _read_year(context: Ctx, text: str, values: dict[str, str]) -> str:
-    today = context.now().astimezone(context.settings.tz).date()
-    return str(check_financial_year(text, today=today))
+def _read_year(turn: Turn, text: str, values: dict[str, str]) -> str:
+    return str(check_financial_year(text, today=_today(turn)))
 
 
-async def _read_amount(context: Ctx, text: str, values: dict[str, str]) -> str:
+def _read_amount(turn: Turn, text: str, values: dict[str, str]) -> str:
     return str(check_amount(text))
 
 
-async def _read_status(context: Ctx, text: str, values: dict[str, str]) -> str:
+def _read_status(turn: Turn, text: str, values: dict[str, str]) -> str:
     try:
         return FundingStatus(text.strip().lower()).value
     except ValueError:
@@ -100,13 +106,13 @@ async def _read_status(context: Ctx, text: str, values: dict[str, str]) -> str:
         raise DomainError(f"The status is one of {words}.") from None
 
 
-async def _read_note(context: Ctx, text: str, values: dict[str, str]) -> str:
+def _read_note(turn: Turn, text: str, values: dict[str, str]) -> str:
     return check_note(text)
 
 
-async def _describe(context: Ctx, values: dict[str, str]) -> dict[str, object]:
-    preview = await context.db.run(
-        preview_decision,
+def _describe(turn: Turn, values: dict[str, str]) -> dict[str, object]:
+    preview = preview_decision(
+        turn.session,
         stream_id=int(values["stream"]),
         organisation_id=int(values["partner"]),
         year=int(values["year"]),
@@ -121,11 +127,12 @@ async def _describe(context: Ctx, values: dict[str, str]) -> dict[str, object]:
     }
 
 
-async def _save(update: Update, context: Ctx, values: dict[str, str]) -> None:
+def _save(turn: Turn, values: dict[str, str]) -> Screen:
     """Record the decision (audited) and confirm it."""
+    context = turn.context
     member = context.acting_member
-    decision = await context.db.run(
-        record_decision,
+    decision = record_decision(
+        turn.session,
         stream_id=int(values["stream"]),
         organisation_id=int(values["partner"]),
         year=int(values["year"]),
@@ -135,18 +142,18 @@ async def _save(update: Update, context: Ctx, values: dict[str, str]) -> None:
         at=context.now(),
         actor=Actor.member(member.id, member.name),
     )
-    await send(
-        update,
-        context,
+    text = turn.render(
         "funding_decided.html",
         decision=decision,
         year=format_financial_year(decision.year),
         money=format_money,
     )
+    return Screen(text, in_place=False)
 
 
 DECIDE_FORM = Form(
     name="decide",
+    called="funding decision",
     steps=(
         Step("stream", "funding_ask_stream.html", read=_read_stream, options=_streams),
         Step(
@@ -171,5 +178,4 @@ async def decide_command(update: Update, context: Ctx) -> None:
 HANDLERS: list[BaseHandler[Update, Ctx, None]] = [
     command("funding", funding_command),
     command("decide", decide_command),
-    form_buttons(DECIDE_FORM),
 ]

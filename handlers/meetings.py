@@ -10,12 +10,14 @@ from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.ext import BaseHandler
 
 from csp_bot.bot.context import Ctx
-from csp_bot.handlers.forms import Form, Option, Step, form_buttons, refuse_forged, start_form
+from csp_bot.handlers.dialogue import Turn, choice, refuse_forged
+from csp_bot.handlers.forms import Form, Option, Step, start_form
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import button, parts
 from csp_bot.handlers.replies import acknowledge, send
 from csp_bot.models.audit import Actor
+from csp_bot.models.dialogue import Screen
 from csp_bot.models.enums import Role
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.meetings import (
@@ -68,9 +70,9 @@ def reply_keyboard(meeting_id: int, *, chosen: Reply | None = None) -> InlineKey
 # --- /meeting: the guided form -----------------------------------------------------------------
 
 
-async def _board_name(context: Ctx, values: dict[str, str]) -> list[Option]:
+def _board_name(turn: Turn, values: dict[str, str]) -> list[Option]:
     """The board's name from the plan, as a one-tap title."""
-    board = await context.db.run(_plan_board)
+    board = _plan_board(turn.session)
     return [Option(board, "board", board)] if board else []
 
 
@@ -79,23 +81,24 @@ def _plan_board(session: Session) -> str | None:
     return None if plan is None else plan.board
 
 
-async def _read_title(context: Ctx, text: str, values: dict[str, str]) -> str:
+def _read_title(turn: Turn, text: str, values: dict[str, str]) -> str:
     return check_meeting_title(text)
 
 
-async def _read_when(context: Ctx, text: str, values: dict[str, str]) -> str:
+def _read_when(turn: Turn, text: str, values: dict[str, str]) -> str:
+    context = turn.context
     return check_meeting_time(text, zone=context.settings.tz, at=context.now()).isoformat()
 
 
-async def _read_where(context: Ctx, text: str, values: dict[str, str]) -> str:
+def _read_where(turn: Turn, text: str, values: dict[str, str]) -> str:
     return check_location(text)
 
 
-async def _read_agenda(context: Ctx, text: str, values: dict[str, str]) -> str:
+def _read_agenda(turn: Turn, text: str, values: dict[str, str]) -> str:
     return "\n".join(check_agenda(text.splitlines()))
 
 
-async def _describe(context: Ctx, values: dict[str, str]) -> dict[str, object]:
+def _describe(turn: Turn, values: dict[str, str]) -> dict[str, object]:
     return {
         "title": values["title"],
         "starts_at": datetime.fromisoformat(values["starts_at"]),
@@ -104,11 +107,12 @@ async def _describe(context: Ctx, values: dict[str, str]) -> dict[str, object]:
     }
 
 
-async def _save(update: Update, context: Ctx, values: dict[str, str]) -> None:
+def _save(turn: Turn, values: dict[str, str]) -> Screen:
     """Schedule the meeting and say when board members will be reminded."""
+    context = turn.context
     member = context.acting_member
-    meeting = await context.db.run(
-        schedule_meeting,
+    meeting = schedule_meeting(
+        turn.session,
         title=values["title"],
         starts_at=datetime.fromisoformat(values["starts_at"]),
         location=values["location"],
@@ -116,20 +120,18 @@ async def _save(update: Update, context: Ctx, values: dict[str, str]) -> None:
         at=context.now(),
         actor=Actor.member(member.id, member.name),
     )
-    await send(
-        update,
-        context,
+    text = turn.render(
         "meeting_scheduled.html",
         meeting=meeting,
         offsets=context.settings.meeting_reminders.replace(",", ", "),
-        keyboard=InlineKeyboardMarkup(
-            [[button("📅 Add to calendar", PREFIX, CALENDAR, meeting.id)]]
-        ),
     )
+    calendar = choice("📅 Add to calendar", PREFIX, CALENDAR, meeting.id)
+    return Screen(text, ((calendar,),), in_place=False)
 
 
 MEETING_FORM = Form(
     name="meeting",
+    called="new board meeting",
     steps=(
         Step("title", "meeting_ask_title.html", read=_read_title, options=_board_name, columns=1),
         Step("starts_at", "meeting_ask_when.html", read=_read_when),
@@ -263,6 +265,5 @@ async def _who(update: Update, context: Ctx, meeting_id: int) -> None:
 HANDLERS: list[BaseHandler[Update, Ctx, None]] = [
     command("meeting", meeting_command),
     command("meetings", meetings_command),
-    form_buttons(MEETING_FORM),
     guarded_button(rf"^{PREFIX}:", "meetings", on_meeting_button),
 ]

@@ -1,35 +1,35 @@
-"""Partners' daily job: /my, the guided and one-line /update, /cancel and /undo.
+"""Partners' daily job: /my, the guided and one-line /update, and /undo.
 
-The guided update is a small state machine kept in the database (`models.drafts`), not
-in memory: every step is stored as soon as it is read, so a restart loses nothing, and
-the 15-minute expiry follows the injected clock.
+The guided update is a dialogue of `handlers.dialogue`: each step is a plain function that
+runs inside the transaction that reads its answer, and the update is stored by the same
+transaction as its last step.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
-from telegram.ext import BaseHandler, MessageHandler, filters
+from telegram.ext import BaseHandler, filters
 
 from csp_bot.bot.context import Ctx
 from csp_bot.bot.templating import STATUS_MARKS
-from csp_bot.handlers.fallback import anything_else
-from csp_bot.handlers.guard import button as guarded_button
-from csp_bot.handlers.guard import command, guarded
-from csp_bot.handlers.keyboards import button, keyboard, page_of, pager, parts
-from csp_bot.handlers.replies import acknowledge, edit_in_place, remove_buttons, send, send_text
-from csp_bot.models.drafts import (
-    Step,
-    UpdateDraft,
-    discard_draft,
-    has_draft,
-    load_draft,
-    save_draft,
-    submit_draft,
+from csp_bot.handlers.dialogue import (
+    Alert,
+    Dialogue,
+    Move,
+    Outcome,
+    Say,
+    Turn,
+    begin,
 )
+from csp_bot.handlers.guard import command
+from csp_bot.handlers.keyboards import page_of, pager
+from csp_bot.handlers.replies import send
+from csp_bot.models.dialogue import Buttons, Draft, Screen
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
 from csp_bot.models.plan import parse_status
@@ -39,6 +39,7 @@ from csp_bot.models.progress import (
     UnknownAction,
     check_note,
     find_action,
+    log_progress,
     may_update,
     organisation_actions,
     refusal,
@@ -59,7 +60,9 @@ FORECASTS = {
 }
 DEEP_LINK_UPDATE = "update"
 COMMAND_WORD = re.compile(r"^/\S+\s*")
-CANCEL = ("Cancel", "u", "x")
+# The steps of the guided update, and how the question still open is named.
+ACTION, STATUS, NOTE, MITIGATION, FORECAST = "action", "status", "note", "mitigation", "forecast"
+STEP_WORDS = {MITIGATION: "what is being done about it", FORECAST: "the forecast"}
 
 
 # --- /my -------------------------------------------------------------------------------
@@ -94,11 +97,7 @@ async def update_command(update: Update, context: Ctx) -> None:
     if chat.type != ChatType.PRIVATE:
         await send_to_private_chat(update, context)
         return
-    typed = COMMAND_WORD.sub("", _text(update)).strip()
-    if typed:
-        await one_line_update(update, context, typed)
-    else:
-        await choose_action(update, context)
+    await begin(update, context, UPDATE, COMMAND_WORD.sub("", _text(update)).strip())
 
 
 def _text(update: Update) -> str:
@@ -115,39 +114,91 @@ async def send_to_private_chat(update: Update, context: Ctx) -> None:
 
 async def start_from_link(update: Update, context: Ctx) -> None:
     """`/start update` (the group's deep link) opens the guided update."""
-    await choose_action(update, context)
+    await begin(update, context, UPDATE, "")
 
 
-async def choose_action(update: Update, context: Ctx) -> None:
-    """Send the action picker and start a draft waiting for the choice."""
-    member = context.acting_member
-    views = await _updatable(context)
+@dataclass(frozen=True)
+class UpdateFacts:
+    """A draft's answers as the templates read them."""
+
+    ref: str | None
+    status: Status | None
+
+
+def _facts(draft: Draft) -> UpdateFacts:
+    status = draft.values.get("status")
+    return UpdateFacts(draft.values.get("ref"), Status(status) if status else None)
+
+
+class UpdateDialogue(Dialogue):
+    """The guided update: action, status, note, then a mitigation and a forecast if the
+    status needs them. The one-line form starts it with whatever was typed."""
+
+    name = "update"
+    prefix = ("u",)
+
+    def begin(self, turn: Turn, args: str) -> Outcome:
+        return _one_line(turn, args) if args else _choose_action(turn)
+
+    def typed(self, turn: Turn, draft: Draft, text: str) -> Outcome:
+        if draft.step == NOTE:
+            return _take_note(turn, draft, text)
+        if draft.step == MITIGATION:
+            return _take_mitigation(turn, draft, text)
+        return Say(turn.render("update_use_buttons.html"))
+
+    def well_formed(self, data: list[str]) -> bool:
+        return len(data) == 2 and data[0] in STEP_BUTTONS
+
+    def pressed(self, turn: Turn, draft: Draft, data: list[str]) -> Outcome:
+        expected, handle = STEP_BUTTONS[data[0]]
+        if draft.step != expected:
+            return Alert(turn.render("button_expired.html"))
+        return handle(turn, draft, data[1])
+
+    def what(self, draft: Draft) -> str:
+        ref = draft.values.get("ref")
+        return f"update on {ref}" if ref else "update"
+
+    def at_stake(self, draft: Draft) -> str | None:
+        """A typed note is never dropped without a word; a choice of buttons is quick to redo."""
+        note = draft.values.get("note")
+        if note is None:
+            return None
+        lines = [f"Still to answer: {STEP_WORDS.get(draft.step, 'one more question')}."]
+        lines.append(f"Your note: “{note}”")
+        if "mitigation" in draft.values:
+            lines.append(f"Mitigation: “{draft.values['mitigation']}”")
+        return "\n".join(lines)
+
+    def cancelled(self, turn: Turn, draft: Draft) -> str:
+        return turn.render("cancelled.html", ref=draft.values.get("ref"))
+
+
+def _choose_action(turn: Turn) -> Outcome:
+    """The action picker, as the first step."""
+    views = _updatable(turn)
     if not views:
-        await send(update, context, "update_nothing.html", member=member)
-        return
-    await close_open_update(update, context)
-    text, markup = _action_picker(context, views, page=0)
-    sent = await send_text(update, context, text, keyboard=markup)
-    await _store(context, update, UpdateDraft(member.id, Step.ACTION, context.now()), sent)
+        return Say(turn.render("update_nothing.html", member=turn.context.acting_member))
+    return Move(turn.draft("update", ACTION), _action_picker(turn, views, page=0))
 
 
-async def _updatable(context: Ctx) -> list[ActionView]:
-    return await context.db.run(
-        updatable_actions,
+def _updatable(turn: Turn) -> list[ActionView]:
+    context = turn.context
+    return updatable_actions(
+        turn.session,
         member=context.acting_member,
         at=context.now(),
         quiet_after=context.quiet_after,
     )
 
 
-def _action_picker(
-    context: Ctx, views: list[ActionView], *, page: int
-) -> tuple[str, InlineKeyboardMarkup]:
+def _action_picker(turn: Turn, views: list[ActionView], *, page: int) -> Screen:
     shown, page, pages = page_of(views, page, ACTIONS_PER_PAGE)
-    rows = [[button(_action_label(view), "u", "a", view.ref)] for view in shown]
-    rows += [pager(page, pages, "u", "p"), [button(*CANCEL)]]
-    text = context.templates.render("update_choose_action.html", page=page, pages=pages)
-    return text, keyboard(rows)
+    rows = [(UPDATE.button(_action_label(view), "a", view.ref),) for view in shown]
+    pages_row = tuple((b.text, str(b.callback_data)) for b in pager(page, pages, "u", "p"))
+    text = turn.render("update_choose_action.html", page=page, pages=pages)
+    return Screen(text, (*rows, pages_row, (UPDATE.cancel_button(),)))
 
 
 def _action_label(view: ActionView) -> str:
@@ -157,39 +208,37 @@ def _action_label(view: ActionView) -> str:
     return f"{STATUS_MARKS[view.status]} {view.ref} {title}"
 
 
-def _status_picker() -> InlineKeyboardMarkup:
-    statuses = [button(f"{STATUS_MARKS[s]} {s.label}", "u", "s", s.value) for s in UPDATE_STATUSES]
-    return keyboard([statuses[:2], statuses[2:], [button(*CANCEL)]])
+def _status_picker() -> Buttons:
+    statuses = [
+        UPDATE.button(f"{STATUS_MARKS[s]} {s.label}", "s", s.value) for s in UPDATE_STATUSES
+    ]
+    return (tuple(statuses[:2]), tuple(statuses[2:]), (UPDATE.cancel_button(),))
 
 
-def _forecast_picker() -> InlineKeyboardMarkup:
-    choices = [button(label, "u", "f", key) for key, (label, _) in FORECASTS.items()]
-    return keyboard([[choice] for choice in choices] + [[button(*CANCEL)]])
+def _forecast_picker() -> Buttons:
+    choices = [(UPDATE.button(label, "f", key),) for key, (label, _) in FORECASTS.items()]
+    return (*choices, (UPDATE.cancel_button(),))
 
 
 # --- the one-line form -------------------------------------------------------------------
 
 
-async def one_line_update(update: Update, context: Ctx, typed: str) -> None:
+def _one_line(turn: Turn, typed: str) -> Outcome:
     """`SOC-1 amber waiting for ...`: as much as is typed, then ask for what is missing."""
-    member = context.acting_member
     ref, _, rest = typed.partition(" ")
-    action = await _action_for(update, context, ref)
-    if action is None:
-        return
-    draft = UpdateDraft(member.id, Step.STATUS, context.now(), ref=action.ref)
+    action = _action_for(turn, ref)
+    if not isinstance(action, ActionView):
+        return action
+    draft = turn.draft("update", STATUS, ref=action.ref)
     if not rest.strip():
-        await _ask_status(update, context, draft, action)
-        return
+        return _ask_status(turn, draft, action)
     status, note = _split_status(rest)
     if status is None:
-        await send(update, context, "update_bad_status.html", typed=rest.split()[0])
-        return
-    draft = draft.moved(Step.NOTE, context.now(), status=status)
+        return Say(turn.render("update_bad_status.html", typed=rest.split()[0]))
+    draft = turn.move(draft, NOTE, status=status.value)
     if note.strip():
-        await _take_note(update, context, draft, note)
-    else:
-        await _ask_note_again(update, context, draft, None)
+        return _take_note(turn, draft, note)
+    return _ask_note(turn, draft, None)
 
 
 def _split_status(rest: str) -> tuple[Status | None, str]:
@@ -205,326 +254,152 @@ def _split_status(rest: str) -> tuple[Status | None, str]:
     return None, rest
 
 
-async def _action_for(update: Update, context: Ctx, ref: str) -> ActionView | None:
-    """The action the member named and may update; otherwise say why and return None."""
+def _action_for(turn: Turn, ref: str) -> ActionView | Outcome:
+    """The action the member named and may update; otherwise the reply that says why."""
+    member = turn.context.acting_member
     try:
-        action = await context.db.run(
-            find_action, ref=ref, at=context.now(), quiet_after=context.quiet_after
-        )
+        action = _find(turn, ref)
     except UnknownAction as unknown:
-        await _offer_closest(update, context, unknown)
-        return None
-    if not may_update(context.acting_member, action.lead_organisation_id):
-        await send(
-            update, context, "refused_action.html", reason=refusal(context.acting_member, action)
-        )
-        return None
+        return _offer_closest(turn, unknown)
+    if not may_update(member, action.lead_organisation_id):
+        return Say(turn.render("refused_action.html", reason=refusal(member, action)))
     return action
 
 
-async def _offer_closest(update: Update, context: Ctx, unknown: UnknownAction) -> None:
+def _find(turn: Turn, ref: str) -> ActionView:
+    context = turn.context
+    return find_action(turn.session, ref=ref, at=context.now(), quiet_after=context.quiet_after)
+
+
+def _offer_closest(turn: Turn, unknown: UnknownAction) -> Outcome:
     """Say there is no such action, offering the closest references as buttons."""
-    rows = [[button(ref, "u", "a", ref)] for ref in unknown.suggestions]
-    markup = keyboard([*rows, [button(*CANCEL)]]) if rows else None
-    sent = await send(
-        update,
-        context,
-        "unknown_action.html",
-        ref=unknown.ref,
-        suggestions=unknown.suggestions,
-        keyboard=markup,
-    )
-    if rows:
-        member = context.acting_member
-        await _store(context, update, UpdateDraft(member.id, Step.ACTION, context.now()), sent)
+    text = turn.render("unknown_action.html", ref=unknown.ref, suggestions=unknown.suggestions)
+    if not unknown.suggestions:
+        return Say(text)
+    rows = [(UPDATE.button(ref, "a", ref),) for ref in unknown.suggestions]
+    return Move(turn.draft("update", ACTION), Screen(text, (*rows, (UPDATE.cancel_button(),))))
 
 
 # --- the guided steps --------------------------------------------------------------------
 
 
-async def on_update_button(update: Update, context: Ctx) -> None:
-    """A press on one of the guided update's buttons: u:p:N, u:a:REF, u:s:STATUS, u:f:KEY, u:x."""
-    query = update.callback_query
-    assert query is not None
-    pieces = parts(query.data, 3) or parts(query.data, 2)
-    if pieces is None or (pieces[1] not in STEP_BUTTONS and pieces[1] != CANCEL_BUTTON):
-        await refuse_forged(update, context)
-        return
-    if pieces[1] == CANCEL_BUTTON:
-        await cancel(update, context)
-        return
-    draft = await _live_draft(update, context)
-    expected_step, handle = STEP_BUTTONS[pieces[1]]
-    message = query.message
-    if (
-        draft is None
-        or draft.step != expected_step
-        or message is None
-        or draft.message_id != message.message_id
-        or len(pieces) != 3
-    ):
-        await query.answer(context.templates.render("button_expired.html"), show_alert=True)
-        return
-    await handle(update, context, draft, pieces[2])
-
-
-async def refuse_forged(update: Update, context: Ctx) -> None:
-    """Callback data the bot never made: refuse, and log who sent it."""
-    query = update.callback_query
-    assert query is not None
-    log.warning("refused callback data %r from user %s", query.data, query.from_user.id)
-    await query.answer("That button isn't valid.", show_alert=True)
-
-
-async def _page(update: Update, context: Ctx, draft: UpdateDraft, value: str) -> None:
+def _page(turn: Turn, draft: Draft, value: str) -> Outcome:
     """Show another page of the action picker."""
     if not value.isdigit():
-        await refuse_forged(update, context)
-        return
-    text, markup = _action_picker(context, await _updatable(context), page=int(value))
-    await _edit(update, text, markup)
-    await _store(context, update, draft.moved(Step.ACTION, context.now()), None)
+        return Alert(turn.render("button_forged.html"), forged=True)
+    return Move(turn.move(draft, ACTION), _action_picker(turn, _updatable(turn), page=int(value)))
 
 
-async def _picked_action(update: Update, context: Ctx, draft: UpdateDraft, ref: str) -> None:
+def _picked_action(turn: Turn, draft: Draft, ref: str) -> Outcome:
     """The partner chose an action: check they may, then ask for its status."""
+    member = turn.context.acting_member
     try:
-        action = await context.db.run(
-            find_action, ref=ref, at=context.now(), quiet_after=context.quiet_after
-        )
+        action = _find(turn, ref)
     except UnknownAction:
-        await refuse_forged(update, context)
-        return
-    if not may_update(context.acting_member, action.lead_organisation_id):
-        log.warning("refused update button for %s from member %s", ref, context.acting_member.id)
-        assert update.callback_query is not None
-        await update.callback_query.answer(refusal(context.acting_member, action), show_alert=True)
-        return
-    await _ask_status(
-        update, context, draft.moved(Step.STATUS, context.now(), ref=action.ref), action
-    )
+        return Alert(turn.render("button_forged.html"), forged=True)
+    if not may_update(member, action.lead_organisation_id):
+        log.warning("refused update button for %s from member %s", ref, member.id)
+        return Alert(refusal(member, action))
+    return _ask_status(turn, turn.move(draft, STATUS, ref=action.ref), action)
 
 
-async def _ask_status(update: Update, context: Ctx, draft: UpdateDraft, action: ActionView) -> None:
-    text = context.templates.render("update_choose_status.html", action=action)
-    await _show_step(update, context, draft, text, _status_picker())
+def _ask_status(turn: Turn, draft: Draft, action: ActionView) -> Outcome:
+    text = turn.render("update_choose_status.html", action=action)
+    return Move(draft, Screen(text, _status_picker()))
 
 
-async def _picked_status(update: Update, context: Ctx, draft: UpdateDraft, value: str) -> None:
+def _picked_status(turn: Turn, draft: Draft, value: str) -> Outcome:
     """The partner chose a status: ask for the note."""
-    try:
-        status = Status(value)
-    except ValueError:
-        status = None
-    if status not in UPDATE_STATUSES:
-        await refuse_forged(update, context)
-        return
-    draft = draft.moved(Step.NOTE, context.now(), status=status)
-    text = context.templates.render("update_ask_note.html", draft=draft, problem=None)
-    await _show_step(update, context, draft, text, keyboard([[button(*CANCEL)]]))
+    if value not in {status.value for status in UPDATE_STATUSES}:
+        return Alert(turn.render("button_forged.html"), forged=True)
+    return _ask_note(turn, turn.move(draft, NOTE, status=value), None)
 
 
-async def _picked_forecast(update: Update, context: Ctx, draft: UpdateDraft, key: str) -> None:
+def _ask_note(turn: Turn, draft: Draft, problem: str | None) -> Outcome:
+    text = turn.render("update_ask_note.html", draft=_facts(draft), problem=problem)
+    return Move(draft, Screen(text, ((UPDATE.cancel_button(),),)))
+
+
+def _picked_forecast(turn: Turn, draft: Draft, key: str) -> Outcome:
     """The last step: the forecast is chosen, so the update is stored."""
     if key not in FORECASTS:
-        await refuse_forged(update, context)
-        return
+        return Alert(turn.render("button_forged.html"), forged=True)
     label, forecast = FORECASTS[key]
-    assert update.callback_query is not None
-    await acknowledge(update.callback_query)
-    await _edit(update, context.templates.render("update_forecast_chosen.html", label=label), None)
-    await _submit(update, context, draft, forecast)
+    chosen = turn.render("update_forecast_chosen.html", label=label)
+    return _submit(turn, draft, forecast, prior=chosen)
 
 
 STEP_BUTTONS = {
-    "p": (Step.ACTION, _page),
-    "a": (Step.ACTION, _picked_action),
-    "s": (Step.STATUS, _picked_status),
-    "f": (Step.FORECAST, _picked_forecast),
+    "p": (ACTION, _page),
+    "a": (ACTION, _picked_action),
+    "s": (STATUS, _picked_status),
+    "f": (FORECAST, _picked_forecast),
 }
-CANCEL_BUTTON = "x"
 
 
-async def on_text(update: Update, context: Ctx) -> None:
-    """Typed text: the next answer in a guided update, or (with none going) the fallback."""
-    user = update.effective_user
-    assert user is not None
-    if not await context.db.run(has_draft, user_id=user.id):
-        await anything_else(update, context)
-        return
-    await guarded("update", continue_with_text)(update, context)
-
-
-async def continue_with_text(update: Update, context: Ctx) -> None:
-    """Take the note or the mitigation the draft is waiting for."""
-    draft = await _live_draft(update, context)
-    if draft is None or draft.answered_by(update.update_id):
-        return  # none open, or this answer was taken before a restart (its reply went then)
-    text = _text(update)
-    if draft.step == Step.NOTE:
-        await _take_note(update, context, draft, text)
-    elif draft.step == Step.MITIGATION:
-        await _take_mitigation(update, context, draft, text)
-    else:
-        await send(update, context, "update_use_buttons.html")
-
-
-async def _take_note(update: Update, context: Ctx, draft: UpdateDraft, note: str) -> None:
+def _take_note(turn: Turn, draft: Draft, note: str) -> Outcome:
     """Check the note; ask again if it is empty or too long, else go on."""
     try:
         cleaned = check_note(note)
     except DomainError as problem:
-        await _ask_note_again(update, context, draft, str(problem))
-        return
-    await _after_text(update, context, draft.moved(Step.NOTE, context.now(), note=cleaned))
+        return _ask_note(turn, draft, str(problem))
+    return _after_text(turn, turn.move(draft, NOTE, note=cleaned))
 
 
-async def _ask_note_again(
-    update: Update, context: Ctx, draft: UpdateDraft, problem: str | None
-) -> None:
-    text = context.templates.render("update_ask_note.html", draft=draft, problem=problem)
-    await _show_step(update, context, draft, text, keyboard([[button(*CANCEL)]]))
-
-
-async def _take_mitigation(update: Update, context: Ctx, draft: UpdateDraft, text: str) -> None:
+def _take_mitigation(turn: Turn, draft: Draft, text: str) -> Outcome:
     try:
         cleaned = check_note(text, what="mitigation")
     except DomainError as problem:
-        await _ask_mitigation(update, context, draft, str(problem))
-        return
-    await _after_text(
-        update, context, draft.moved(Step.MITIGATION, context.now(), mitigation=cleaned)
-    )
+        return _ask_mitigation(turn, draft, str(problem))
+    return _after_text(turn, turn.move(draft, MITIGATION, mitigation=cleaned))
 
 
-async def _after_text(update: Update, context: Ctx, draft: UpdateDraft) -> None:
+def _after_text(turn: Turn, draft: Draft) -> Outcome:
     """Ask for the mitigation or the forecast if the status needs them; otherwise store."""
-    following = draft.next_step()
-    if following == Step.MITIGATION:
-        await _ask_mitigation(update, context, draft.moved(Step.MITIGATION, context.now()), None)
-    elif following == Step.FORECAST:
-        draft = draft.moved(Step.FORECAST, context.now())
-        text = await _render_forecast_question(context, draft)
-        await _show_step(update, context, draft, text, _forecast_picker())
-    else:
-        await _submit(update, context, draft, None)
+    status = Status(draft.values["status"])
+    if status == Status.RED and "mitigation" not in draft.values:
+        return _ask_mitigation(turn, turn.move(draft, MITIGATION), None)
+    if status in (Status.AMBER, Status.RED):
+        assert draft.values.get("ref") is not None
+        action = _find(turn, draft.values["ref"])
+        text = turn.render("update_ask_forecast.html", action=action)
+        return Move(turn.move(draft, FORECAST), Screen(text, _forecast_picker()))
+    return _submit(turn, draft, None, prior=None)
 
 
-async def _ask_mitigation(
-    update: Update, context: Ctx, draft: UpdateDraft, problem: str | None
-) -> None:
-    text = context.templates.render("update_ask_mitigation.html", draft=draft, problem=problem)
-    await _show_step(update, context, draft, text, keyboard([[button(*CANCEL)]]))
+def _ask_mitigation(turn: Turn, draft: Draft, problem: str | None) -> Outcome:
+    text = turn.render("update_ask_mitigation.html", draft=_facts(draft), problem=problem)
+    return Move(draft, Screen(text, ((UPDATE.cancel_button(),),)))
 
 
-async def _render_forecast_question(context: Ctx, draft: UpdateDraft) -> str:
-    assert draft.ref is not None
-    action = await context.db.run(
-        find_action, ref=draft.ref, at=context.now(), quiet_after=context.quiet_after
-    )
-    return context.templates.render("update_ask_forecast.html", action=action)
-
-
-async def _submit(update: Update, context: Ctx, draft: UpdateDraft, forecast: str | None) -> None:
-    """Store the update (once, even if Telegram delivers this update again) and confirm."""
-    user = update.effective_user
-    assert user is not None
+def _submit(turn: Turn, draft: Draft, forecast: str | None, *, prior: str | None) -> Outcome:
+    """Store the update with the step that finishes it (once, even if Telegram delivers
+    this update again: the update's id is kept with it) and confirm."""
+    context, values = turn.context, draft.values
     try:
-        logged = await context.db.run(
-            submit_draft,
-            user_id=user.id,
-            draft=draft,
+        logged = log_progress(
+            turn.session,
+            ref=values["ref"],
+            member_id=context.acting_member.id,
+            status=Status(values["status"]),
+            note=values["note"],
+            mitigation=values.get("mitigation"),
             forecast=forecast,
             at=context.now(),
-            telegram_update_id=update.update_id,
+            telegram_update_id=turn.update_id,
             quiet_after=context.quiet_after,
         )
     except NotPermitted as refused:
-        await context.db.run(discard_draft, user_id=user.id)
-        await send(update, context, "refused_action.html", reason=str(refused))
-        return
-    await remove_buttons(context, draft)
-    await send(update, context, "update_stored.html", logged=logged)
+        text = turn.render("refused_action.html", reason=str(refused))
+        return Move(turn.close(draft), Screen(text, in_place=False, prior=prior))
+    text = turn.render("update_stored.html", logged=logged)
+    return Move(turn.close(draft), Screen(text, in_place=False, prior=prior))
 
 
-# --- drafts and the keyboard message -----------------------------------------------------
+UPDATE = UpdateDialogue()
 
 
-async def _live_draft(update: Update, context: Ctx) -> UpdateDraft | None:
-    """The member's draft; if it has just expired, say so (nothing was stored)."""
-    user = update.effective_user
-    assert user is not None
-    lookup = await context.db.run(load_draft, user_id=user.id, at=context.now())
-    if lookup.expired is not None:
-        await remove_buttons(context, lookup.expired)
-        if update.callback_query is not None:
-            await acknowledge(update.callback_query)
-        await send(update, context, "update_expired.html", draft=lookup.expired)
-    return lookup.draft
-
-
-async def _show_step(
-    update: Update, context: Ctx, draft: UpdateDraft, text: str, markup: InlineKeyboardMarkup
-) -> None:
-    """Show the next question: in place of the pressed message, or as a new message."""
-    if update.callback_query is not None:
-        await acknowledge(update.callback_query)
-        await _edit(update, text, markup)
-        await _store(context, update, draft, None)
-    else:
-        await remove_buttons(context, draft)
-        sent = await send_text(update, context, text, keyboard=markup)
-        await _store(context, update, draft, sent)
-
-
-async def _store(context: Ctx, update: Update, draft: UpdateDraft, sent: Message | None) -> None:
-    """Save the draft, remembering which message carries its buttons."""
-    if sent is not None:
-        draft = draft.moved(draft.step, draft.touched_at)
-        draft = UpdateDraft(
-            **{**draft.__dict__, "chat_id": sent.chat_id, "message_id": sent.message_id}
-        )
-    elif update.callback_query is not None and update.callback_query.message is not None:
-        message = update.callback_query.message
-        draft = UpdateDraft(
-            **{**draft.__dict__, "chat_id": message.chat.id, "message_id": message.message_id}
-        )
-    user = update.effective_user
-    assert user is not None
-    draft = UpdateDraft(**{**draft.__dict__, "update_id": update.update_id})
-    await context.db.run(save_draft, user_id=user.id, draft=draft)
-
-
-async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    query = update.callback_query
-    assert query is not None
-    await edit_in_place(query, text, markup)
-
-
-async def close_open_update(update: Update, context: Ctx) -> None:
-    """One guided flow at a time: a new /update, or a form, replaces a draft left open."""
-    user = update.effective_user
-    assert user is not None
-    previous = await context.db.run(discard_draft, user_id=user.id)
-    if previous is not None:
-        await remove_buttons(context, previous)
-
-
-# --- /cancel and /undo -----------------------------------------------------------------
-
-
-async def cancel(update: Update, context: Ctx) -> None:
-    """Leave the guided update at any step; nothing is stored."""
-    user = update.effective_user
-    assert user is not None
-    draft = await context.db.run(discard_draft, user_id=user.id)
-    if update.callback_query is not None:
-        await update.callback_query.answer("Cancelled")
-    if draft is None:
-        await send(update, context, "cancel_nothing.html")
-        return
-    await remove_buttons(context, draft)
-    await send(update, context, "cancelled.html", draft=draft)
+# --- /undo -------------------------------------------------------------------------------
 
 
 async def undo(update: Update, context: Ctx) -> None:
@@ -543,8 +418,5 @@ HANDLERS: list[BaseHandler[Update, Ctx, None]] = [
     command("my", my_actions),
     command("update", update_command),
     command("start", start_from_link, policy="update", only=filters.Regex(r"^/start update$")),
-    command("cancel", cancel),
     command("undo", undo),
-    guarded_button(r"^u:", "update", on_update_button),
-    MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, on_text),
 ]

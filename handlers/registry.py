@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import BaseHandler, MessageHandler, filters
+from telegram.ext import BaseHandler
 
 from csp_bot.bot.context import Ctx
 from csp_bot.handlers import (
@@ -17,7 +17,12 @@ from csp_bot.handlers import (
     status,
     summary,
 )
-from csp_bot.handlers.forms import typed_answers
+from csp_bot.handlers.dialogue import Dialogues
+
+
+def dialogues() -> Dialogues:
+    """Every guided dialogue: the one way their typed answers and buttons reach them."""
+    return Dialogues([progress.UPDATE, meetings.MEETING_FORM, funding.DECIDE_FORM])
 
 
 def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
@@ -25,6 +30,7 @@ def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
     return [
         # progress first: its `/start update` deep link must win over plain /start
         *progress.HANDLERS,
+        *dialogues().handlers(),
         *status.HANDLERS,
         *summary.HANDLERS,
         *membership.HANDLERS,
@@ -38,6 +44,5 @@ def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
 
 def first_look_handlers() -> list[BaseHandler[Update, Ctx, None]]:
     """Handlers that see every private message before the ones above (handler group -1):
-    an open /meeting or /decide form takes its typed answers here and stops them there."""
-    answers = typed_answers([meetings.MEETING_FORM, funding.DECIDE_FORM])
-    return [MessageHandler(filters.ChatType.PRIVATE & filters.TEXT, answers)]
+    an open dialogue takes its typed answers here and stops them there."""
+    return dialogues().first_look_handlers()

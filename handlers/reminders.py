@@ -11,7 +11,7 @@ from telegram.ext import BaseHandler
 
 from csp_bot.bot.context import Ctx
 from csp_bot.bot.templating import STATUS_MARKS
-from csp_bot.handlers.forms import refuse_forged
+from csp_bot.handlers.dialogue import refuse_forged
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import button, parts

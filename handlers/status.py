@@ -6,10 +6,10 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler
 
 from csp_bot.bot.context import Ctx
+from csp_bot.handlers.dialogue import refuse_forged
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import button, keyboard, page_count, pager, parts
-from csp_bot.handlers.progress import refuse_forged
 from csp_bot.handlers.replies import acknowledge, edit_in_place, send, send_text
 from csp_bot.models.errors import NotFound
 from csp_bot.models.progress import (

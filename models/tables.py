@@ -200,13 +200,21 @@ class AuditEntry(SQLModel, table=True):
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
-class BotState(SQLModel, table=True):
-    """Conversation state and per-user drafts that must survive a restart of the bot."""
+class DialogueDraft(SQLModel, table=True):
+    """A guided dialogue in progress (/update, /meeting, /decide): one per user, so it
+    survives a restart of the bot. `models.dialogue` reads and writes it."""
 
-    __tablename__ = "bot_state"
-    kind: str = Field(primary_key=True)
-    key: str = Field(primary_key=True)
-    data: Any = Field(default=None, sa_column=Column(JSON))
+    __tablename__ = "dialogue_draft"
+    user_id: int = Field(
+        sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    dialogue: str = ""
+    step: str = ""
+    touched_at: datetime = Field(default=None, sa_type=UTCDateTime)
+    # The Telegram update whose answer the row holds (a replay of it is not applied again).
+    update_id: int | None = Field(default=None, sa_type=BigInteger)
+    # The answers, where the buttons are shown, and what the step shows.
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class MeetingReply(SQLModel, table=True):

@@ -20,7 +20,7 @@ from csp_bot.bot.runner import BotRun
 from csp_bot.bot.settings import Settings
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
-from csp_bot.models.drafts import load_draft, save_draft
+from csp_bot.models.dialogue import load_draft, save_draft
 from csp_bot.models.inbox import prune_inbox
 from csp_bot.models.membership import MemberView
 from csp_bot.models.tables import InboxUpdate, ProgressUpdate
