@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -106,6 +107,11 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def quiet_after(self) -> timedelta:
+        """How long without an update makes an action quiet."""
+        return timedelta(days=self.quiet_days)
 
     def require_token(self) -> str:
         """The bot token, or a SettingsError naming the variable to set."""

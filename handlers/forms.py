@@ -19,7 +19,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, BaseHandler
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import Callback, guarded
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.keyboards import button, parts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.forms import Form, Option, Step, form_buttons, start_form
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.replies import send

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.ext import BaseHandler
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.forms import Form, Option, Step, form_buttons, refuse_forged, start_form
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command

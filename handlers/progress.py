@@ -14,13 +14,13 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.ext import BaseHandler, MessageHandler, filters
 
-from csp_bot.bot.context import Ctx
-from csp_bot.bot.templating import STATUS_MARKS
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.fallback import anything_else
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command, guarded
 from csp_bot.handlers.keyboards import button, keyboard, page_of, pager, parts
 from csp_bot.handlers.replies import acknowledge, edit_in_place, remove_buttons, send, send_text
+from csp_bot.handlers.templating import STATUS_MARKS
 from csp_bot.models.drafts import (
     Step,
     UpdateDraft,

@@ -9,13 +9,13 @@ from sqlmodel import col
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler
 
-from csp_bot.bot.context import Ctx
-from csp_bot.bot.templating import STATUS_MARKS
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.forms import refuse_forged
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import button, parts
 from csp_bot.handlers.replies import edit_in_place, send, send_text
+from csp_bot.handlers.templating import STATUS_MARKS
 from csp_bot.models.enums import Role, Status
 from csp_bot.models.errors import DomainError
 from csp_bot.models.meetings import is_invited

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from csp_bot.bot.context import CspApplication
 from csp_bot.bot.demo import EXAMPLE_PLAN
 from csp_bot.bot.emulator import BotApiEmulator
 from csp_bot.bot.settings import Settings
-from csp_bot.bot.templating import Templates
+from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.templating import Templates
 from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine

@@ -43,12 +43,12 @@ ROLE_NAMES = {
 
 
 class Templates:
-    """Renders `bot/templates/*`, escaping every value for Telegram's HTML."""
+    """Renders `handlers/templates/*`, escaping every value for Telegram's HTML."""
 
     def __init__(self, timezone: ZoneInfo) -> None:
         self.timezone = timezone
         self.env = Environment(
-            loader=PackageLoader("csp_bot.bot", "templates"),
+            loader=PackageLoader("csp_bot.handlers", "templates"),
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -71,7 +71,7 @@ class Templates:
     def paper(self) -> Environment:
         """The board paper's environment: the same filters, for HTML files (`templates/report`)."""
         env = Environment(
-            loader=PackageLoader("csp_bot.bot", "templates/report"),
+            loader=PackageLoader("csp_bot.handlers", "templates/report"),
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,

@@ -11,10 +11,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from csp_bot.bot.context import CspApplication, Ctx
-from csp_bot.bot.transport import TokenRefused
+from csp_bot.handlers.context import CspApplication, Ctx
+from csp_bot.handlers.delivery import dispatch_due
+from csp_bot.handlers.faults import TokenRefused
 from csp_bot.models.inbox import prune_inbox
-from csp_bot.scheduler.dispatch import dispatch_due
 from csp_bot.scheduler.pacing import Pacer
 
 log = logging.getLogger(__name__)
