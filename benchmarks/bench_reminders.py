@@ -42,6 +42,7 @@ from csp_bot.handlers.delivery import dispatch_due
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.enums import OrgKind, Recurrence, Role, Status
+from csp_bot.models.localtime import wall_clock
 from csp_bot.models.tables import (
     Action,
     Deadline,
@@ -56,7 +57,6 @@ from csp_bot.scheduler.due import due_reminders, recorded_index
 from csp_bot.scheduler.facts import load_facts
 from csp_bot.scheduler.pacing import OVERALL_PER_SECOND
 from csp_bot.scheduler.rounds import plan_reminders
-from csp_bot.scheduler.timing import wall_clock
 
 T = TypeVar("T")
 # A Tuesday morning in term time, 30 days before the deadline below: the reminder is due.

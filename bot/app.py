@@ -25,8 +25,9 @@ from csp_bot.handlers.templating import Templates
 from csp_bot.models.backoff import Backoff
 from csp_bot.models.clock import Clock
 from csp_bot.models.db import Database
+from csp_bot.models.localtime import parse_offsets, parse_quiet_hours
 from csp_bot.scheduler.due import Rules
-from csp_bot.scheduler.timing import WorkingCalendar, parse_offsets, parse_quiet_hours
+from csp_bot.scheduler.timing import WorkingCalendar
 
 log = logging.getLogger(__name__)
 # Handler groups that run before the features (which are in group 0).

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from csp_bot.scheduler.timing import parse_offsets, parse_quiet_hours
+from csp_bot.models.localtime import parse_offsets, parse_quiet_hours
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 

@@ -31,6 +31,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from csp_bot.models.audit import PLAN_IMPORT, Actor, record_change, record_removal, snapshot
 from csp_bot.models.enums import FundingStatus, OrgKind, Recurrence, Status
+from csp_bot.models.localtime import existing_local
 from csp_bot.models.tables import (
     Action,
     Deadline,
@@ -199,20 +200,8 @@ def parse_datetime(text: str, *, zone: ZoneInfo = PLAN_TIMEZONE) -> datetime:
             pass
         else:
             check_year(moment.year, shown=stripped)  # before converting, which may overflow
-            return _aware(moment, zone).astimezone(UTC)
+            return existing_local(moment, zone).astimezone(UTC)
     raise ValueError(f"not a date and time: {text!r} (expected e.g. 2021-04-22T14:00)")
-
-
-def _aware(moment: datetime, zone: ZoneInfo) -> datetime:
-    if moment.tzinfo is not None:
-        return moment
-    local = moment.replace(tzinfo=zone)
-    # A wall-clock time in the spring-forward gap does not exist; zoneinfo would shift it.
-    if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != moment:
-        raise ValueError(
-            f"{moment:%Y-%m-%d %H:%M} does not exist in {zone.key} (clocks go forward)"
-        )
-    return local
 
 
 # Field types of the file: each turns YAML values into domain values or says what is wrong ----
@@ -278,7 +267,7 @@ def _date(value: object) -> date:
 def _datetime(value: object) -> datetime:
     if isinstance(value, datetime):
         check_year(value.year, shown=f"{value:%Y-%m-%d %H:%M}")
-        return _aware(value, PLAN_TIMEZONE).astimezone(UTC)
+        return existing_local(value, PLAN_TIMEZONE).astimezone(UTC)
     if isinstance(value, str):
         return parse_datetime(value)
     raise ValueError(f"not a date and time: {_show(value)} (expected e.g. 2021-04-22T14:00)")

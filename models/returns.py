@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, or_, select
 
 from csp_bot.models.enums import Role, Status
+from csp_bot.models.localtime import local_moment
 from csp_bot.models.progress import ActionView, action_views
 from csp_bot.models.tables import Action, Meeting, Member, PlanInfo
-from csp_bot.scheduler.timing import local_moment
 
 
 def returns_since(session: Session, *, starts_at: datetime, zone: ZoneInfo) -> datetime | None:

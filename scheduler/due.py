@@ -25,15 +25,10 @@ from zoneinfo import ZoneInfo
 
 from csp_bot.models.deadlines import yearly_date
 from csp_bot.models.enums import Role
+from csp_bot.models.localtime import Offset, local_moment, parse_offsets
 from csp_bot.models.meetings import INVITED_ROLES
 from csp_bot.models.reminder_types import OutboxState, ReminderKind, Topic
-from csp_bot.scheduler.timing import (
-    SEARCH_DAYS,
-    Offset,
-    WorkingCalendar,
-    local_moment,
-    parse_offsets,
-)
+from csp_bot.scheduler.timing import SEARCH_DAYS, WorkingCalendar
 
 log = logging.getLogger(__name__)
 

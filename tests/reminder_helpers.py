@@ -17,11 +17,11 @@ from csp_bot.handlers.delivery import DeliveryReport, dispatch_due
 from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
+from csp_bot.models.localtime import wall_clock
 from csp_bot.models.meetings import MeetingView, schedule_meeting
 from csp_bot.models.reminder_types import OutboxState, ReminderKind
 from csp_bot.models.tables import OutboxEntry
 from csp_bot.scheduler.pacing import InstantPacer
-from csp_bot.scheduler.timing import wall_clock
 from tests.harness import PEOPLE, build_test_application
 
 LONDON = ZoneInfo("Europe/London")
