@@ -15,8 +15,8 @@ from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import button, parts
 from csp_bot.handlers.replies import acknowledge, send
+from csp_bot.models.access import ORGANISERS, is_invited
 from csp_bot.models.audit import Actor
-from csp_bot.models.enums import Role
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.meetings import (
     MeetingView,
@@ -27,7 +27,6 @@ from csp_bot.models.meetings import (
     check_meeting_title,
     get_meeting,
     ics_filename,
-    is_invited,
     meetings_ics,
     member_reply,
     reply_to_meeting,
@@ -48,7 +47,6 @@ REPLY_BUTTONS = {
     Reply.SUBSTITUTE: "👤 Substitute",
 }
 SHOWN_MEETINGS = 5
-ORGANISERS = frozenset({Role.ADMIN, Role.CHAIR})
 
 
 # --- keyboards the reminders carry too --------------------------------------------------------

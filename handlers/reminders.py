@@ -16,9 +16,9 @@ from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import button, parts
 from csp_bot.handlers.replies import edit_in_place, send, send_text
 from csp_bot.handlers.templating import STATUS_MARKS
-from csp_bot.models.enums import Role, Status
+from csp_bot.models.access import CHAIRS, UPDATERS, is_invited
+from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
-from csp_bot.models.meetings import is_invited
 from csp_bot.models.membership import MemberView
 from csp_bot.models.progress import action_views, log_progress
 from csp_bot.models.reminder_types import Topic
@@ -105,7 +105,7 @@ async def _snooze_checkin(update: Update, context: Ctx, action_id: int, ref: str
     query = update.callback_query
     assert query is not None
     member = context.acting_member
-    if member.role not in (Role.ADMIN, Role.CHAIR, Role.PARTNER):
+    if member.role not in UPDATERS:
         await query.answer("Only those who update actions can snooze a check-in.", show_alert=True)
         return
     until = context.now() + SNOOZE_ACTION
@@ -121,7 +121,7 @@ async def _snooze_checkin(update: Update, context: Ctx, action_id: int, ref: str
 def topics_for(member: MemberView) -> list[Topic]:
     """The kinds of reminder this member can get."""
     topics = list(Topic)
-    if member.role not in (Role.ADMIN, Role.CHAIR):
+    if member.role not in CHAIRS:
         topics = [topic for topic in topics if topic not in CHAIR_TOPICS]
     if not is_invited(member.role):
         topics.remove(Topic.MEETINGS)

@@ -10,15 +10,13 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from csp_bot.models.access import INVITED, is_invited
 from csp_bot.models.audit import Actor, record_change, record_removal
-from csp_bot.models.enums import Role
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.reminder_types import Reply
 from csp_bot.models.tables import Meeting, MeetingReply, Member, Organisation
 from csp_bot.models.texts import clean_text, parse_when
 
-# Who is invited to board meetings (and so reminded, and counted for quorum).
-INVITED_ROLES = frozenset({Role.ADMIN, Role.CHAIR, Role.BOARD})
 TITLE_LIMIT = 120
 LOCATION_LIMIT = 300
 AGENDA_ITEM_LIMIT = 300
@@ -180,10 +178,6 @@ class Attendance:
         return self.coming >= self.quorum
 
 
-def is_invited(role: Role) -> bool:
-    return role in INVITED_ROLES
-
-
 def reply_to_meeting(
     session: Session, *, meeting_id: int, member_id: int, reply: Reply, at: datetime
 ) -> MeetingView:
@@ -222,7 +216,7 @@ def attendance(session: Session, *, meeting_id: int) -> Attendance:
     rows = session.exec(
         select(Member, Organisation.name)
         .join(Organisation, col(Organisation.id) == Member.organisation_id)
-        .where(col(Member.active).is_(True), col(Member.role).in_(INVITED_ROLES))
+        .where(col(Member.active).is_(True), col(Member.role).in_(INVITED))
         .order_by(col(Organisation.name), col(Member.name))
     ).all()
     invitees = tuple(

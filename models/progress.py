@@ -19,8 +19,9 @@ from sqlalchemy import ColumnElement, case, func
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
+from csp_bot.models import access
 from csp_bot.models.audit import Actor, record_change, snapshot
-from csp_bot.models.enums import Role, Status
+from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.membership import MemberView, member_view
 from csp_bot.models.tables import Action, Member, Organisation, Priority, ProgressUpdate
@@ -28,8 +29,6 @@ from csp_bot.models.types import as_utc
 
 NOTE_LIMIT = 1000
 UNDO_WINDOW = timedelta(minutes=15)
-# Roles that may update any action; partners may update their own organisation's.
-UPDATE_ANY = frozenset({Role.ADMIN, Role.CHAIR})
 # Worst first: the order in which exception lists show statuses.
 STATUS_ORDER = (Status.RED, Status.AMBER, Status.NOT_STARTED, Status.GREEN, Status.COMPLETE)
 _RANK = {Status.RED: 0, Status.AMBER: 1, Status.GREEN: 2, Status.COMPLETE: 3}
@@ -133,14 +132,16 @@ def normalise_ref(ref: str) -> str:
 
 def may_update(member: MemberView, lead_organisation_id: int) -> bool:
     """Chair and coordinator may update any action; partners their own organisation's."""
-    if member.role in UPDATE_ANY:
-        return True
-    return member.role == Role.PARTNER and member.organisation_id == lead_organisation_id
+    return access.may_update(
+        member.role,
+        organisation_id=member.organisation_id,
+        lead_organisation_id=lead_organisation_id,
+    )
 
 
 def refusal(member: MemberView, action: ActionView) -> str:
     """Why `member` may not update `action`, in words they can act on."""
-    if member.role == Role.PARTNER:
+    if member.role in access.UPDATE_OWN:
         return (
             f"{action.ref} is led by {action.lead_organisation}. Partners can update only "
             f"their own organisation's actions ({member.organisation})."
@@ -246,9 +247,9 @@ def updatable_actions(
     session: Session, *, member: MemberView, at: datetime, quiet_after: timedelta
 ) -> list[ActionView]:
     """What `member` may update, open actions first."""
-    if member.role in UPDATE_ANY:
+    if member.role in access.UPDATE_ANY:
         views = action_views(session, at=at, quiet_after=quiet_after)
-    elif member.role == Role.PARTNER:
+    elif member.role in access.UPDATE_OWN:
         views = organisation_actions(
             session, organisation_id=member.organisation_id, at=at, quiet_after=quiet_after
         )

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, or_, select
 
+from csp_bot.models.access import ORGANISATION_CONTACTS
 from csp_bot.models.enums import Role, Status
 from csp_bot.models.localtime import local_moment
 from csp_bot.models.progress import ActionView, action_views
@@ -76,7 +77,11 @@ def asked_about(
         view
         for view in views
         if owners.get(view.id) == member_id
-        or (view.id not in owners and role == Role.PARTNER and view.lead_organisation_id == org)
+        or (
+            view.id not in owners
+            and role in ORGANISATION_CONTACTS
+            and view.lead_organisation_id == org
+        )
     ]
 
 
