@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlmodel import Session, select
 from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.ext import BaseHandler
 
@@ -21,6 +20,7 @@ from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.meetings import (
     MeetingView,
     attendance,
+    board_name,
     check_agenda,
     check_location,
     check_meeting_time,
@@ -34,7 +34,6 @@ from csp_bot.models.meetings import (
     upcoming_meetings,
 )
 from csp_bot.models.reminder_types import Reply
-from csp_bot.models.tables import PlanInfo
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +67,8 @@ def reply_keyboard(meeting_id: int, *, chosen: Reply | None = None) -> InlineKey
 
 async def _board_name(context: Ctx, values: dict[str, str]) -> list[Option]:
     """The board's name from the plan, as a one-tap title."""
-    board = await context.db.run(_plan_board)
+    board = await context.db.run(board_name)
     return [Option(board, "board", board)] if board else []
-
-
-def _plan_board(session: Session) -> str | None:
-    plan = session.exec(select(PlanInfo)).first()
-    return None if plan is None else plan.board
 
 
 async def _read_title(context: Ctx, text: str, values: dict[str, str]) -> str:

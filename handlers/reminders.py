@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlmodel import col
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler
 
@@ -20,10 +19,9 @@ from csp_bot.models.access import CHAIRS, UPDATERS, is_invited
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
 from csp_bot.models.membership import MemberView
-from csp_bot.models.progress import action_views, log_progress
+from csp_bot.models.progress import action_by_id, log_progress
 from csp_bot.models.reminder_types import Topic
 from csp_bot.models.reminders import Preferences, get_preferences, set_topic, snooze, snooze_action
-from csp_bot.models.tables import Action
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +62,16 @@ async def on_checkin_button(update: Update, context: Ctx) -> None:
     ):
         await refuse_forged(update, context)
         return
-    views = await context.db.run(
-        action_views,
-        at=context.now(),
-        quiet_after=context.quiet_after,
-        where=col(Action.id) == int(pieces[1]),
+    view = await context.db.run(
+        action_by_id, action_id=int(pieces[1]), at=context.now(), quiet_after=context.quiet_after
     )
-    if not views:
+    if view is None:
         await refuse_forged(update, context)
         return
     if pieces[2] == SNOOZE_CODE:
-        await _snooze_checkin(update, context, views[0].id, views[0].ref)
+        await _snooze_checkin(update, context, view.id, view.ref)
     else:
-        await _record_checkin(update, context, views[0].ref, CHECKIN_STATUSES[pieces[2]])
+        await _record_checkin(update, context, view.ref, CHECKIN_STATUSES[pieces[2]])
 
 
 async def _record_checkin(update: Update, context: Ctx, ref: str, status: Status) -> None:

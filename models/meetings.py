@@ -14,7 +14,7 @@ from csp_bot.models.access import INVITED, is_invited
 from csp_bot.models.audit import Actor, record_change, record_removal
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.reminder_types import Reply
-from csp_bot.models.tables import Meeting, MeetingReply, Member, Organisation
+from csp_bot.models.tables import Meeting, MeetingReply, Member, Organisation, PlanInfo
 from csp_bot.models.texts import clean_text, parse_when
 
 TITLE_LIMIT = 120
@@ -176,6 +176,12 @@ class Attendance:
     @property
     def quorate(self) -> bool:
         return self.coming >= self.quorum
+
+
+def board_name(session: Session) -> str | None:
+    """The board's name from the plan (None before a plan is loaded): a meeting's usual title."""
+    plan = session.exec(select(PlanInfo)).first()
+    return None if plan is None else plan.board
 
 
 def reply_to_meeting(

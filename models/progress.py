@@ -152,10 +152,30 @@ def refusal(member: MemberView, action: ActionView) -> str:
 # --- the query layer -------------------------------------------------------------------
 
 
-def action_views(
-    session: Session, *, at: datetime, quiet_after: timedelta, where: Any = None
+def action_views(session: Session, *, at: datetime, quiet_after: timedelta) -> list[ActionView]:
+    """Every action, in plan order, each with its exception flags."""
+    return query_action_views(session, at=at, quiet_after=quiet_after)
+
+
+def action_by_id(
+    session: Session, *, action_id: int, at: datetime, quiet_after: timedelta
+) -> ActionView | None:
+    """One action with its exception flags; None if there is no such action."""
+    where = col(Action.id) == action_id
+    views = query_action_views(session, at=at, quiet_after=quiet_after, where=where)
+    return views[0] if views else None
+
+
+def query_action_views(
+    session: Session,
+    *,
+    at: datetime,
+    quiet_after: timedelta,
+    where: ColumnElement[bool] | None = None,
 ) -> list[ActionView]:
-    """Actions (filtered by `where`), in plan order, each with its exception flags.
+    """Actions (filtered by the SQL condition `where`), in plan order, with exception flags.
+
+    For the domain's own operations: above `models`, callers use the named ones.
 
     One statement whatever the number of actions, and no pass over every update: see
     `_last_update_at`.
@@ -240,7 +260,7 @@ def organisation_actions(
 ) -> list[ActionView]:
     """The actions an organisation leads (a partner's /my)."""
     condition = col(Action.lead_organisation_id) == organisation_id
-    return action_views(session, at=at, quiet_after=quiet_after, where=condition)
+    return query_action_views(session, at=at, quiet_after=quiet_after, where=condition)
 
 
 def updatable_actions(
@@ -261,7 +281,9 @@ def updatable_actions(
 def find_action(session: Session, *, ref: str, at: datetime, quiet_after: timedelta) -> ActionView:
     """The action with this reference (any case), or UnknownAction with the closest ones."""
     wanted = normalise_ref(ref)
-    found = action_views(session, at=at, quiet_after=quiet_after, where=col(Action.ref) == wanted)
+    found = query_action_views(
+        session, at=at, quiet_after=quiet_after, where=col(Action.ref) == wanted
+    )
     if not found:
         raise UnknownAction(wanted, closest_refs(session, ref=wanted))
     return found[0]
@@ -286,7 +308,7 @@ def priority_actions(
         codes = ", ".join(session.exec(select(Priority.code).order_by(col(Priority.id))).all())
         raise NotFound(f"No priority {code.strip().upper()}. The priorities are {codes}.")
     condition = col(Action.priority_id) == priority.id
-    return priority, action_views(session, at=at, quiet_after=quiet_after, where=condition)
+    return priority, query_action_views(session, at=at, quiet_after=quiet_after, where=condition)
 
 
 def status_overview(
@@ -435,7 +457,7 @@ def _locked_action(session: Session, ref: str) -> Action:
 
 
 def _view_of(session: Session, action: Action, at: datetime, quiet_after: timedelta) -> ActionView:
-    return action_views(session, at=at, quiet_after=quiet_after, where=_is(action))[0]
+    return query_action_views(session, at=at, quiet_after=quiet_after, where=_is(action))[0]
 
 
 def _is(action: Action) -> ColumnElement[bool]:

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, or_, select
 from csp_bot.models.access import ORGANISATION_CONTACTS
 from csp_bot.models.enums import Role, Status
 from csp_bot.models.localtime import local_moment
-from csp_bot.models.progress import ActionView, action_views
+from csp_bot.models.progress import ActionView, query_action_views
 from csp_bot.models.tables import Action, Meeting, Member, PlanInfo
 
 
@@ -54,7 +54,7 @@ def awaiting_returns(
             col(Action.owner_member_id) == member.id,
             col(Action.lead_organisation_id) == member.organisation_id,
         )
-    views = action_views(session, at=at, quiet_after=quiet_after, where=where)
+    views = query_action_views(session, at=at, quiet_after=quiet_after, where=where)
     return [view for view in views if awaiting(view, since)]
 
 
