@@ -44,7 +44,7 @@ from csp_bot.models.db import Database
 from csp_bot.models.meetings import schedule_meeting
 from csp_bot.models.membership import add_member
 from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan import import_plan_file
+from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.reminder_types import ReminderKind
 from csp_bot.models.tables import Action, Meeting, Member, Organisation, OutboxEntry, ProgressUpdate
 

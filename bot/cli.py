@@ -32,7 +32,8 @@ from csp_bot.models.meetings import (
 )
 from csp_bot.models.membership import add_member, create_invite
 from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan import PlanError, import_plan_file
+from csp_bot.models.plan_checks import PlanError
+from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.reminders import set_action_owner
 from csp_bot.models.summary import board_paper
 

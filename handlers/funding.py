@@ -25,7 +25,7 @@ from csp_bot.models.funding import (
     stream_choices,
 )
 from csp_bot.models.membership import find_organisation
-from csp_bot.models.plan import format_financial_year, format_money
+from csp_bot.models.values import format_financial_year, format_money
 
 
 async def funding_command(update: Update, context: Ctx) -> None:

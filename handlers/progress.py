@@ -32,7 +32,6 @@ from csp_bot.models.drafts import (
 )
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
-from csp_bot.models.plan import parse_status
 from csp_bot.models.progress import (
     ActionView,
     NotPermitted,
@@ -45,6 +44,7 @@ from csp_bot.models.progress import (
     undo_last_update,
     updatable_actions,
 )
+from csp_bot.models.values import parse_status
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from markupsafe import Markup, escape
 
 from csp_bot.models.enums import Role, Status
 from csp_bot.models.localtime import day_phrase, local_day
-from csp_bot.models.plan import format_financial_year, format_money
 from csp_bot.models.progress import Direction
 from csp_bot.models.summary import LatestUpdate
+from csp_bot.models.values import format_financial_year, format_money
 
 STATUS_MARKS = {
     Status.NOT_STARTED: "⚪",

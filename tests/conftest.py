@@ -23,7 +23,7 @@ from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
 from csp_bot.models.membership import MemberView, add_member
 from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan import import_plan_file
+from csp_bot.models.plan_import import import_plan_file
 from tests.harness import PEOPLE, Harness, Person, build_test_application
 
 POSTGRES_URL = os.environ.get("CSPBOT_TEST_DATABASE_URL")
