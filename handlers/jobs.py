@@ -1,4 +1,4 @@
-"""The JobQueue wiring: one named job wakes the dispatcher every minute.
+"""The JobQueue wiring: named jobs that wake the reminder delivery and prune the inbox.
 
 The job holds no reminders itself. After downtime the first run finds in the database what
 was missed, so nothing depends on APScheduler catching up on missed runs.

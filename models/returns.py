@@ -1,5 +1,7 @@
-"""Returns before a board meeting: which actions have had no update since the last meeting,
-who is asked about them, and which organisations have not returned."""
+"""Returns before a board meeting: the actions not updated since the last one, and who owes them.
+
+Who is asked about which action, and which organisations have not returned.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Small pieces of the bot's own state (guided updates and forms in progress), kept in the
-`bot_state` table as JSON by kind and key, so a restart loses nothing."""
+"""The bot's own small state (dialogues in progress), as JSON by kind and key in `bot_state`.
+
+Kept in the database, so a restart loses nothing.
+"""
 
 from __future__ import annotations
 
