@@ -182,7 +182,7 @@ def only_the_chair_is_invited(db: Database, people: dict[str, MemberView]) -> No
 
 
 async def crash_at(app: CspApplication, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
-    """Run the dispatcher and kill it at `step` (a function in `scheduler.dispatch`)."""
+    """Run the dispatcher and kill it at `step` (a function in `handlers.delivery`)."""
     real = getattr(dispatch, step)
 
     def die(session: Session, **values: Any) -> None:
