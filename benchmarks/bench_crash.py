@@ -47,6 +47,7 @@ from csp_bot.models.migrate import upgrade
 from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.reminder_types import ReminderKind
 from csp_bot.models.tables import Action, Meeting, Member, Organisation, OutboxEntry, ProgressUpdate
+from csp_bot.scheduler.dispatch import RETRY_BACKOFF
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = ROOT / "examples" / "north-northants-csp-2021-22.yaml"
@@ -412,9 +413,11 @@ def fault_phase(world: World, seconds_per_partner: int) -> bool:
     stop.set()
     for thread in threads:
         thread.join(timeout=REPLY_WAIT + 5)
-    settle(world, title, timeout=120)
+    # The episode ends; reminders it refused wait out their backoff and go then. Wait long
+    # enough for one refused five times in a row (at 30% a try, rare but possible).
     for fault in faults:
         world.emulator.faults.remove(fault)
+    settle(world, title, timeout=sum(RETRY_BACKOFF.wait(n) for n in range(1, 6)) + 60)
     sent, stored, lost, doubled = update_figures(world.partners, stored_notes(world.database_url))
     due, delivered, r_lost, r_doubled, states = reminder_figures(world, title)
     print(f"fault phase: 502 on 20%, reset on 10% of sendMessage; outbox {dict(states)}")

@@ -5,8 +5,9 @@ The bot runs in-process against the Bot API emulator (no sockets), on the sample
 
 1. Throughput through the inbox, as `csp-bot run` takes updates: the updates wait in the
    emulator, the poller fetches them in batches of up to 100, each batch is committed to
-   the inbox in one transaction, then handled chat by chat. Target: at least 90 a second
-   on SQLite (what the bot managed before the inbox, handling updates one at a time).
+   the inbox in one transaction, then handled chat by chat. Target: at least as fast as
+   the path without the inbox measured in the same run (about 90 a second on SQLite on an
+   idle 2-core machine, handling updates one at a time).
 2. The same updates handed straight to `Application.process_update` one at a time, with no
    inbox: the path the bot took before, for comparison.
 3. The reply time of a single update (median of many, one at a time) through each path.
@@ -47,6 +48,7 @@ PLAN = Path(__file__).resolve().parent.parent / "examples" / "north-northants-cs
 POLICE = "Northants Police"
 START = FakeClock(datetime(2021, 6, 10, 9, 0, tzinfo=UTC))
 FRESH_IDS = 10_000_000
+WARM_UP = 200
 PARTNERS = [EmulatedUser(5000 + n, f"Partner{n}") for n in range(15)]
 
 
@@ -101,10 +103,15 @@ async def straight_through(settings: Settings, db: Database, count: int) -> floa
 
 
 async def reply_times(settings: Settings, db: Database, runs: int) -> tuple[float, float]:
-    """Median milliseconds from a partner's message to the bot's reply: inbox, direct."""
+    """Median milliseconds from a partner's message to the bot's reply: inbox, direct.
+
+    Both are timed to the moment the reply reaches the emulator (`changed_at`), alternating
+    one through each path, so that neither gains from running later with warmer caches.
+    """
     emulator = BotApiEmulator(clock=START)
     application = build_test_application(settings, db, START, emulator)
     inbox: list[float] = []
+    direct: list[float] = []
     async with BotRun(application, lambda intake: Poller(intake, timeout=1).run()) as running:
         for n in range(runs):
             payload = emulator.build_message_update(PARTNERS[0], f"/update SOC-1 green r{n}")
@@ -113,44 +120,53 @@ async def reply_times(settings: Settings, db: Database, runs: int) -> tuple[floa
             started = time.perf_counter()
             await running.intake.accept([payload])
             await asyncio.to_thread(wait_for_replies, emulator, seen + 1)
-            inbox.append((time.perf_counter() - started) * 1000)
-        direct: list[float] = []
-        for n in range(runs):
+            inbox.append((emulator.changed_at - started) * 1000)
+            await asyncio.sleep(0.01)  # its update is marked done meanwhile, as when idle
             payload = emulator.build_message_update(PARTNERS[1], f"/update SOC-1 green d{n}")
             started = time.perf_counter()
             await application.process_update(Update.de_json(payload, application.bot))
-            direct.append((time.perf_counter() - started) * 1000)
+            direct.append((emulator.changed_at - started) * 1000)
     return statistics.median(inbox), statistics.median(direct)
 
 
 def wait_for_replies(emulator: BotApiEmulator, count: int) -> None:
+    # Looks every 20 ms rather than at every change: counting copies the emulator's whole
+    # message list under its lock, which at each of a thousand replies would slow the bot.
     while len(emulator.messages()) < count:
-        emulator.wait_for_change(emulator.events, timeout=1.0)
+        time.sleep(0.02)
 
 
-async def main() -> None:
+async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--database-url", default=None)
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()  # `./dev bench` passes its arguments to every script
     with tempfile.TemporaryDirectory() as folder:
         url = args.database_url or f"sqlite:///{folder}/bench.db"
         settings = Settings(database_url=url, telegram_token=None, quiet_hours="off")
         db = seeded(url)
         backend = db.engine.dialect.name
         print(f"one-line /update, {backend}, load {os.getloadavg()[0]:.2f}")
+        # Whichever path ran first would pay for compiling statements and templates.
+        await straight_through(settings, db, WARM_UP)
         inbox_rate = await through_the_inbox(settings, db, args.updates)
         direct_rate = await straight_through(settings, db, args.updates)
         inbox_ms, direct_ms = await reply_times(settings, db, args.runs)
-        print(f"  through the inbox: {inbox_rate:6.1f} a second (target: at least 90)")
-        print(f"  straight through:  {direct_rate:6.1f} a second (no inbox, for comparison)")
-        print(
-            f"  reply time, median: {inbox_ms:.1f} ms through the inbox, {direct_ms:.1f} ms "
-            f"straight through: +{inbox_ms - direct_ms:.1f} ms (target: at most +2 ms)"
-        )
         db.close()
+    added = inbox_ms - direct_ms
+    print(
+        f"  through the inbox: {inbox_rate:6.1f} a second "
+        f"(target: at least the path without it, and about 90 on an idle 2-core machine)"
+    )
+    print(f"  straight through:  {direct_rate:6.1f} a second (no inbox: the path before it)")
+    print(
+        f"  reply time, median: {inbox_ms:.1f} ms through the inbox, {direct_ms:.1f} ms "
+        f"straight through: {added:+.1f} ms (target: at most +2 ms)"
+    )
+    # Load moves both rates together, so the inbox is judged against the path beside it.
+    return 0 if inbox_rate >= direct_rate and added <= 2.0 else 1
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

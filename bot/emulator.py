@@ -755,6 +755,9 @@ class BotApiEmulator:
         self.enforce_limits = enforce_limits
         self.too_many_requests = 0
         self.events = 0  # bumped whenever the user's view changes
+        # `time.perf_counter()` at that moment: benchmarks time replies by it, not by when
+        # their own waiting wakes up.
+        self.changed_at = 0.0
         self._clock = clock or _utc_now
         self._cond = threading.Condition()
         self._pending: list[JSON] = []
@@ -1166,6 +1169,7 @@ class BotApiEmulator:
 
     def _changed(self) -> None:
         self.events += 1
+        self.changed_at = time.perf_counter()
         self._cond.notify_all()
 
     def _new_message_id(self, chat_id: int) -> int:

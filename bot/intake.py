@@ -50,15 +50,24 @@ class Intake:
         """Commit a batch to the inbox and queue what is new; returns how many were new.
 
         Returns only after the commit: the caller may then confirm the batch to Telegram.
+        An update that cannot be read is stored and marked done at once: retrying cannot
+        make it readable, and holding it back would hold up every update after it.
         """
-        updates = [Update.de_json(payload, self.application.bot) for payload in payloads]
+        read = [self._read(payload) for payload in payloads]
         received = [
-            Received(update.update_id, chat_key(update), payload)
-            for update, payload in zip(updates, payloads, strict=True)
+            Received(int(payload["update_id"]), chat_key(update) if update else 0, payload)
+            for payload, update in zip(payloads, read, strict=True)
         ]
-        fresh = set(await self.db.run(store_received, updates=received, at=self.clock()))
-        for update in updates:
-            if update.update_id in fresh:
+        unreadable = [
+            item.update_id for item, update in zip(received, read, strict=True) if not update
+        ]
+        fresh = set(
+            await self.db.run(
+                store_received, updates=received, unreadable=unreadable, at=self.clock()
+            )
+        )
+        for update in read:
+            if update is not None and update.update_id in fresh:
                 await self.application.update_queue.put(update)
         return len(fresh)
 
@@ -66,11 +75,21 @@ class Intake:
         """Queue what an earlier run stored and did not finish, oldest first."""
         unfinished = await self.db.run(unfinished_updates)
         for received in unfinished:
-            update = Update.de_json(received.payload, self.application.bot)
-            await self.application.update_queue.put(update)
+            update = self._read(received.payload)
+            if update is not None:
+                await self.application.update_queue.put(update)
         if unfinished:
             log.info("resuming %d updates stored before the last stop", len(unfinished))
         return len(unfinished)
+
+    def _read(self, payload: dict[str, Any]) -> Update | None:
+        try:
+            return Update.de_json(payload, self.application.bot)
+        except Exception:
+            log.exception(
+                "update %s cannot be read; it is stored, not handled", payload["update_id"]
+            )
+            return None
 
 
 class ChatOrderedProcessor(BaseUpdateProcessor):
@@ -79,6 +98,11 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     The base class's own bound is set out of the way: updates wait for their chat first and
     take one of the `concurrent` slots only when their turn has come, so a slow chat with a
     queue of its own never holds slots that other chats could use.
+
+    Handled updates are marked done in batches: while one batch is being written, the
+    updates that finish meanwhile wait for the next, so a busy bot spends one transaction
+    on many of them. One that a crash catches handled but not yet marked is handled again
+    on the next start, which only repeats its reply (effects are keyed on the update).
     """
 
     def __init__(self, db: Database, clock: Clock, *, concurrent: int = CONCURRENT_CHATS) -> None:
@@ -88,6 +112,8 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._slots = asyncio.Semaphore(concurrent)
         self._chats: dict[int, asyncio.Lock] = {}
         self._queued: dict[int, int] = {}
+        self._handled: list[int] = []
+        self._marking: asyncio.Task[None] | None = None
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Wait for the chat's earlier updates and a free slot, process, mark it done."""
@@ -98,15 +124,32 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             async with lock, self._slots:
                 await coroutine
                 if isinstance(update, Update):
-                    await self.db.run(mark_done, update_ids=[update.update_id], at=self.clock())
+                    self._mark_handled(update.update_id)
         finally:
             self._queued[key] -= 1
             if not self._queued[key]:  # nothing else waits in this chat: forget its lock
                 del self._queued[key]
                 del self._chats[key]
 
+    def _mark_handled(self, update_id: int) -> None:
+        self._handled.append(update_id)
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._write_handled())
+
+    async def _write_handled(self) -> None:
+        """Mark done what has been handled, a batch at a time, until none is left."""
+        while self._handled:
+            batch, self._handled = self._handled, []
+            try:
+                await self.db.run(mark_done, update_ids=batch, at=self.clock())
+            except Exception:
+                # Left unfinished in the inbox: the next start handles them again.
+                log.exception("could not mark %d handled updates done", len(batch))
+
     async def initialize(self) -> None:
         """Nothing to open."""
 
     async def shutdown(self) -> None:
-        """Nothing to close."""
+        """Write the last batch of handled updates before the database is closed."""
+        if self._marking is not None:
+            await self._marking

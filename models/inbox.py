@@ -29,35 +29,44 @@ class Received:
     payload: dict[str, Any]
 
 
-def store_received(session: Session, *, updates: Sequence[Received], at: datetime) -> list[int]:
+def store_received(
+    session: Session, *, updates: Sequence[Received], at: datetime, unreadable: Sequence[int] = ()
+) -> list[int]:
     """Store a batch of updates; one already stored is left as it is.
 
-    Returns the ids stored now, in order: only these are new to this bot.
+    Those in `unreadable` are stored as done: nothing will handle them. Returns the ids
+    stored now, in the order given: only these are new to this bot.
     """
     if not updates:
         return []
-    known = set(
-        session.exec(
-            select(InboxUpdate.update_id).where(
-                col(InboxUpdate.update_id).in_([update.update_id for update in updates])
-            )
-        ).all()
+    rows = [
+        {
+            "update_id": update.update_id,
+            "chat_key": update.chat_key,
+            "payload": update.payload,
+            "received_at": at,
+            "done_at": at if update.update_id in unreadable else None,
+        }
+        for update in updates
+    ]
+    # One statement, no read first: this runs before every reply, so it is kept lean. A
+    # redelivered update, or one another instance stores at the same moment, is skipped
+    # by the conflict clause, and RETURNING names only the rows this statement inserted.
+    stored = set(
+        session.connection()
+        .execute(_insert_new(session).returning(_INBOX.c.update_id), rows)
+        .scalars()
     )
-    fresh = [update for update in updates if update.update_id not in known]
-    if fresh:
-        rows = [
-            {
-                "update_id": update.update_id,
-                "chat_key": update.chat_key,
-                "payload": update.payload,
-                "received_at": at,
-            }
-            for update in fresh
-        ]
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        # Another instance may store the same update at the same moment: neither fails.
-        session.execute(dialect.insert(InboxUpdate).values(rows).on_conflict_do_nothing())
-    return [update.update_id for update in fresh]
+    return [update.update_id for update in updates if update.update_id in stored]
+
+
+_INBOX: sa.Table = InboxUpdate.__table__  # type: ignore[attr-defined]
+
+
+def _insert_new(session: Session) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING, in the dialect of the session's database."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(_INBOX).on_conflict_do_nothing()
 
 
 def unfinished_updates(session: Session) -> list[Received]:

@@ -106,6 +106,19 @@ async def test_the_right_secret_stores_the_update_before_answering_200(
     assert row.done_at is None  # stored; the bot is not started, so not yet handled
 
 
+async def test_an_update_the_bot_cannot_read_is_stored_as_done_and_does_not_block(
+    client: httpx.AsyncClient, db: Database, app: CspApplication
+) -> None:
+    unreadable = {"update_id": 50, "message": {"message_id": 1, "text": "no date, no chat"}}
+    assert (await post(client, unreadable)).status_code == 200  # else Telegram resends it
+    assert (await post(client, start_update(51))).status_code == 200
+    rows = stored(db)
+    assert [(row.update_id, row.done_at is not None) for row in rows] == [(50, True), (51, False)]
+    assert rows[0].payload == unreadable  # kept as it came, for whoever looks into it
+    queued = app.update_queue.get_nowait()
+    assert queued.update_id == 51 and app.update_queue.empty()  # only the readable one
+
+
 async def test_the_same_update_posted_twice_is_stored_once(
     client: httpx.AsyncClient, db: Database
 ) -> None:
