@@ -39,15 +39,15 @@ from sqlmodel import Session, col, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, Fault, SentMessage
+from csp_bot.handlers.delivery import RETRY_BACKOFF
 from csp_bot.models.audit import CLI
 from csp_bot.models.db import Database
 from csp_bot.models.meetings import schedule_meeting
 from csp_bot.models.membership import add_member
 from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan import import_plan_file
+from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.reminder_types import ReminderKind
 from csp_bot.models.tables import Action, Meeting, Member, Organisation, OutboxEntry, ProgressUpdate
-from csp_bot.scheduler.dispatch import RETRY_BACKOFF
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = ROOT / "examples" / "north-northants-csp-2021-22.yaml"

@@ -34,13 +34,15 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from csp_bot.bot.app import build_application
+from csp_bot.bot.app import build_application, reminder_rules
 from csp_bot.bot.emulator import BotApiEmulator, EmulatorServer
 from csp_bot.bot.runner import make_services
 from csp_bot.bot.settings import Settings
+from csp_bot.handlers.delivery import dispatch_due
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.enums import OrgKind, Recurrence, Role, Status
+from csp_bot.models.localtime import wall_clock
 from csp_bot.models.tables import (
     Action,
     Deadline,
@@ -51,11 +53,10 @@ from csp_bot.models.tables import (
     Priority,
     ProgressUpdate,
 )
-from csp_bot.scheduler.dispatch import dispatch_due, plan_reminders, rules_from
 from csp_bot.scheduler.due import due_reminders, recorded_index
 from csp_bot.scheduler.facts import load_facts
 from csp_bot.scheduler.pacing import OVERALL_PER_SECOND
-from csp_bot.scheduler.timing import wall_clock
+from csp_bot.scheduler.rounds import plan_reminders
 
 T = TypeVar("T")
 # A Tuesday morning in term time, 30 days before the deadline below: the reminder is due.
@@ -194,7 +195,7 @@ def planning(path: Path, actions: int, meetings: int) -> bool:
     settings = Settings(database_url=f"sqlite:///{path}", telegram_token=None)
     services = make_services(settings, clock=FakeClock(NOW))
     seed_plan(services.db, actions, meetings)
-    rules = rules_from(settings)
+    rules = reminder_rules(settings)
     services.db.call(plan_reminders, rules=rules, now=NOW)  # the first run records what is due
     load_ms, facts = best_of(5, lambda: services.db.call(load_facts, now=NOW, zone=settings.tz))
     later = NOW + timedelta(minutes=1)

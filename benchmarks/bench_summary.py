@@ -42,12 +42,12 @@ from telegram import Update
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.support.large_plan import NOW, build_large_plan
-from csp_bot.bot.app import build_application
-from csp_bot.bot.context import CspApplication, Services
+from csp_bot.bot.app import build_application, services_for
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorRequest
-from csp_bot.bot.report import actions_csv, paper_html, rag_chart
 from csp_bot.bot.settings import Settings
-from csp_bot.bot.templating import Templates
+from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.report import actions_csv, paper_html, rag_chart
+from csp_bot.handlers.templating import Templates
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
 from csp_bot.models.migrate import upgrade
@@ -125,8 +125,8 @@ async def measure(url: str, runs: int) -> int:
     counter = StatementCounter()
     event.listen(db.engine, "before_cursor_execute", counter)
     emulator = BotApiEmulator(clock=FakeClock(NOW))
-    templates = Templates(settings.tz)
-    services = Services(settings=settings, db=db, clock=FakeClock(NOW), templates=templates)
+    services = services_for(settings, db=db, clock=FakeClock(NOW))
+    templates = services.templates
     app = build_application(
         services,
         token=emulator.token,

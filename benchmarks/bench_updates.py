@@ -41,7 +41,7 @@ from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
 from csp_bot.models.membership import add_member
 from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan import import_plan_file
+from csp_bot.models.plan_import import import_plan_file
 from tests.harness import build_test_application
 
 PLAN = Path(__file__).resolve().parent.parent / "examples" / "north-northants-csp-2021-22.yaml"

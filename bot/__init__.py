@@ -1,4 +1,4 @@
-"""Assembly of CSP Bot: settings, the Application, templates, the CLI and the demo."""
+"""The top layer, assembly: settings, building and running the Application, the CLI, the demo."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Building the Application: services, handlers, defaults and the command menu."""
+"""Building the Application: services from the settings, handlers, defaults, the menu."""
 
 from __future__ import annotations
 
@@ -13,14 +13,21 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
-from csp_bot.bot.context import CspApplication, Ctx, Services
 from csp_bot.bot.intake import CONCURRENT_CHATS, ChatOrderedProcessor
+from csp_bot.bot.settings import Settings
 from csp_bot.bot.transport import ResilientRequest, Sleep
+from csp_bot.handlers.context import CspApplication, Ctx, Options, Services
 from csp_bot.handlers.errors import note_writes, on_error
+from csp_bot.handlers.jobs import install_reminder_jobs
 from csp_bot.handlers.policy import COMMANDS
 from csp_bot.handlers.registry import all_handlers, first_look_handlers
+from csp_bot.handlers.templating import Templates
 from csp_bot.models.backoff import Backoff
-from csp_bot.scheduler.jobs import install_reminder_jobs
+from csp_bot.models.clock import Clock
+from csp_bot.models.db import Database
+from csp_bot.models.localtime import parse_offsets, parse_quiet_hours
+from csp_bot.scheduler.due import Rules
+from csp_bot.scheduler.timing import WorkingCalendar
 
 log = logging.getLogger(__name__)
 # Handler groups that run before the features (which are in group 0).
@@ -29,6 +36,41 @@ FIRST_LOOK = -1
 # Replies are tried for about 20 seconds; polling tries until Telegram answers.
 REPLY_BACKOFF = Backoff(first=0.5, ceiling=8.0, tries=6)
 POLLING_BACKOFF = Backoff(first=1.0, ceiling=30.0, tries=None)
+
+
+def reminder_rules(settings: Settings) -> Rules:
+    """The reminder rules the settings describe."""
+    return Rules(
+        zone=settings.tz,
+        calendar=WorkingCalendar(parse_quiet_hours(settings.quiet_hours), settings.tz),
+        meeting_offsets=parse_offsets(settings.meeting_reminders),
+        deadline_offsets=parse_offsets(settings.deadline_reminders),
+        action_offsets=parse_offsets(settings.action_reminders),
+        quiet_after=settings.quiet_after,
+    )
+
+
+def options_from(settings: Settings) -> Options:
+    """What the handlers and the delivery of reminders read of the settings."""
+    return Options(
+        tz=settings.tz,
+        quiet_days=settings.quiet_days,
+        quiet_after=settings.quiet_after,
+        invite_days=settings.invite_days,
+        meeting_reminders=settings.meeting_reminders,
+        quiet_hours=settings.quiet_hours,
+        reminders=reminder_rules(settings),
+        reminder_round_seconds=settings.reminder_round_seconds,
+        inbox_days=settings.inbox_days,
+        dialogue_minutes=settings.dialogue_minutes,
+    )
+
+
+def services_for(settings: Settings, *, db: Database, clock: Clock) -> Services:
+    """The services every handler reaches, over an open database."""
+    return Services(
+        settings=options_from(settings), db=db, clock=clock, templates=Templates(settings.tz)
+    )
 
 
 def build_application(

@@ -12,9 +12,9 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from csp_bot.bot.report import FORMATS, REPORT_FILES, render_format
 from csp_bot.bot.settings import Settings, SettingsError, load_settings
-from csp_bot.bot.templating import Templates
+from csp_bot.handlers.report import FORMATS, REPORT_FILES, render_format
+from csp_bot.handlers.templating import Templates
 from csp_bot.models.audit import CLI
 from csp_bot.models.clock import system_clock
 from csp_bot.models.db import Database
@@ -32,7 +32,8 @@ from csp_bot.models.meetings import (
 )
 from csp_bot.models.membership import add_member, create_invite
 from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan import PlanError, import_plan_file
+from csp_bot.models.plan_checks import PlanError
+from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.reminders import set_action_owner
 from csp_bot.models.summary import board_paper
 
@@ -344,9 +345,7 @@ def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot report --format html|csv|png --out PATH`: the same files as /report."""
     now = local_now(settings)
-    paper = call_in_database(
-        settings, board_paper, at=now, quiet_after=timedelta(days=settings.quiet_days)
-    )
+    paper = call_in_database(settings, board_paper, at=now, quiet_after=settings.quiet_after)
     templates = Templates(settings.tz)
     content = render_format(paper, templates, args.format)
     stem = REPORT_FILES[args.format]

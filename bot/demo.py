@@ -28,7 +28,7 @@ from csp_bot.models.clock import ShiftedClock
 from csp_bot.models.db import Database
 from csp_bot.models.enums import Status
 from csp_bot.models.membership import add_member
-from csp_bot.models.plan import import_plan_file
+from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.progress import log_progress
 
 # The demo lives inside the sample plan's year, so due dates and "quiet" mean something.

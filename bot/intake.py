@@ -17,7 +17,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-from csp_bot.bot.context import CspApplication
+from csp_bot.handlers.context import CspApplication
 from csp_bot.models.clock import Clock
 from csp_bot.models.db import Database
 from csp_bot.models.inbox import Received, mark_done, store_received, unfinished_updates

@@ -19,15 +19,14 @@ from urllib.parse import urlsplit
 from telegram import Update
 from telegram.error import InvalidToken
 
-from csp_bot.bot.app import build_application, on_start
-from csp_bot.bot.context import CspApplication, Services
+from csp_bot.bot.app import build_application, on_start, services_for
 from csp_bot.bot.intake import Intake
 from csp_bot.bot.logs import configure_logging
 from csp_bot.bot.polling import Poller
 from csp_bot.bot.settings import Settings
-from csp_bot.bot.templating import Templates
-from csp_bot.bot.transport import TokenRefused
 from csp_bot.bot.webhook import web_app, web_server
+from csp_bot.handlers.context import CspApplication, Services
+from csp_bot.handlers.faults import TokenRefused
 from csp_bot.models.clock import Clock, system_clock
 from csp_bot.models.db import Database
 from csp_bot.models.migrate import upgrade
@@ -42,7 +41,7 @@ def make_services(settings: Settings, *, clock: Clock = system_clock) -> Service
     """Open and migrate the database and build what every handler needs."""
     database = Database.from_url(settings.database_url)
     upgrade(database.engine)
-    return Services(settings=settings, db=database, clock=clock, templates=Templates(settings.tz))
+    return services_for(settings, db=database, clock=clock)
 
 
 def run_bot(settings: Settings) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -10,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from csp_bot.scheduler.timing import parse_offsets, parse_quiet_hours
+from csp_bot.models.localtime import parse_offsets, parse_quiet_hours
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
@@ -108,6 +109,11 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def quiet_after(self) -> timedelta:
+        """How long without an update makes an action quiet."""
+        return timedelta(days=self.quiet_days)
 
     def require_token(self) -> str:
         """The bot token, or a SettingsError naming the variable to set."""

@@ -6,9 +6,10 @@ class wrapped around the real one. An answer that says Telegram did not take the
 backoff, and the trouble is logged once per episode, not once per try. A 401 means the
 token was revoked or mistyped: it is final, and the runner ends the bot.
 
-Reminders decide for themselves (`scheduler.dispatch`): inside `deciding_for_ourselves()`
-nothing is retried here, and failures arrive typed, as `NotAccepted` (safe to send again) or
-`NoAnswer` (the request left and nothing came back: it may have arrived).
+Reminders decide for themselves (`handlers.delivery`): inside `deciding_for_ourselves()`
+nothing is retried here, and failures arrive typed (`handlers.faults`), as `NotAccepted`
+(safe to send again) or `NoAnswer` (the request left and nothing came back: it may have
+arrived).
 """
 
 from __future__ import annotations
@@ -16,22 +17,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 import httpx
-from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import NetworkError, RetryAfter, TelegramError
 from telegram.request import BaseRequest, RequestData
 
+from csp_bot.handlers.faults import NoAnswer, NotAccepted, TokenRefused, retrying
 from csp_bot.models.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
-TOKEN_VARIABLE = "CSPBOT_TELEGRAM_TOKEN"
 # Errors on the way that mean the request was not taken: refused, never written, or the
 # connection reset by the other end instead of answered. A server that closes the
 # connection without answering (httpx.RemoteProtocolError) or a read timeout is different:
@@ -44,37 +43,8 @@ NOT_TAKEN_CAUSES = (
     httpx.WriteTimeout,
     httpx.ReadError,
 )
-_retrying: ContextVar[bool] = ContextVar("csp_bot_transport_retrying", default=True)
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class NotAccepted(NetworkError):
-    """Telegram (or a proxy before it) did not take the request: sending again is safe."""
-
-
-class NoAnswer(NetworkError):
-    """The request left and no usable answer came back: it may or may not have arrived."""
-
-
-class TokenRefused(InvalidToken):
-    """Telegram answered 401: the token is revoked or wrong. Final."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            f"{TOKEN_VARIABLE} was refused by Telegram (401 Unauthorized): "
-            "check the token with @BotFather"
-        )
-
-
-@contextmanager
-def deciding_for_ourselves() -> Iterator[None]:
-    """Calls made in this block are tried once; the caller handles the typed failure."""
-    token = _retrying.set(False)
-    try:
-        yield
-    finally:
-        _retrying.reset(token)
 
 
 class Verdict(Enum):
@@ -192,7 +162,7 @@ class ResilientRequest(BaseRequest):
                     self._on_token_refused()
                 raise TokenRefused()
             failures += 1
-            if not _retrying.get() or self.backoff.exhausted(failures):
+            if not retrying() or self.backoff.exhausted(failures):
                 raise _final_error(outcome, url)
             await self._wait(url, outcome, failures)
 

@@ -1,1 +1,5 @@
-"""The Telegram face of CSP Bot: one module per feature, registered in `handlers.registry`."""
+"""The Telegram layer: context, one module per feature, templates, and reminder delivery.
+
+It imports `scheduler` and `models`, never `bot`; features are registered in
+`handlers.registry`.
+"""

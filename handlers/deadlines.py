@@ -5,11 +5,11 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.replies import send
-from csp_bot.handlers.when import day_phrase
 from csp_bot.models.deadlines import upcoming_deadlines
+from csp_bot.models.localtime import day_phrase
 
 
 async def deadlines_command(update: Update, context: Ctx) -> None:

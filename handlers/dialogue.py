@@ -30,7 +30,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, BaseHandler, MessageHandler, filters
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command, guarded
 from csp_bot.handlers.keyboards import callback

@@ -13,7 +13,7 @@ import logging
 from telegram import Update
 from telegram.error import TelegramError
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.replies import send
 from csp_bot.models.db import committed_writes, track_writes
 

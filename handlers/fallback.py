@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import load_member, refuse_outsider
 from csp_bot.handlers.replies import send
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from telegram import Update
 from telegram.constants import ChatType
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.dialogue import Alert, Dialogue, Move, Outcome, Say, Turn, begin, rows_of
 from csp_bot.handlers.replies import send
 from csp_bot.models.dialogue import Buttons, Draft, Screen

@@ -7,7 +7,7 @@ from datetime import date
 from telegram import Update
 from telegram.ext import BaseHandler
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.dialogue import Turn
 from csp_bot.handlers.forms import Form, Option, Step, start_form
 from csp_bot.handlers.guard import command
@@ -29,7 +29,7 @@ from csp_bot.models.funding import (
     stream_choices,
 )
 from csp_bot.models.membership import find_organisation
-from csp_bot.models.plan import format_financial_year, format_money
+from csp_bot.models.values import format_financial_year, format_money
 
 
 async def funding_command(update: Update, context: Ctx) -> None:

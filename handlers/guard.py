@@ -10,7 +10,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from telegram.ext.filters import BaseFilter
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.policy import may_use, spec
 from csp_bot.handlers.replies import send
 from csp_bot.models.membership import MemberView, get_member

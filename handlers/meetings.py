@@ -5,31 +5,30 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlmodel import Session, select
 from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.ext import BaseHandler
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.dialogue import Turn, choice, refuse_forged
 from csp_bot.handlers.forms import Form, Option, Step, start_form
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import button, parts
 from csp_bot.handlers.replies import acknowledge, send
+from csp_bot.models.access import ORGANISERS, is_invited
 from csp_bot.models.audit import Actor
 from csp_bot.models.dialogue import Screen
-from csp_bot.models.enums import Role
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.meetings import (
     MeetingView,
     attendance,
+    board_name,
     check_agenda,
     check_location,
     check_meeting_time,
     check_meeting_title,
     get_meeting,
     ics_filename,
-    is_invited,
     meetings_ics,
     member_reply,
     reply_to_meeting,
@@ -37,7 +36,6 @@ from csp_bot.models.meetings import (
     upcoming_meetings,
 )
 from csp_bot.models.reminder_types import Reply
-from csp_bot.models.tables import PlanInfo
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +48,6 @@ REPLY_BUTTONS = {
     Reply.SUBSTITUTE: "👤 Substitute",
 }
 SHOWN_MEETINGS = 5
-ORGANISERS = frozenset({Role.ADMIN, Role.CHAIR})
 
 
 # --- keyboards the reminders carry too --------------------------------------------------------
@@ -72,13 +69,8 @@ def reply_keyboard(meeting_id: int, *, chosen: Reply | None = None) -> InlineKey
 
 def _board_name(turn: Turn, values: dict[str, str]) -> list[Option]:
     """The board's name from the plan, as a one-tap title."""
-    board = _plan_board(turn.session)
+    board = board_name(turn.session)
     return [Option(board, "board", board)] if board else []
-
-
-def _plan_board(session: Session) -> str | None:
-    plan = session.exec(select(PlanInfo)).first()
-    return None if plan is None else plan.board
 
 
 def _read_title(turn: Turn, text: str, values: dict[str, str]) -> str:

@@ -9,7 +9,7 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import command, refuse_outsider
 from csp_bot.handlers.policy import CommandSpec, commands_for
 from csp_bot.handlers.replies import send

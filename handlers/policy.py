@@ -1,4 +1,4 @@
-"""Who may use which command: the one place access is decided.
+"""Who may use which command: the command table, over the role sets of `models.access`.
 
 Every command handler is registered through `handlers.guard`, which consults this table,
 so a command that is not listed here cannot be reached at all.
@@ -8,17 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from csp_bot.models.access import BOARD, EVERYONE, FUNDERS, ORGANISERS, UPDATERS
 from csp_bot.models.enums import Role
-
-EVERYONE = frozenset(Role)
-# Those who may change progress; what each may change is decided per action in models.progress.
-UPDATERS = frozenset({Role.ADMIN, Role.CHAIR, Role.PARTNER})
-# The board's own summaries and papers: the coordinator, the chair and board members.
-BOARD = frozenset({Role.ADMIN, Role.CHAIR, Role.BOARD})
-# Those who schedule meetings and record funding decisions: the coordinator and the chair.
-ORGANISERS = frozenset({Role.ADMIN, Role.CHAIR})
-# Funding figures are for the partners who pay them and the board, not observers.
-FUNDERS = EVERYONE - {Role.OBSERVER}
 
 
 @dataclass(frozen=True)

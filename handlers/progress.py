@@ -15,8 +15,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.ext import BaseHandler, filters
 
-from csp_bot.bot.context import Ctx
-from csp_bot.bot.templating import STATUS_MARKS
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.dialogue import (
     Alert,
     Dialogue,
@@ -29,10 +28,10 @@ from csp_bot.handlers.dialogue import (
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import page_of, pager
 from csp_bot.handlers.replies import send
+from csp_bot.handlers.templating import STATUS_MARKS
 from csp_bot.models.dialogue import Buttons, Draft, Screen
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
-from csp_bot.models.plan import parse_status
 from csp_bot.models.progress import (
     ActionView,
     NotPermitted,
@@ -46,6 +45,7 @@ from csp_bot.models.progress import (
     undo_last_update,
     updatable_actions,
 )
+from csp_bot.models.values import parse_status
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler
 
-from csp_bot.bot.context import Ctx
 from csp_bot.handlers import (
     deadlines,
     fallback,
@@ -17,6 +16,7 @@ from csp_bot.handlers import (
     status,
     summary,
 )
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.dialogue import Dialogues
 
 

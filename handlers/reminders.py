@@ -5,25 +5,23 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlmodel import col
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler
 
-from csp_bot.bot.context import Ctx
-from csp_bot.bot.templating import STATUS_MARKS
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.dialogue import refuse_forged
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import button, parts
 from csp_bot.handlers.replies import edit_in_place, send, send_text
-from csp_bot.models.enums import Role, Status
+from csp_bot.handlers.templating import STATUS_MARKS
+from csp_bot.models.access import CHAIRS, UPDATERS, is_invited
+from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
-from csp_bot.models.meetings import is_invited
 from csp_bot.models.membership import MemberView
-from csp_bot.models.progress import action_views, log_progress
+from csp_bot.models.progress import action_by_id, log_progress
 from csp_bot.models.reminder_types import Topic
 from csp_bot.models.reminders import Preferences, get_preferences, set_topic, snooze, snooze_action
-from csp_bot.models.tables import Action
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +62,16 @@ async def on_checkin_button(update: Update, context: Ctx) -> None:
     ):
         await refuse_forged(update, context)
         return
-    views = await context.db.run(
-        action_views,
-        at=context.now(),
-        quiet_after=context.quiet_after,
-        where=col(Action.id) == int(pieces[1]),
+    view = await context.db.run(
+        action_by_id, action_id=int(pieces[1]), at=context.now(), quiet_after=context.quiet_after
     )
-    if not views:
+    if view is None:
         await refuse_forged(update, context)
         return
     if pieces[2] == SNOOZE_CODE:
-        await _snooze_checkin(update, context, views[0].id, views[0].ref)
+        await _snooze_checkin(update, context, view.id, view.ref)
     else:
-        await _record_checkin(update, context, views[0].ref, CHECKIN_STATUSES[pieces[2]])
+        await _record_checkin(update, context, view.ref, CHECKIN_STATUSES[pieces[2]])
 
 
 async def _record_checkin(update: Update, context: Ctx, ref: str, status: Status) -> None:
@@ -105,7 +100,7 @@ async def _snooze_checkin(update: Update, context: Ctx, action_id: int, ref: str
     query = update.callback_query
     assert query is not None
     member = context.acting_member
-    if member.role not in (Role.ADMIN, Role.CHAIR, Role.PARTNER):
+    if member.role not in UPDATERS:
         await query.answer("Only those who update actions can snooze a check-in.", show_alert=True)
         return
     until = context.now() + SNOOZE_ACTION
@@ -121,7 +116,7 @@ async def _snooze_checkin(update: Update, context: Ctx, action_id: int, ref: str
 def topics_for(member: MemberView) -> list[Topic]:
     """The kinds of reminder this member can get."""
     topics = list(Topic)
-    if member.role not in (Role.ADMIN, Role.CHAIR):
+    if member.role not in CHAIRS:
         topics = [topic for topic in topics if topic not in CHAIR_TOPICS]
     if not is_invited(member.role):
         topics.remove(Topic.MEETINGS)

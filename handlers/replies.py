@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 
 MESSAGE_LIMIT = 4096
 NOT_MODIFIED = "message is not modified"

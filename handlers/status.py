@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler
 
-from csp_bot.bot.context import Ctx
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.dialogue import refuse_forged
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command

@@ -11,10 +11,10 @@ from telegram import Update
 from telegram.constants import ChatAction
 from telegram.ext import BaseHandler
 
-from csp_bot.bot.context import Ctx
-from csp_bot.bot.report import PaperFiles, render_paper_files
+from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.replies import MESSAGE_LIMIT, send, send_text, split_message
+from csp_bot.handlers.report import PaperFiles, render_paper_files
 from csp_bot.models.errors import NotFound
 from csp_bot.models.summary import board_paper, board_summary
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from csp_bot.models.deadlines import DeadlineView, upcoming_deadlines
 from csp_bot.models.enums import FundingStatus, Status
+from csp_bot.models.localtime import local_moment
 from csp_bot.models.meetings import MeetingView, meeting_view
 from csp_bot.models.progress import ActionView, action_views
 from csp_bot.models.reminder_types import OutboxState
@@ -25,7 +26,6 @@ from csp_bot.models.tables import (
     OutboxEntry,
     ProgressUpdate,
 )
-from csp_bot.scheduler.timing import local_moment
 
 # Each list in the digest stops here ("and 12 more"), so it stays readable on a phone.
 LIST_LIMIT = 15

@@ -14,7 +14,9 @@ from sqlmodel import Session, col, select
 from csp_bot.models.audit import Actor, record_change, snapshot
 from csp_bot.models.enums import FundingStatus
 from csp_bot.models.errors import DomainError, NotFound
-from csp_bot.models.plan import (
+from csp_bot.models.tables import FundingDecision, FundingStream, Organisation
+from csp_bot.models.texts import clean_text
+from csp_bot.models.values import (
     FIRST_YEAR,
     LAST_YEAR,
     OutOfRange,
@@ -22,8 +24,6 @@ from csp_bot.models.plan import (
     parse_financial_year,
     parse_money,
 )
-from csp_bot.models.tables import FundingDecision, FundingStream, Organisation
-from csp_bot.models.texts import clean_text
 
 YEARS_AHEAD = 10
 NOTE_LIMIT = 500

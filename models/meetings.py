@@ -10,15 +10,13 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from csp_bot.models.access import INVITED, is_invited
 from csp_bot.models.audit import Actor, record_change, record_removal
-from csp_bot.models.enums import Role
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.reminder_types import Reply
-from csp_bot.models.tables import Meeting, MeetingReply, Member, Organisation
+from csp_bot.models.tables import Meeting, MeetingReply, Member, Organisation, PlanInfo
 from csp_bot.models.texts import clean_text, parse_when
 
-# Who is invited to board meetings (and so reminded, and counted for quorum).
-INVITED_ROLES = frozenset({Role.ADMIN, Role.CHAIR, Role.BOARD})
 TITLE_LIMIT = 120
 LOCATION_LIMIT = 300
 AGENDA_ITEM_LIMIT = 300
@@ -180,8 +178,10 @@ class Attendance:
         return self.coming >= self.quorum
 
 
-def is_invited(role: Role) -> bool:
-    return role in INVITED_ROLES
+def board_name(session: Session) -> str | None:
+    """The board's name from the plan (None before a plan is loaded): a meeting's usual title."""
+    plan = session.exec(select(PlanInfo)).first()
+    return None if plan is None else plan.board
 
 
 def reply_to_meeting(
@@ -222,7 +222,7 @@ def attendance(session: Session, *, meeting_id: int) -> Attendance:
     rows = session.exec(
         select(Member, Organisation.name)
         .join(Organisation, col(Organisation.id) == Member.organisation_id)
-        .where(col(Member.active).is_(True), col(Member.role).in_(INVITED_ROLES))
+        .where(col(Member.active).is_(True), col(Member.role).in_(INVITED))
         .order_by(col(Organisation.name), col(Member.name))
     ).all()
     invitees = tuple(

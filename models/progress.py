@@ -19,8 +19,9 @@ from sqlalchemy import ColumnElement, case, func
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
+from csp_bot.models import access
 from csp_bot.models.audit import Actor, record_change, snapshot
-from csp_bot.models.enums import Role, Status
+from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.membership import MemberView, member_view
 from csp_bot.models.tables import Action, Member, Organisation, Priority, ProgressUpdate
@@ -28,8 +29,6 @@ from csp_bot.models.types import as_utc
 
 NOTE_LIMIT = 1000
 UNDO_WINDOW = timedelta(minutes=15)
-# Roles that may update any action; partners may update their own organisation's.
-UPDATE_ANY = frozenset({Role.ADMIN, Role.CHAIR})
 # Worst first: the order in which exception lists show statuses.
 STATUS_ORDER = (Status.RED, Status.AMBER, Status.NOT_STARTED, Status.GREEN, Status.COMPLETE)
 _RANK = {Status.RED: 0, Status.AMBER: 1, Status.GREEN: 2, Status.COMPLETE: 3}
@@ -133,14 +132,16 @@ def normalise_ref(ref: str) -> str:
 
 def may_update(member: MemberView, lead_organisation_id: int) -> bool:
     """Chair and coordinator may update any action; partners their own organisation's."""
-    if member.role in UPDATE_ANY:
-        return True
-    return member.role == Role.PARTNER and member.organisation_id == lead_organisation_id
+    return access.may_update(
+        member.role,
+        organisation_id=member.organisation_id,
+        lead_organisation_id=lead_organisation_id,
+    )
 
 
 def refusal(member: MemberView, action: ActionView) -> str:
     """Why `member` may not update `action`, in words they can act on."""
-    if member.role == Role.PARTNER:
+    if member.role in access.UPDATE_OWN:
         return (
             f"{action.ref} is led by {action.lead_organisation}. Partners can update only "
             f"their own organisation's actions ({member.organisation})."
@@ -151,10 +152,30 @@ def refusal(member: MemberView, action: ActionView) -> str:
 # --- the query layer -------------------------------------------------------------------
 
 
-def action_views(
-    session: Session, *, at: datetime, quiet_after: timedelta, where: Any = None
+def action_views(session: Session, *, at: datetime, quiet_after: timedelta) -> list[ActionView]:
+    """Every action, in plan order, each with its exception flags."""
+    return query_action_views(session, at=at, quiet_after=quiet_after)
+
+
+def action_by_id(
+    session: Session, *, action_id: int, at: datetime, quiet_after: timedelta
+) -> ActionView | None:
+    """One action with its exception flags; None if there is no such action."""
+    where = col(Action.id) == action_id
+    views = query_action_views(session, at=at, quiet_after=quiet_after, where=where)
+    return views[0] if views else None
+
+
+def query_action_views(
+    session: Session,
+    *,
+    at: datetime,
+    quiet_after: timedelta,
+    where: ColumnElement[bool] | None = None,
 ) -> list[ActionView]:
-    """Actions (filtered by `where`), in plan order, each with its exception flags.
+    """Actions (filtered by the SQL condition `where`), in plan order, with exception flags.
+
+    For the domain's own operations: above `models`, callers use the named ones.
 
     One statement whatever the number of actions, and no pass over every update: see
     `_last_update_at`.
@@ -239,16 +260,16 @@ def organisation_actions(
 ) -> list[ActionView]:
     """The actions an organisation leads (a partner's /my)."""
     condition = col(Action.lead_organisation_id) == organisation_id
-    return action_views(session, at=at, quiet_after=quiet_after, where=condition)
+    return query_action_views(session, at=at, quiet_after=quiet_after, where=condition)
 
 
 def updatable_actions(
     session: Session, *, member: MemberView, at: datetime, quiet_after: timedelta
 ) -> list[ActionView]:
     """What `member` may update, open actions first."""
-    if member.role in UPDATE_ANY:
+    if member.role in access.UPDATE_ANY:
         views = action_views(session, at=at, quiet_after=quiet_after)
-    elif member.role == Role.PARTNER:
+    elif member.role in access.UPDATE_OWN:
         views = organisation_actions(
             session, organisation_id=member.organisation_id, at=at, quiet_after=quiet_after
         )
@@ -260,7 +281,9 @@ def updatable_actions(
 def find_action(session: Session, *, ref: str, at: datetime, quiet_after: timedelta) -> ActionView:
     """The action with this reference (any case), or UnknownAction with the closest ones."""
     wanted = normalise_ref(ref)
-    found = action_views(session, at=at, quiet_after=quiet_after, where=col(Action.ref) == wanted)
+    found = query_action_views(
+        session, at=at, quiet_after=quiet_after, where=col(Action.ref) == wanted
+    )
     if not found:
         raise UnknownAction(wanted, closest_refs(session, ref=wanted))
     return found[0]
@@ -285,7 +308,7 @@ def priority_actions(
         codes = ", ".join(session.exec(select(Priority.code).order_by(col(Priority.id))).all())
         raise NotFound(f"No priority {code.strip().upper()}. The priorities are {codes}.")
     condition = col(Action.priority_id) == priority.id
-    return priority, action_views(session, at=at, quiet_after=quiet_after, where=condition)
+    return priority, query_action_views(session, at=at, quiet_after=quiet_after, where=condition)
 
 
 def status_overview(
@@ -434,7 +457,7 @@ def _locked_action(session: Session, ref: str) -> Action:
 
 
 def _view_of(session: Session, action: Action, at: datetime, quiet_after: timedelta) -> ActionView:
-    return action_views(session, at=at, quiet_after=quiet_after, where=_is(action))[0]
+    return query_action_views(session, at=at, quiet_after=quiet_after, where=_is(action))[0]
 
 
 def _is(action: Action) -> ColumnElement[bool]:

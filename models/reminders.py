@@ -1,5 +1,7 @@
-"""What each member receives: reminder topics on or off, a snooze, reachability, and
-putting off one action's check-in prompt."""
+"""Each member's reminder preferences: topics on or off, snoozes, whether they can be reached.
+
+Also putting off one action's check-in prompt for one member.
+"""
 
 from __future__ import annotations
 

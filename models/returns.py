@@ -1,5 +1,7 @@
-"""Returns before a board meeting: which actions have had no update since the last meeting,
-who is asked about them, and which organisations have not returned."""
+"""Returns before a board meeting: the actions not updated since the last one, and who owes them.
+
+Who is asked about which action, and which organisations have not returned.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, or_, select
 
+from csp_bot.models.access import ORGANISATION_CONTACTS
 from csp_bot.models.enums import Role, Status
-from csp_bot.models.progress import ActionView, action_views
+from csp_bot.models.localtime import local_moment
+from csp_bot.models.progress import ActionView, query_action_views
 from csp_bot.models.tables import Action, Meeting, Member, PlanInfo
-from csp_bot.scheduler.timing import local_moment
 
 
 def returns_since(session: Session, *, starts_at: datetime, zone: ZoneInfo) -> datetime | None:
@@ -53,7 +56,7 @@ def awaiting_returns(
             col(Action.owner_member_id) == member.id,
             col(Action.lead_organisation_id) == member.organisation_id,
         )
-    views = action_views(session, at=at, quiet_after=quiet_after, where=where)
+    views = query_action_views(session, at=at, quiet_after=quiet_after, where=where)
     return [view for view in views if awaiting(view, since)]
 
 
@@ -76,7 +79,11 @@ def asked_about(
         view
         for view in views
         if owners.get(view.id) == member_id
-        or (view.id not in owners and role == Role.PARTNER and view.lead_organisation_id == org)
+        or (
+            view.id not in owners
+            and role in ORGANISATION_CONTACTS
+            and view.lead_organisation_id == org
+        )
     ]
 
 

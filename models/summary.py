@@ -28,9 +28,9 @@ from csp_bot.models.progress import (
     ActionView,
     Direction,
     PriorityStatus,
-    action_views,
     direction,
     priority_statuses,
+    query_action_views,
 )
 from csp_bot.models.tables import Action, Meeting, Member, PlanInfo, Priority, ProgressUpdate
 
@@ -195,7 +195,7 @@ def _read(
     priorities = list(session.exec(select(Priority).order_by(col(Priority.id))).all())
     scope = _scope(priorities, code)
     in_scope = None if scope is None else col(Action.priority_id) == scope.id
-    views = action_views(session, at=at, quiet_after=quiet_after, where=in_scope)
+    views = query_action_views(session, at=at, quiet_after=quiet_after, where=in_scope)
     baseline = last_board_meeting(session, at=at)
     was = statuses_at(session, moment=baseline.at, where=in_scope)
     noted = None if every_note else col(Action.status).in_((Status.RED, Status.AMBER))

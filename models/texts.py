@@ -9,7 +9,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from csp_bot.models.errors import DomainError
-from csp_bot.models.plan import OutOfRange, check_year, parse_date, parse_datetime
+from csp_bot.models.values import OutOfRange, check_year, parse_date, parse_datetime
 
 DATE_FORMATS = ("%d/%m/%Y", "%d %b %Y", "%d %B %Y", "%a %d %b %Y")
 TIME_FORMATS = ("%H:%M", "%H.%M", "%I:%M%p", "%I%p")

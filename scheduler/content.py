@@ -12,14 +12,14 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from csp_bot.models.deadlines import DeadlineView, get_deadline
 from csp_bot.models.digest import Digest, weekly_digest
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import NotFound
 from csp_bot.models.meetings import MeetingView, get_meeting, member_reply
-from csp_bot.models.progress import ActionView, action_views
+from csp_bot.models.progress import ActionView, action_by_id
 from csp_bot.models.reminder_types import OutboxState, ReminderKind, Reply
 from csp_bot.models.reminders import get_preferences
 from csp_bot.models.returns import (
@@ -30,7 +30,7 @@ from csp_bot.models.returns import (
     owners_by_action,
     returns_since,
 )
-from csp_bot.models.tables import Action, Member, OutboxEntry
+from csp_bot.models.tables import Member, OutboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -155,17 +155,14 @@ def _read_deadline(
 
 
 def _action(session: Session, entry: OutboxEntry, when: Circumstances) -> ActionView | Withheld:
-    views = action_views(
-        session,
-        at=when.now,
-        quiet_after=when.quiet_after,
-        where=col(Action.id) == entry.subject_id,
+    view = action_by_id(
+        session, action_id=entry.subject_id, at=when.now, quiet_after=when.quiet_after
     )
-    if not views:
+    if view is None:
         return Withheld(OutboxState.DROPPED, "the action was deleted")
-    if views[0].status == Status.COMPLETE:
+    if view.status == Status.COMPLETE:
         return Withheld(OutboxState.DROPPED, "the action is complete")
-    return views[0]
+    return view
 
 
 def _read_action(

@@ -23,17 +23,12 @@ from functools import partial
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from csp_bot.models.access import CHAIRS, INVITED, ORGANISATION_CONTACTS
 from csp_bot.models.deadlines import yearly_date
 from csp_bot.models.enums import Role
-from csp_bot.models.meetings import INVITED_ROLES
+from csp_bot.models.localtime import Offset, local_moment, parse_offsets
 from csp_bot.models.reminder_types import OutboxState, ReminderKind, Topic
-from csp_bot.scheduler.timing import (
-    SEARCH_DAYS,
-    Offset,
-    WorkingCalendar,
-    local_moment,
-    parse_offsets,
-)
+from csp_bot.scheduler.timing import SEARCH_DAYS, WorkingCalendar
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +40,6 @@ LOOKAHEAD = timedelta(days=SEARCH_DAYS)
 DAY_TIME = time(9, 0)
 RETURNS_OFFSETS = parse_offsets("10d,3d")
 CHAIR_RETURNS_OFFSETS = parse_offsets("1d")
-CHAIR_ROLES = frozenset({Role.ADMIN, Role.CHAIR})
 # Offsets in days keep the wall-clock time, so may be an hour longer across a clock change.
 SLACK = timedelta(hours=1)
 DIGEST_SUBJECT = 0
@@ -276,10 +270,10 @@ class People:
         self.partners: dict[int, list[Recipient]] = {}
         for recipient in self.by_id.values():
             self.by_organisation.setdefault(recipient.organisation_id, []).append(recipient)
-            if recipient.role == Role.PARTNER:
+            if recipient.role in ORGANISATION_CONTACTS:
                 self.partners.setdefault(recipient.organisation_id, []).append(recipient)
-        self.board = self.with_roles(INVITED_ROLES)
-        self.chairs = self.with_roles(CHAIR_ROLES)
+        self.board = self.with_roles(INVITED)
+        self.chairs = self.with_roles(CHAIRS)
 
     def with_roles(self, roles: frozenset[Role]) -> list[Recipient]:
         return [recipient for recipient in self.by_id.values() if recipient.role in roles]

@@ -16,6 +16,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from csp_bot.models.enums import Recurrence, Status
+from csp_bot.models.localtime import local_moment
 from csp_bot.models.reminder_types import Topic
 from csp_bot.models.tables import (
     Action,
@@ -38,7 +39,6 @@ from csp_bot.scheduler.due import (
     Subject,
     report_failure,
 )
-from csp_bot.scheduler.timing import local_moment
 
 T = TypeVar("T")
 

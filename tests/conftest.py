@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from csp_bot.bot.context import CspApplication
 from csp_bot.bot.demo import EXAMPLE_PLAN
 from csp_bot.bot.emulator import BotApiEmulator
 from csp_bot.bot.settings import Settings
-from csp_bot.bot.templating import Templates
+from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.templating import Templates
 from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
 from csp_bot.models.membership import MemberView, add_member
 from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan import import_plan_file
+from csp_bot.models.plan_import import import_plan_file
 from tests.harness import PEOPLE, Harness, Person, build_test_application
 
 POSTGRES_URL = os.environ.get("CSPBOT_TEST_DATABASE_URL")

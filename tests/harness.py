@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from telegram import Update
 from telegram.request import BaseRequest
 
-from csp_bot.bot.app import build_application
-from csp_bot.bot.context import CspApplication, Services
+from csp_bot.bot.app import build_application, services_for
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorRequest, SentMessage
 from csp_bot.bot.settings import Settings
-from csp_bot.bot.templating import Templates
+from csp_bot.handlers.context import CspApplication
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 
@@ -51,7 +50,7 @@ def build_test_application(
     updates_request: BaseRequest | None = None,
 ) -> CspApplication:
     """The bot as `csp-bot run` builds it, but talking to the emulator in-process."""
-    services = Services(settings=settings, db=db, clock=clock, templates=Templates(settings.tz))
+    services = services_for(settings, db=db, clock=clock)
     return build_application(
         services,
         token=emulator.token,

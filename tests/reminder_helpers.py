@@ -10,18 +10,18 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
-from csp_bot.bot.context import CspApplication
 from csp_bot.bot.emulator import BotApiEmulator, SentMessage
 from csp_bot.bot.settings import Settings
+from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.delivery import DeliveryReport, dispatch_due
 from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
+from csp_bot.models.localtime import wall_clock
 from csp_bot.models.meetings import MeetingView, schedule_meeting
 from csp_bot.models.reminder_types import OutboxState, ReminderKind
 from csp_bot.models.tables import OutboxEntry
-from csp_bot.scheduler.dispatch import DeliveryReport, dispatch_due
 from csp_bot.scheduler.pacing import InstantPacer
-from csp_bot.scheduler.timing import wall_clock
 from tests.harness import PEOPLE, build_test_application
 
 LONDON = ZoneInfo("Europe/London")

@@ -8,17 +8,18 @@ from datetime import date
 import pytest
 from sqlmodel import Session, select
 
-from csp_bot.bot.context import CspApplication
 from csp_bot.bot.emulator import BotApiEmulator
+from csp_bot.handlers import delivery as dispatch
+from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.reminder_messages import Composed
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.enums import Recurrence
 from csp_bot.models.membership import MemberView
 from csp_bot.models.reminder_types import OutboxState, ReminderKind
 from csp_bot.models.tables import Action, Deadline, DeadlineOrganisation, Organisation
-from csp_bot.scheduler import content, dispatch
+from csp_bot.scheduler import content
 from csp_bot.scheduler.content import Content, DeadlineNotice
-from csp_bot.scheduler.messages import Composed
 from tests.reminder_helpers import outbox, schedule, set_clock, texts, tick
 
 END_OF_CALENDAR = date(9999, 12, 31)

@@ -20,7 +20,7 @@ from csp_bot.models.audit import CLI
 from csp_bot.models.db import Database, make_engine
 from csp_bot.models.membership import add_member
 from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan import import_plan_file
+from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.tables import InboxUpdate, ProgressUpdate
 from tests.conftest import EXAMPLE_PLAN
 from tests.harness import PEOPLE

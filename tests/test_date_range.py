@@ -10,7 +10,8 @@ from sqlmodel import select
 from csp_bot.bot.cli import main
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
-from csp_bot.models.plan import PlanError, import_plan_file
+from csp_bot.models.plan_checks import PlanError
+from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.tables import Deadline, Meeting
 from tests.harness import PEOPLE, Harness
 from tests.test_cli import env, run_cli  # noqa: F401  (the command-line test setup)

@@ -6,8 +6,8 @@ import pytest
 from sqlmodel import select
 
 from csp_bot.bot.cli import main
-from csp_bot.bot.context import CspApplication
 from csp_bot.bot.emulator import BotApiEmulator
+from csp_bot.handlers.context import CspApplication
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView

@@ -9,11 +9,9 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from csp_bot.bot.app import build_application
-from csp_bot.bot.context import Services
+from csp_bot.bot.app import build_application, services_for
 from csp_bot.bot.emulator import BotApiEmulator, EmulatorRequest
 from csp_bot.bot.settings import Settings
-from csp_bot.bot.templating import Templates
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.enums import Status
@@ -66,7 +64,7 @@ async def bot(
     sends: FailingSends,
 ) -> AsyncIterator[Harness]:
     """The real Application, its replies going through `sends` to the emulator."""
-    services = Services(settings=settings, db=db, clock=clock, templates=Templates(settings.tz))
+    services = services_for(settings, db=db, clock=clock)
     app = build_application(
         services,
         token=emulator.token,

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from csp_bot.bot.context import CspApplication
 from csp_bot.bot.emulator import BotApiEmulator, EmulatorRequest
 from csp_bot.bot.intake import Intake
 from csp_bot.bot.polling import Poller
 from csp_bot.bot.runner import BotRun
 from csp_bot.bot.settings import Settings
+from csp_bot.handlers.context import CspApplication
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.dialogue import load_draft, save_draft

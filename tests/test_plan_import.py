@@ -14,26 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
-import csp_bot.models.plan
+import csp_bot.models.plan_import
 from csp_bot.models.audit import record_change, snapshot
 from csp_bot.models.db import Database, make_engine
 from csp_bot.models.enums import FundingStatus, OrgKind, Recurrence, Status
 from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan import (
-    PlanError,
-    Tally,
-    format_financial_year,
-    format_money,
-    import_plan,
-    import_plan_file,
-    load_plan_file,
-    parse_date,
-    parse_datetime,
-    parse_financial_year,
-    parse_money,
-    parse_plan,
-    parse_status,
-)
+from csp_bot.models.plan_checks import PlanError, load_plan_file, parse_plan
+from csp_bot.models.plan_import import Tally, import_plan, import_plan_file
 from csp_bot.models.tables import (
     Action,
     AuditEntry,
@@ -45,6 +32,15 @@ from csp_bot.models.tables import (
     Organisation,
     PlanInfo,
     Priority,
+)
+from csp_bot.models.values import (
+    format_financial_year,
+    format_money,
+    parse_date,
+    parse_datetime,
+    parse_financial_year,
+    parse_money,
+    parse_status,
 )
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "north-northants-csp-2021-22.yaml"
@@ -513,7 +509,7 @@ def test_failure_midway_through_writing_leaves_nothing(
             raise RuntimeError("disk full")
         return record_change(session, **kwargs)
 
-    monkeypatch.setattr(csp_bot.models.plan, "record_change", failing_record_change)
+    monkeypatch.setattr(csp_bot.models.plan_import, "record_change", failing_record_change)
 
     with pytest.raises(RuntimeError, match="disk full"):
         plan_db.call(import_plan_file, path=EXAMPLE, at=AT)

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from csp_bot.bot.context import CspApplication
 from csp_bot.bot.emulator import BotApiEmulator, EmulatorRequest, Fault
 from csp_bot.bot.settings import Settings
+from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.delivery import dispatch_due
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
 from csp_bot.models.reminder_types import OutboxState, ReminderKind
-from csp_bot.scheduler.dispatch import dispatch_due
 from csp_bot.scheduler.pacing import InstantPacer
 from tests.reminder_helpers import chat, schedule, set_clock, states, tick
 from tests.test_reminders import meeting_reminders, only_the_chair_is_invited, started

@@ -11,11 +11,13 @@ import pytest
 from sqlmodel import Session, select
 from telegram.error import NetworkError, TimedOut
 
-from csp_bot.bot.app import build_application
-from csp_bot.bot.context import CspApplication, Services
+from csp_bot.bot.app import build_application, reminder_rules, services_for
 from csp_bot.bot.emulator import BotApiEmulator, EmulatorRequest
 from csp_bot.bot.settings import Settings
-from csp_bot.bot.templating import Templates
+from csp_bot.handlers import delivery as dispatch
+from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.delivery import dispatch_due
+from csp_bot.handlers.jobs import DISPATCH_JOB
 from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
@@ -26,10 +28,8 @@ from csp_bot.models.progress import log_progress
 from csp_bot.models.reminder_types import OutboxState, ReminderKind, Topic
 from csp_bot.models.reminders import get_preferences, set_topic
 from csp_bot.models.tables import MeetingReply, ProgressUpdate
-from csp_bot.scheduler import dispatch
-from csp_bot.scheduler.dispatch import dispatch_due, plan_reminders, rules_from
-from csp_bot.scheduler.jobs import DISPATCH_JOB
 from csp_bot.scheduler.pacing import InstantPacer
+from csp_bot.scheduler.rounds import plan_reminders
 from tests.harness import PEOPLE, Harness, no_wait
 from tests.reminder_helpers import (
     chat,
@@ -182,7 +182,7 @@ def only_the_chair_is_invited(db: Database, people: dict[str, MemberView]) -> No
 
 
 async def crash_at(app: CspApplication, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
-    """Run the dispatcher and kill it at `step` (a function in `scheduler.dispatch`)."""
+    """Run the dispatcher and kill it at `step` (a function in `handlers.delivery`)."""
     real = getattr(dispatch, step)
 
     def die(session: Session, **values: Any) -> None:
@@ -268,7 +268,7 @@ async def started(
     settings: Settings, db: Database, clock: FakeClock, request: EmulatorRequest
 ) -> CspApplication:
     """The bot with its own request class in front of the emulator."""
-    services = Services(settings=settings, db=db, clock=clock, templates=Templates(settings.tz))
+    services = services_for(settings, db=db, clock=clock)
     application = build_application(
         services,
         token=request.emulator.token,
@@ -595,7 +595,7 @@ async def test_a_reminder_whose_meeting_was_cancelled_is_dropped(
 ) -> None:
     meeting = schedule(db, clock, "2021-06-24T10:00")
     set_clock(clock, "2021-06-17T10:00")
-    db.call(plan_reminders, rules=rules_from(settings), now=clock())  # recorded, not yet sent
+    db.call(plan_reminders, rules=reminder_rules(settings), now=clock())  # recorded, not yet sent
     db.call(cancel_meeting, meeting_id=meeting.id, at=clock(), actor=CLI)
     await tick(app)
     assert meeting_reminders(emulator) == []

@@ -17,8 +17,8 @@ from sqlmodel import Session, col, select
 
 from csp_bot.bot.cli import main
 from csp_bot.bot.emulator import SentMessage
-from csp_bot.bot.report import CSV_COLUMNS, render_paper_files
-from csp_bot.bot.templating import Templates
+from csp_bot.handlers.report import CSV_COLUMNS, render_paper_files
+from csp_bot.handlers.templating import Templates
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.enums import FundingStatus, Status

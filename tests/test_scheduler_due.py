@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from csp_bot.models.enums import Role
+from csp_bot.models.localtime import parse_offsets, parse_quiet_hours, wall_clock
 from csp_bot.models.reminder_types import OutboxState, ReminderKind, Topic
 from csp_bot.scheduler.due import (
     ActionFacts,
@@ -23,7 +24,7 @@ from csp_bot.scheduler.due import (
     due_reminders,
     recorded_index,
 )
-from csp_bot.scheduler.timing import WorkingCalendar, parse_offsets, parse_quiet_hours, wall_clock
+from csp_bot.scheduler.timing import WorkingCalendar
 
 LONDON = ZoneInfo("Europe/London")
 CHAIR = Recipient(1, Role.CHAIR, 10)

@@ -7,12 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from csp_bot.scheduler.timing import (
-    WorkingCalendar,
-    parse_offsets,
-    parse_quiet_hours,
-    wall_clock,
-)
+from csp_bot.models.localtime import parse_offsets, parse_quiet_hours, wall_clock
+from csp_bot.scheduler.timing import WorkingCalendar
 
 LONDON = ZoneInfo("Europe/London")
 CALENDAR = WorkingCalendar(parse_quiet_hours("20:00-08:00"), LONDON)

@@ -13,18 +13,12 @@ from telegram import Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-from csp_bot.bot.app import REPLY_BACKOFF, build_application
-from csp_bot.bot.context import CspApplication, Services
+from csp_bot.bot.app import REPLY_BACKOFF, build_application, services_for
 from csp_bot.bot.emulator import BotApiEmulator, EmulatorRequest
 from csp_bot.bot.settings import Settings
-from csp_bot.bot.templating import Templates
-from csp_bot.bot.transport import (
-    NoAnswer,
-    NotAccepted,
-    ResilientRequest,
-    TokenRefused,
-    deciding_for_ourselves,
-)
+from csp_bot.bot.transport import ResilientRequest
+from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.faults import NoAnswer, NotAccepted, TokenRefused, deciding_for_ourselves
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from tests.harness import OUTSIDER, build_test_application, no_wait
@@ -273,7 +267,7 @@ async def test_a_reply_telegram_did_not_take_is_sent_again_and_arrives_once(
     settings: Settings, db: Database, clock: FakeClock, emulator: BotApiEmulator
 ) -> None:
     request = BadGatewayOnce(emulator)
-    services = Services(settings=settings, db=db, clock=clock, templates=Templates(settings.tz))
+    services = services_for(settings, db=db, clock=clock)
     app = build_application(
         services,
         token=emulator.token,

@@ -20,11 +20,11 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from csp_bot.bot.cli import main
-from csp_bot.bot.context import CspApplication
 from csp_bot.bot.emulator import BotApiEmulator, EmulatorServer
 from csp_bot.bot.intake import Intake
 from csp_bot.bot.settings import SettingsError, load_settings
 from csp_bot.bot.webhook import web_app
+from csp_bot.handlers.context import CspApplication
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.tables import InboxUpdate

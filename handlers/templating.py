@@ -11,9 +11,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from csp_bot.models.enums import Role, Status
-from csp_bot.models.plan import format_financial_year, format_money
+from csp_bot.models.localtime import day_phrase, local_day
 from csp_bot.models.progress import Direction
 from csp_bot.models.summary import LatestUpdate
+from csp_bot.models.values import format_financial_year, format_money
 
 STATUS_MARKS = {
     Status.NOT_STARTED: "⚪",
@@ -43,12 +44,12 @@ ROLE_NAMES = {
 
 
 class Templates:
-    """Renders `bot/templates/*`, escaping every value for Telegram's HTML."""
+    """Renders `handlers/templates/*`, escaping every value for Telegram's HTML."""
 
     def __init__(self, timezone: ZoneInfo) -> None:
         self.timezone = timezone
         self.env = Environment(
-            loader=PackageLoader("csp_bot.bot", "templates"),
+            loader=PackageLoader("csp_bot.handlers", "templates"),
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -71,7 +72,7 @@ class Templates:
     def paper(self) -> Environment:
         """The board paper's environment: the same filters, for HTML files (`templates/report`)."""
         env = Environment(
-            loader=PackageLoader("csp_bot.bot", "templates/report"),
+            loader=PackageLoader("csp_bot.handlers", "templates/report"),
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -103,8 +104,7 @@ class Templates:
         """A date as people write it in the UK: 'Thu 1 Apr 2021'."""
         if value is None:
             return "no date"
-        if isinstance(value, datetime):
-            value = value.astimezone(self.timezone).date()
+        value = local_day(value, self.timezone)
         # Names from tables, not strftime: the board paper formats thousands of dates, and
         # the text must not follow the server's locale.
         return (
@@ -120,14 +120,8 @@ class Templates:
         """How long ago (or ahead) a day is, from `now`, in local days: 'today', '3 days ago'."""
         if value is None:
             return "never"
-        if isinstance(value, datetime):
-            value = value.astimezone(self.timezone).date()
-        days = (now.astimezone(self.timezone).date() - value).days
-        if days == 0:
-            return "today"
-        if abs(days) == 1:
-            return "yesterday" if days > 0 else "tomorrow"
-        return f"{days} days ago" if days > 0 else f"in {-days} days"
+        zone = self.timezone
+        return day_phrase(local_day(now, zone), local_day(value, zone))
 
     def noted(self, latest: LatestUpdate | None, now: datetime) -> Markup:
         """An action's latest note with who wrote it and when, for the paper's tables."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from csp_bot.bot.templating import Templates
+from csp_bot.handlers.templating import Templates
 from csp_bot.models.enums import Status
 from csp_bot.models.summary import ActionLine, BoardPaper, BoardSummary
 

@@ -1,4 +1,4 @@
-"""The JobQueue wiring: one named job wakes the dispatcher every minute.
+"""The JobQueue wiring: named jobs that wake the reminder delivery and prune the inbox.
 
 The job holds no reminders itself. After downtime the first run finds in the database what
 was missed, so nothing depends on APScheduler catching up on missed runs.
@@ -11,10 +11,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from csp_bot.bot.context import CspApplication, Ctx
-from csp_bot.bot.transport import TokenRefused
+from csp_bot.handlers.context import CspApplication, Ctx
+from csp_bot.handlers.delivery import dispatch_due
+from csp_bot.handlers.faults import TokenRefused
 from csp_bot.models.inbox import prune_inbox
-from csp_bot.scheduler.dispatch import dispatch_due
 from csp_bot.scheduler.pacing import Pacer
 
 log = logging.getLogger(__name__)

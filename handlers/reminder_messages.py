@@ -7,12 +7,12 @@ from datetime import datetime
 
 from telegram import InlineKeyboardMarkup
 
-from csp_bot.bot.templating import Templates
 from csp_bot.handlers.meetings import reply_keyboard
 from csp_bot.handlers.reminders import checkin_keyboard
-from csp_bot.handlers.when import day_phrase, moment_phrase
-from csp_bot.models.plan import format_money
+from csp_bot.handlers.templating import Templates
+from csp_bot.models.localtime import day_phrase, moment_phrase
 from csp_bot.models.reminder_types import ReminderKind
+from csp_bot.models.values import format_money
 from csp_bot.scheduler.content import (
     ActionNotice,
     Content,

@@ -1,4 +1,4 @@
-"""What every handler can reach: the services, and a typed callback context."""
+"""What every handler can reach: the services, the settings it reads, a typed callback context."""
 
 from __future__ import annotations
 
@@ -6,21 +6,43 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from csp_bot.bot.settings import Settings
-from csp_bot.bot.templating import Templates
+from csp_bot.handlers.templating import Templates
 from csp_bot.models.clock import Clock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
+from csp_bot.scheduler.due import Rules
+
+
+@dataclass(frozen=True)
+class Options:
+    """The settings handlers and delivery read, as plain values.
+
+    `bot` reads the environment and builds this once (`bot.app.options_from`), so nothing
+    here depends on how settings are loaded, and every derived value is derived once.
+    """
+
+    tz: ZoneInfo
+    quiet_days: int
+    quiet_after: timedelta
+    invite_days: int
+    # As the coordinator wrote them: shown back in /meeting and /reminders.
+    meeting_reminders: str
+    quiet_hours: str
+    reminders: Rules
+    reminder_round_seconds: float
+    inbox_days: int
+    dialogue_minutes: int
 
 
 @dataclass
 class Services:
     """The bot's dependencies, built once in `bot.app` and injected into every handler."""
 
-    settings: Settings
+    settings: Options
     db: Database
     clock: Clock
     templates: Templates
@@ -63,7 +85,7 @@ class Ctx(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any
         return self.services.templates
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> Options:
         return self.services.settings
 
     def now(self) -> datetime:
@@ -74,7 +96,7 @@ class Ctx(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any
     @property
     def quiet_after(self) -> timedelta:
         """How long without an update makes an action quiet."""
-        return timedelta(days=self.settings.quiet_days)
+        return self.settings.quiet_after
 
     @property
     def acting_member(self) -> MemberView:

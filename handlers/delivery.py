@@ -1,4 +1,4 @@
-"""The dispatcher: record what is due in the outbox, then deliver what is pending.
+"""Delivering reminders as Telegram messages: plan a round, then send what is pending.
 
 `dispatch_due(application)` is the whole of it, and what the JobQueue job calls each minute
 (and tests call directly, after moving the clock). Each reminder is claimed (committed as
@@ -12,38 +12,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
-from sqlmodel import Session
 from telegram import Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from csp_bot.bot.context import CspApplication
-from csp_bot.bot.settings import Settings
-from csp_bot.bot.transport import NoAnswer, NotAccepted, TokenRefused, deciding_for_ourselves
+from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.faults import NoAnswer, NotAccepted, TokenRefused, deciding_for_ourselves
+from csp_bot.handlers.reminder_messages import Composed, compose
 from csp_bot.handlers.replies import split_message
 from csp_bot.models.backoff import Backoff
 from csp_bot.models.reminder_types import OutboxState
-from csp_bot.scheduler.content import Circumstances, Content, Withheld, reminder_content
-from csp_bot.scheduler.due import Due, Rules, Subject, due_reminders
-from csp_bot.scheduler.facts import load_facts
-from csp_bot.scheduler.messages import Composed, compose
+from csp_bot.scheduler.content import Circumstances, Content, Withheld
 from csp_bot.scheduler.outbox import (
     PendingReminder,
     claim,
     mark_unreachable,
-    pending_entry,
     pending_reminders,
-    record_due,
     record_sent,
-    recorded_keys,
     release,
     settle_entry,
-    sweep_interrupted,
 )
 from csp_bot.scheduler.pacing import Pacer
-from csp_bot.scheduler.timing import WorkingCalendar, parse_offsets, parse_quiet_hours
+from csp_bot.scheduler.rounds import plan_reminders, read_pending
 
 log = logging.getLogger(__name__)
 
@@ -58,31 +50,6 @@ RETRY_BACKOFF = Backoff(first=10.0, ceiling=600.0, tries=MAX_ATTEMPTS)
 # Telegram cannot be reached at all: the rest of the round waits for the next one.
 UNREACHABLE_CAUSES = (httpx.ConnectError, httpx.ConnectTimeout)
 UNREACHABLE_REASONS = ("chat not found", "user is deactivated", "bot was blocked")
-
-
-def rules_from(settings: Settings) -> Rules:
-    """The reminder rules the settings describe."""
-    return Rules(
-        zone=settings.tz,
-        calendar=WorkingCalendar(parse_quiet_hours(settings.quiet_hours), settings.tz),
-        meeting_offsets=parse_offsets(settings.meeting_reminders),
-        deadline_offsets=parse_offsets(settings.deadline_reminders),
-        action_offsets=parse_offsets(settings.action_reminders),
-        quiet_after=timedelta(days=settings.quiet_days),
-    )
-
-
-def plan_reminders(
-    session: Session, *, rules: Rules, now: datetime, reported: set[Subject] | None = None
-) -> list[Due]:
-    """Record in the outbox every reminder whose moment has come; returns what was recorded."""
-    # One set for both steps: a subject that fails is logged once, unless already `reported`.
-    reported = set() if reported is None else reported
-    sweep_interrupted(session, now=now)
-    facts = load_facts(session, now=now, zone=rules.zone, reported=reported)
-    dues = due_reminders(facts, rules, now, recorded_keys(session, now=now), reported)
-    record_due(session, dues=dues, at=now)
-    return dues
 
 
 @dataclass
@@ -106,9 +73,11 @@ async def dispatch_due(
 ) -> DeliveryReport:
     """Plan, then deliver everything pending; safe to run at any time, as often as wanted."""
     services = application.services
-    rules = rules_from(services.settings)
     dues = await services.db.run(
-        plan_reminders, rules=rules, now=services.clock(), reported=services.planning_failures
+        plan_reminders,
+        rules=services.settings.reminders,
+        now=services.clock(),
+        reported=services.planning_failures,
     )
     report = DeliveryReport(recorded=len(dues))
     await Courier(application, pacer or Pacer(), report).deliver()
@@ -168,9 +137,7 @@ class Courier:
     def _circumstances(self) -> Circumstances:
         settings = self.services.settings
         return Circumstances(
-            now=self.services.clock(),
-            zone=settings.tz,
-            quiet_after=timedelta(days=settings.quiet_days),
+            now=self.services.clock(), zone=settings.tz, quiet_after=settings.quiet_after
         )
 
     async def _send(self, reminder: PendingReminder, content: Content) -> None:
@@ -299,21 +266,3 @@ class Courier:
             return
         log.error("Telegram refused reminder %s: %s", reminder.id, refused.message)
         await self._settle(reminder, OutboxState.UNDELIVERABLE, detail=refused.message)
-
-
-def read_pending(
-    session: Session, *, outbox_id: int, when: Circumstances
-) -> Content | Withheld | None:
-    """What a pending reminder says; None if it is no longer pending.
-
-    A reminder whose subject is gone (or that must not go now) is settled here.
-    """
-    entry = pending_entry(session, outbox_id=outbox_id)
-    if entry is None:
-        return None
-    content = reminder_content(session, entry=entry, when=when)
-    if isinstance(content, Withheld):
-        settle_entry(
-            session, outbox_id=outbox_id, state=content.state, at=when.now, detail=content.reason
-        )
-    return content
