@@ -133,7 +133,7 @@ async def _save(update: Update, context: Ctx, values: dict[str, str]) -> None:
         status=FundingStatus(values["status"]),
         note=values["note"],
         at=context.now(),
-        actor=Actor.member(member.id, member.name),
+        actor=Actor.member(member.id),
     )
     await send(
         update,

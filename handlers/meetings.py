@@ -114,7 +114,7 @@ async def _save(update: Update, context: Ctx, values: dict[str, str]) -> None:
         location=values["location"],
         agenda=values["agenda"].splitlines(),
         at=context.now(),
-        actor=Actor.member(member.id, member.name),
+        actor=Actor.member(member.id),
     )
     await send(
         update,

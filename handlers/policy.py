@@ -17,6 +17,8 @@ UPDATERS = frozenset({Role.ADMIN, Role.CHAIR, Role.PARTNER})
 BOARD = frozenset({Role.ADMIN, Role.CHAIR, Role.BOARD})
 # Those who schedule meetings and record funding decisions: the coordinator and the chair.
 ORGANISERS = frozenset({Role.ADMIN, Role.CHAIR})
+# Managing the membership is the coordinator's alone.
+COORDINATOR = frozenset({Role.ADMIN})
 # Funding figures are for the partners who pay them and the board, not observers.
 FUNDERS = EVERYONE - {Role.OBSERVER}
 
@@ -64,6 +66,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "reminders", "/reminders", "choose the reminders you get, or snooze them", EVERYONE
     ),
+    CommandSpec("members", "/members", "the members, and deactivating one", COORDINATOR),
 )
 
 _BY_NAME = {spec.name: spec for spec in COMMANDS}

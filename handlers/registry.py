@@ -11,6 +11,7 @@ from csp_bot.handlers import (
     fallback,
     funding,
     meetings,
+    members,
     membership,
     progress,
     reminders,
@@ -32,6 +33,7 @@ def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
         *funding.HANDLERS,
         *deadlines.HANDLERS,
         *reminders.HANDLERS,
+        *members.HANDLERS,
         *fallback.HANDLERS,
     ]
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from csp_bot.models.audit import Actor, record_change, record_removal
+from csp_bot.models.audit import Actor, record_change, record_removal, snapshot
 from csp_bot.models.enums import Role
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.reminder_types import Reply
@@ -197,11 +197,11 @@ def reply_to_meeting(
     if member is None or not member.active or not is_invited(member.role):
         raise DomainError("Only board members reply to board meetings.")
     row = session.get(MeetingReply, (meeting_id, member_id))
+    before = None if row is None else snapshot(row)
     if row is None:
         row = MeetingReply(meeting_id=meeting_id, member_id=member_id, reply=reply, replied_at=at)
     row.reply, row.replied_at = reply, at
-    session.add(row)
-    session.flush()
+    record_change(session, actor=Actor.member(member_id), at=at, record=row, before=before)
     return meeting_view(meeting)
 
 

@@ -410,7 +410,7 @@ def log_progress(
         previous_status=action.status,
         previous_status_at=action.status_at,
     )
-    actor = Actor.member(member.id, member.name)
+    actor = Actor.member(member.id)
     record_change(session, actor=actor, at=at, record=update, before=None)
     before = snapshot(action)
     action.status, action.status_at = status, at
@@ -491,7 +491,7 @@ def undo_last_update(
         minutes = int(window.total_seconds() // 60)
         raise DomainError(f"You have no update from the last {minutes} minutes to undo.")
     member = session.get_one(Member, member_id)
-    actor = Actor.member(member_id, member.name)
+    actor = Actor.member(member_id)
     action = session.exec(select(Action).where(_is_id(update.action_id)).with_for_update()).one()
     before = snapshot(update)
     update.withdrawn_at = at
