@@ -36,6 +36,7 @@ from csp_bot.models.membership import add_member, create_invite
 from csp_bot.models.migrate import upgrade
 from csp_bot.models.plan import PlanError, import_plan_file
 from csp_bot.models.reminders import set_action_owner
+from csp_bot.models.retention import prune
 from csp_bot.models.rights import erase_member, export_member
 from csp_bot.models.summary import board_paper
 
@@ -111,7 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     invite_create.set_defaults(command=invite_create_command)
     add_schedule_commands(commands)
     add_report_command(commands)
+    add_data_commands(commands)
     return parser
+
+
+def add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`prune`, `backup FILE`, `restore FILE`."""
+    commands.add_parser(
+        "prune", help="delete what has outlived its retention period (the bot does it daily)"
+    ).set_defaults(command=prune_command)
 
 
 def add_lifecycle_commands(member: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -441,6 +450,18 @@ def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
         actor=CLI,
     )
     print(owner)
+    return 0
+
+
+def prune_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot prune`."""
+    keep = settings.retention
+    pruned = call_in_database(settings, prune, now=system_clock(), keep=keep)
+    print(pruned.summary())
+    print(
+        f"kept: handled updates {keep.inbox_days} days; reminders, drafts and invites "
+        f"{keep.records_days} days; the audit trail {keep.audit_years} years"
+    )
     return 0
 
 
