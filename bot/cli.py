@@ -17,6 +17,7 @@ from csp_bot.bot.report import FORMATS, REPORT_FILES, render_format
 from csp_bot.bot.settings import Settings, SettingsError, load_settings
 from csp_bot.bot.templating import Templates
 from csp_bot.models.audit import CLI
+from csp_bot.models.backup import backup, restore
 from csp_bot.models.clock import system_clock
 from csp_bot.models.db import Database
 from csp_bot.models.deadlines import add_deadline
@@ -121,6 +122,16 @@ def add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     commands.add_parser(
         "prune", help="delete what has outlived its retention period (the bot does it daily)"
     ).set_defaults(command=prune_command)
+    backup = commands.add_parser(
+        "backup", help="write a consistent copy of the database to FILE (safe while the bot runs)"
+    )
+    backup.add_argument("file", type=Path)
+    backup.set_defaults(command=backup_command)
+    restore = commands.add_parser(
+        "restore", help="load a backup FILE into an empty database (stop the bot first)"
+    )
+    restore.add_argument("file", type=Path)
+    restore.set_defaults(command=restore_command)
 
 
 def add_lifecycle_commands(member: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -462,6 +473,32 @@ def prune_command(args: argparse.Namespace, settings: Settings) -> int:
         f"kept: handled updates {keep.inbox_days} days; reminders, drafts and invites "
         f"{keep.records_days} days; the audit trail {keep.audit_years} years"
     )
+    return 0
+
+
+def backup_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot backup FILE`."""
+    database = Database.from_url(settings.database_url)
+    try:
+        copied = backup(database.engine, args.file)
+    finally:
+        database.close()
+    print(f"wrote {args.file}: {copied.summary()}")
+    print(f"to restore it: csp-bot restore {args.file} (into an empty database)")
+    return 0
+
+
+def restore_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot restore FILE`: into an empty database, then migrated to this version."""
+    database = Database.from_url(settings.database_url)
+    try:
+        restored = restore(database.engine, args.file)
+        applied = upgrade(database.engine)
+    finally:
+        database.close()
+    print(f"restored {args.file}: {restored.summary()}")
+    if applied:
+        print(f"then applied migrations {', '.join(applied)}")
     return 0
 
 
