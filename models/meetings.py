@@ -138,6 +138,9 @@ def cancel_meeting(session: Session, *, meeting_id: int, at: datetime, actor: Ac
         select(MeetingReply).where(MeetingReply.meeting_id == meeting_id)
     ).all():
         session.delete(reply)
+    # The replies go first: with no relationship declared, one flush may order the deletes
+    # either way, and the meeting's would then break the replies' foreign key.
+    session.flush()
     record_removal(session, actor=actor, at=at, record=meeting)
     return view
 
