@@ -6,6 +6,7 @@ import logging
 
 from markupsafe import Markup
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatType
 from telegram.ext import BaseHandler
 
 from csp_bot.bot.context import Ctx
@@ -27,6 +28,11 @@ ID_DIGITS = 12
 
 async def members_command(update: Update, context: Ctx) -> None:
     """List the members, active first, with a deactivate button for each active one."""
+    chat = update.effective_chat
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        # Members' names are for the coordinator, not for everyone in a group.
+        await send_text(update, context, "Send /members to me in a private chat.")
+        return
     text, markup = await _page(context, 0)
     await send_text(update, context, text, keyboard=markup)
 

@@ -194,6 +194,11 @@ async def test_members_lists_everyone_for_the_coordinator(
     assert "🚫 Deactivate Mike" not in labels  # not yourself
 
 
+async def test_members_is_not_shown_in_a_group(bot: Harness, people: dict[str, MemberView]) -> None:
+    text = await bot.reply(COORDINATOR, "/members", chat_id=-100, chat_type="group")
+    assert text == "Send /members to me in a private chat."
+
+
 @pytest.mark.parametrize("who", ["chair", "board", "police", "observer"])
 async def test_members_is_for_the_coordinator_only(
     bot: Harness, people: dict[str, MemberView], who: str
