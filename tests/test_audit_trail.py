@@ -3,24 +3,21 @@ what changed, and who did it (members by id only)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlmodel import col, select
 
 from csp_bot.bot.cli import main
 from csp_bot.bot.emulator import EmulatedUser, SentMessage
-from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
-from csp_bot.models.membership import MemberView, create_invite
+from csp_bot.models.membership import MemberView
 from csp_bot.models.tables import Action, AuditEntry, BotState
 from tests.harness import PEOPLE, Harness
 from tests.reminder_helpers import schedule
+from tests.test_membership import new_invite
 
 CHAIR = PEOPLE["chair"].user
 COORDINATOR = PEOPLE["coordinator"].user
@@ -35,18 +32,6 @@ class Expected:
     actor: str  # "chair", "coordinator", "newcomer" (member ids), or a tool's label
 
 
-@pytest.fixture
-def cli(
-    monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path, clock: FakeClock
-) -> None:
-    for name in list(os.environ):
-        if name.startswith("CSPBOT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CSPBOT_DATABASE_URL", database_url)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("csp_bot.bot.cli.system_clock", clock)
-
-
 def tap(bot: Harness, message: SentMessage, label: str) -> str:
     return dict(bot.emulator.buttons(message))[label]
 
@@ -56,18 +41,11 @@ def entries(db: Database) -> list[AuditEntry]:
 
 
 async def test_every_state_changing_command_is_audited(
-    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView], cli: None
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView], cli_at: None
 ) -> None:
     soc1 = db.call(lambda s: s.exec(select(Action).where(Action.ref == "SOC-1")).one()).id
     meeting = schedule(db, clock, "2021-07-15T10:00")
-    code = db.call(
-        create_invite,
-        organisation="Northants Police",
-        role="partner",
-        at=clock(),
-        valid_for=timedelta(days=7),
-        actor=CLI,
-    ).code
+    code = new_invite(db, clock)
 
     async def guided_meeting() -> None:
         first = (await bot.send(CHAIR, "/meeting"))[0]

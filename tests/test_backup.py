@@ -3,7 +3,6 @@ database: every update committed before the backup began is there, in an unbroke
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -22,15 +21,6 @@ from csp_bot.models.tables import InboxUpdate, Member
 from tests.conftest import POSTGRES_URL, postgres_schema_url
 
 WRITTEN_BEFORE_BACKUP = 50
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in list(os.environ):
-        if name.startswith("CSPBOT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def use(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
@@ -93,20 +83,20 @@ def test_sqlite_backup_under_load_restores_every_committed_update(
     clock: FakeClock,
     people: dict[str, MemberView],
     database_url: str,
-    cli: Path,
+    cli_at: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     if not database_url.startswith("sqlite"):
         pytest.skip("the PostgreSQL case is the test below")
     use(monkeypatch, database_url)
-    before, after = backup_under_load(database_url, clock, cli / "csp.backup")
+    before, after = backup_under_load(database_url, clock, cli_at / "csp.backup")
     assert "wrote " in capsys.readouterr().out
-    fresh = f"sqlite:///{cli / 'restored.db'}"
+    fresh = f"sqlite:///{cli_at / 'restored.db'}"
     use(monkeypatch, fresh)
-    assert main(["restore", str(cli / "csp.backup")]) == 0
+    assert main(["restore", str(cli_at / "csp.backup")]) == 0
     assert capsys.readouterr().out.startswith(
-        f"restored {cli / 'csp.backup'}: members 5, actions 17"
+        f"restored {cli_at / 'csp.backup'}: members 5, actions 17"
     )
     assert_consistent(stored_ids(fresh), before, after)
     restored = Database(make_engine(fresh))
@@ -119,15 +109,15 @@ def test_restore_refuses_a_database_with_data(
     db: Database,
     people: dict[str, MemberView],
     database_url: str,
-    cli: Path,
+    cli_at: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     if not database_url.startswith("sqlite"):
         pytest.skip("the PostgreSQL case is the test below")
     use(monkeypatch, database_url)
-    assert main(["backup", str(cli / "csp.backup")]) == 0
-    assert main(["restore", str(cli / "csp.backup")]) == 2
+    assert main(["backup", str(cli_at / "csp.backup")]) == 0
+    assert main(["restore", str(cli_at / "csp.backup")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("csp-bot: the database at CSPBOT_DATABASE_URL is not empty (members 5")
     assert "nothing was changed" in err
@@ -135,26 +125,29 @@ def test_restore_refuses_a_database_with_data(
 
 @pytest.mark.parametrize("content", [b"", b"not a database at all", b"SQLite format 3\x00junk"])
 def test_restore_refuses_a_file_that_is_not_a_backup(
-    cli: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], content: bytes
+    cli_at: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes,
 ) -> None:
-    (cli / "odd.backup").write_bytes(content)
-    use(monkeypatch, f"sqlite:///{cli / 'fresh.db'}")
-    assert main(["restore", str(cli / "odd.backup")]) == 2
+    (cli_at / "odd.backup").write_bytes(content)
+    use(monkeypatch, f"sqlite:///{cli_at / 'fresh.db'}")
+    assert main(["restore", str(cli_at / "odd.backup")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("csp-bot: ") and "odd.backup" in err and "Traceback" not in err
-    assert main(["restore", str(cli / "missing.backup")]) == 2
+    assert main(["restore", str(cli_at / "missing.backup")]) == 2
     assert "no backup file" in capsys.readouterr().err
 
 
 def test_backup_to_a_folder_that_does_not_exist(
     db: Database,
     database_url: str,
-    cli: Path,
+    cli_at: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     use(monkeypatch, database_url)
-    assert main(["backup", str(cli / "no" / "such" / "file")]) == 2
+    assert main(["backup", str(cli_at / "no" / "such" / "file")]) == 2
     assert capsys.readouterr().err.startswith("csp-bot: cannot write ")
 
 
@@ -171,7 +164,7 @@ def pg_url() -> Iterator[str]:
 def test_postgres_backup_under_load_restores_every_committed_update(
     pg_url: str,
     clock: FakeClock,
-    cli: Path,
+    cli_at: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -179,7 +172,7 @@ def test_postgres_backup_under_load_restores_every_committed_update(
         pytest.skip("pg_dump is not installed (the message is tested below)")
     use(monkeypatch, pg_url)
     assert main(["db", "upgrade"]) == 0
-    before, after = backup_under_load(pg_url, clock, cli / "csp.dump")
+    before, after = backup_under_load(pg_url, clock, cli_at / "csp.dump")
     # An empty database to restore into: the same schema, emptied.
     schema = pg_url.rsplit("%3D", 1)[1]
     engine = make_engine(pg_url)
@@ -188,17 +181,17 @@ def test_postgres_backup_under_load_restores_every_committed_update(
         connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
     engine.dispose()
     capsys.readouterr()
-    assert main(["restore", str(cli / "csp.dump")]) == 0, capsys.readouterr().err
+    assert main(["restore", str(cli_at / "csp.dump")]) == 0, capsys.readouterr().err
     assert_consistent(stored_ids(pg_url), before, after)
-    assert main(["restore", str(cli / "csp.dump")]) == 2
+    assert main(["restore", str(cli_at / "csp.dump")]) == 2
     assert "is not empty" in capsys.readouterr().err
 
 
 def test_postgres_without_pg_dump_says_so(
-    pg_url: str, cli: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    pg_url: str, cli_at: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     use(monkeypatch, pg_url)
     monkeypatch.setattr("csp_bot.models.backup.shutil.which", lambda name: None)
-    assert main(["backup", str(cli / "csp.dump")]) == 2
+    assert main(["backup", str(cli_at / "csp.dump")]) == 2
     assert capsys.readouterr().err.startswith("csp-bot: pg_dump is not installed, so a PostgreSQL")
-    assert not (cli / "csp.dump").exists()
+    assert not (cli_at / "csp.dump").exists()

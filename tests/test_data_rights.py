@@ -4,7 +4,6 @@ again and find nothing personal; an erased person who writes again is a stranger
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,6 @@ from tests.reminder_helpers import schedule
 CHAIR = PEOPLE["chair"].user
 # What identifies the chair: her name as registered, her Telegram id, her username.
 PERSONAL = ("Sarah", "1002", "sarah_chair")
-
-
-@pytest.fixture
-def cli(
-    monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path, clock: FakeClock
-) -> Path:
-    """The command line on the test database and clock, working in a temporary folder."""
-    for name in list(os.environ):
-        if name.startswith("CSPBOT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CSPBOT_DATABASE_URL", database_url)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("csp_bot.bot.cli.system_clock", clock)
-    return tmp_path
 
 
 async def chair_uses_the_bot(
@@ -70,10 +55,10 @@ def store_inbox_row(session: Session) -> None:
     session.add(InboxUpdate(update_id=77, chat_key=-100500, payload=payload, received_at=START))
 
 
-def export(cli: Path, member_id: int, name: str) -> tuple[dict[str, Any], str]:
-    assert main(["member", "export", str(member_id), "--out", str(cli / f"{name}.json")]) == 0
-    data = json.loads((cli / f"{name}.json").read_text())
-    return data, (cli / f"{name}.html").read_text()
+def export(cli_at: Path, member_id: int, name: str) -> tuple[dict[str, Any], str]:
+    assert main(["member", "export", str(member_id), "--out", str(cli_at / f"{name}.json")]) == 0
+    data = json.loads((cli_at / f"{name}.json").read_text())
+    return data, (cli_at / f"{name}.html").read_text()
 
 
 async def test_export_erase_export_shows_nothing_personal(
@@ -82,12 +67,12 @@ async def test_export_erase_export_shows_nothing_personal(
     clock: FakeClock,
     emulator: BotApiEmulator,
     people: dict[str, MemberView],
-    cli: Path,
+    cli_at: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     await chair_uses_the_bot(bot, db, clock, emulator)
     chair = people["chair"].id
-    data, page = export(cli, chair, "before")
+    data, page = export(cli_at, chair, "before")
     assert data["profile"] == data["profile"] | {
         "id": chair,
         "name": "Sarah",
@@ -115,7 +100,7 @@ async def test_export_erase_export_shows_nothing_personal(
     assert main(["member", "erase", str(chair), "--yes"]) == 0
     assert f'erased member {chair}: now "former member {chair}"' in capsys.readouterr().out
 
-    after, page = export(cli, chair, "after")
+    after, page = export(cli_at, chair, "after")
     for text in (json.dumps(after), page):
         for personal in PERSONAL:
             assert personal not in text
@@ -138,7 +123,7 @@ async def test_the_audit_trail_names_nobody_once_erased(
     clock: FakeClock,
     emulator: BotApiEmulator,
     people: dict[str, MemberView],
-    cli: Path,
+    cli_at: Path,
 ) -> None:
     await chair_uses_the_bot(bot, db, clock, emulator)
     assert main(["member", "erase", str(people["chair"].id), "--yes"]) == 0
@@ -161,7 +146,7 @@ async def test_the_audit_trail_names_nobody_once_erased(
 
 
 async def test_an_erased_person_who_writes_again_is_a_stranger(
-    bot: Harness, db: Database, people: dict[str, MemberView], cli: Path
+    bot: Harness, db: Database, people: dict[str, MemberView], cli_at: Path
 ) -> None:
     assert main(["member", "erase", str(people["chair"].id), "--yes"]) == 0
     for text in ("/whoami", "/start", "/status"):
@@ -172,11 +157,11 @@ async def test_an_erased_person_who_writes_again_is_a_stranger(
 
 
 def test_export_and_erase_of_an_unknown_member(
-    db: Database, people: dict[str, MemberView], cli: Path, capsys: pytest.CaptureFixture[str]
+    db: Database, people: dict[str, MemberView], cli_at: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["member", "export", "4242", "--out", "x.json"]) == 2
     assert "no member 4242" in capsys.readouterr().err
-    assert not (cli / "x.json").exists() and not (cli / "x.html").exists()
+    assert not (cli_at / "x.json").exists() and not (cli_at / "x.html").exists()
     assert main(["member", "erase", "4242", "--yes"]) == 2
     capsys.readouterr()
     assert main(["member", "export", str(people["police"].id), "--out", "no/such/dir.json"]) == 2
@@ -184,7 +169,7 @@ def test_export_and_erase_of_an_unknown_member(
 
 
 def test_the_last_coordinator_cannot_be_erased(
-    db: Database, people: dict[str, MemberView], cli: Path, capsys: pytest.CaptureFixture[str]
+    db: Database, people: dict[str, MemberView], cli_at: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["member", "erase", str(people["coordinator"].id), "--yes"]) == 2
     assert "only active coordinator" in capsys.readouterr().err

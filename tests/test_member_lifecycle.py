@@ -3,7 +3,6 @@ line's list, deactivate and remove, and what a deactivated member meets afterwar
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -30,24 +29,13 @@ from csp_bot.models.tables import AuditEntry, BotState, Invite, Member
 from tests.conftest import POSTGRES_URL, START, postgres_schema_url, register
 from tests.harness import PEOPLE, Harness, Person
 from tests.reminder_helpers import set_clock, texts, tick
+from tests.test_membership import new_invite
 from tests.test_summary import log
 
 COORDINATOR = PEOPLE["coordinator"].user
 CHAIR = PEOPLE["chair"].user
 POLICE = PEOPLE["police"].user
 CROWD = 20
-
-
-def new_code(db: Database, clock: FakeClock) -> str:
-    invite = db.call(
-        create_invite,
-        organisation="Northants Police",
-        role="partner",
-        at=clock(),
-        valid_for=timedelta(days=7),
-        actor=CLI,
-    )
-    return invite.code
 
 
 def buttons(message: SentMessage) -> dict[str, str]:
@@ -144,7 +132,7 @@ async def test_a_deactivated_member_is_refused_by_an_invite_and_the_coordinator_
     people: dict[str, MemberView],
 ) -> None:
     db.call(deactivate_member, member_id=people["police"].id, at=clock(), actor=CLI)
-    code = new_code(db, clock)
+    code = new_invite(db, clock)
     [reply, notice] = await bot.send(POLICE, f"/start {code}")
     assert reply.chat_id == POLICE.id and notice.chat_id == COORDINATOR.id
     text = reply.text
@@ -167,7 +155,7 @@ async def test_the_coordinator_brings_a_deactivated_member_back(
     db: Database,
     clock: FakeClock,
     people: dict[str, MemberView],
-    env: str,
+    cli_at: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     db.call(deactivate_member, member_id=people["police"].id, at=clock(), actor=CLI)
@@ -292,16 +280,6 @@ def test_the_last_coordinator_cannot_be_deactivated(
 # --- the command line -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> str:
-    for name in list(os.environ):
-        if name.startswith("CSPBOT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CSPBOT_DATABASE_URL", database_url)
-    return database_url
-
-
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out, err = capsys.readouterr()
@@ -312,7 +290,7 @@ def test_member_list_deactivate_and_remove(
     db: Database,
     clock: FakeClock,
     people: dict[str, MemberView],
-    env: str,
+    cli_at: Path,
     settings: Settings,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -347,7 +325,7 @@ def test_remove_refuses_a_member_on_record(
     db: Database,
     clock: FakeClock,
     people: dict[str, MemberView],
-    env: str,
+    cli_at: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     log(db, clock, people["police"], "SOC-1", Status.GREEN, "On track")
@@ -368,4 +346,4 @@ async def test_an_outsider_invited_joins_as_before(
     bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
 ) -> None:
     newcomer = EmulatedUser(2001, "Jo", "Constable")
-    assert "Welcome, Jo Constable!" in await bot.reply(newcomer, f"/start {new_code(db, clock)}")
+    assert "Welcome, Jo Constable!" in await bot.reply(newcomer, f"/start {new_invite(db, clock)}")

@@ -3,9 +3,7 @@ everything younger stays."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -73,20 +71,8 @@ def aged(db: Database, clock: FakeClock, people: dict[str, MemberView]) -> datet
     return clock()
 
 
-@pytest.fixture
-def env(
-    monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path, clock: FakeClock
-) -> None:
-    for name in list(os.environ):
-        if name.startswith("CSPBOT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CSPBOT_DATABASE_URL", database_url)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("csp_bot.bot.cli.system_clock", clock)
-
-
 def test_prune_deletes_what_outlived_its_retention(
-    db: Database, aged: datetime, env: None, capsys: pytest.CaptureFixture[str]
+    db: Database, aged: datetime, cli_at: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["prune"]) == 0
     out = capsys.readouterr().out
@@ -107,7 +93,7 @@ def test_prune_deletes_what_outlived_its_retention(
 
 
 def test_retention_is_configurable(
-    db: Database, aged: datetime, env: None, monkeypatch: pytest.MonkeyPatch
+    db: Database, aged: datetime, cli_at: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CSPBOT_RETENTION_DAYS", "60")
     monkeypatch.setenv("CSPBOT_AUDIT_YEARS", "4")
