@@ -15,7 +15,7 @@ from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import button, keyboard, page_of, pager, parts
 from csp_bot.handlers.replies import edit_in_place, send_text
 from csp_bot.models.audit import Actor
-from csp_bot.models.errors import DomainError
+from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.lifecycle import MemberLine, Standing, deactivate_member, list_members
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,19 @@ async def _page(
 ) -> tuple[str, InlineKeyboardMarkup]:
     members = await context.db.run(list_members)
     active = [m for m in members if m.standing == Standing.ACTIVE]
-    others = [m for m in members if m.standing != Standing.ACTIVE]
+    # The latest to leave first, a page's worth: `csp-bot member list` has them all.
+    others = sorted(
+        (m for m in members if m.standing != Standing.ACTIVE),
+        key=lambda m: (m.since is not None, m.since),
+        reverse=True,
+    )
     shown, page, pages = page_of(active, page, PAGE_SIZE)
     text = context.templates.render(
         "member_list.html",
         shown=shown,
         active=len(active),
-        others=others,
+        others=others[:PAGE_SIZE],
+        more_others=max(0, len(others) - PAGE_SIZE),
         page=page,
         pages=pages,
         notice=notice,
@@ -126,6 +132,9 @@ async def _deactivate(update: Update, context: Ctx, member_id: int) -> None:
         done = await context.db.run(
             deactivate_member, member_id=member_id, at=context.now(), actor=Actor.member(me.id)
         )
+    except NotFound:  # removed or erased since the list was shown
+        await _expired(update, context)
+        return
     except DomainError as refused:
         await query.answer(str(refused), show_alert=True)
         return

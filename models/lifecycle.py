@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlmodel import Session, SQLModel, col, func, select
+from sqlmodel import Session, SQLModel, col, func, or_, select
 
 from csp_bot.models.audit import Actor, record_change, record_removal, snapshot
 from csp_bot.models.drafts import DRAFT_KIND
@@ -113,6 +113,29 @@ def discard_member_drafts(session: Session, *, telegram_id: int) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def inbox_rows_from(session: Session, telegram_id: int) -> list[InboxUpdate]:
+    """The inbox updates from this person: their private chat, and what they sent in groups.
+
+    Groups are read whole and filtered here: the inbox holds a few days of updates, and
+    the JSON path to the sender differs between message kinds.
+    """
+    rows = session.exec(
+        select(InboxUpdate).where(
+            or_(col(InboxUpdate.chat_key) == telegram_id, col(InboxUpdate.chat_key) < 0)
+        )
+    ).all()
+    return [row for row in rows if row.chat_key == telegram_id or _sent_by(row, telegram_id)]
+
+
+def _sent_by(row: InboxUpdate, telegram_id: int) -> bool:
+    for part in row.payload.values():
+        if isinstance(part, dict):
+            sender = part.get("from")
+            if isinstance(sender, dict) and sender.get("id") == telegram_id:
+                return True
+    return False
+
+
 @dataclass(frozen=True)
 class Deactivated:
     """The member as they now stand, and whether this call changed anything."""
@@ -168,7 +191,8 @@ def remove_member(session: Session, *, member_id: int, at: datetime, actor: Acto
     discard_member_drafts(session, telegram_id=member.telegram_id)
     for table in (ReminderPreference, MeetingReply, OutboxEntry):
         session.execute(sa.delete(table).where(col(table.member_id) == member_id))
-    session.execute(sa.delete(InboxUpdate).where(col(InboxUpdate.chat_key) == member.telegram_id))
+    for row in inbox_rows_from(session, member.telegram_id):
+        session.delete(row)
     session.execute(
         sa.update(ActionSnooze)
         .where(col(ActionSnooze.member_id) == member_id)

@@ -23,6 +23,7 @@ from csp_bot.models.lifecycle import (
     clear_ownership,
     discard_member_drafts,
     find_member,
+    inbox_rows_from,
     keep_a_coordinator,
     member_line,
     standing,
@@ -32,7 +33,6 @@ from csp_bot.models.tables import (
     ActionSnooze,
     AuditEntry,
     BotState,
-    InboxUpdate,
     Invite,
     Meeting,
     MeetingReply,
@@ -215,30 +215,7 @@ def _drafts(session: Session, member: Member) -> list[dict[str, Any]]:
 
 def _messages(session: Session, member: Member) -> list[dict[str, Any]]:
     """Their updates still in the inbox (kept CSPBOT_INBOX_DAYS days), as Telegram sent them."""
-    return [row.payload for row in _inbox_rows(session, member.telegram_id)]
-
-
-def _inbox_rows(session: Session, telegram_id: int) -> list[InboxUpdate]:
-    """The inbox updates from this person: their private chat, and what they sent in groups.
-
-    Groups are read whole and filtered here: the inbox holds a few days of updates, and
-    the JSON path to the sender differs between message kinds.
-    """
-    rows = session.exec(
-        select(InboxUpdate).where(
-            or_(col(InboxUpdate.chat_key) == telegram_id, col(InboxUpdate.chat_key) < 0)
-        )
-    ).all()
-    return [row for row in rows if row.chat_key == telegram_id or _sent_by(row, telegram_id)]
-
-
-def _sent_by(row: InboxUpdate, telegram_id: int) -> bool:
-    for part in row.payload.values():
-        if isinstance(part, dict):
-            sender = part.get("from")
-            if isinstance(sender, dict) and sender.get("id") == telegram_id:
-                return True
-    return False
+    return [row.payload for row in inbox_rows_from(session, member.telegram_id)]
 
 
 def _audit(session: Session, member_id: int) -> list[dict[str, Any]]:
@@ -307,5 +284,5 @@ def erase_member(session: Session, *, member_id: int, at: datetime, actor: Actor
 def _forget_conversations(session: Session, member: Member) -> None:
     """Their drafts and their messages in the inbox: the raw updates carry their name."""
     discard_member_drafts(session, telegram_id=member.telegram_id)
-    for row in _inbox_rows(session, member.telegram_id):
+    for row in inbox_rows_from(session, member.telegram_id):
         session.delete(row)

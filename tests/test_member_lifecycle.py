@@ -187,6 +187,23 @@ async def test_members_is_not_shown_in_a_group(bot: Harness, people: dict[str, M
     assert text == "Send /members to me in a private chat."
 
 
+async def test_members_come_ten_to_a_page(
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    for n in range(8):
+        register(
+            db, clock, Person(EmulatedUser(3000 + n, f"Extra{n}"), "Northants Police", "board")
+        )
+    [listing] = await bot.send(COORDINATOR, "/members")
+    assert listing.text.startswith("<b>Members</b>: 13 active (page 1 of 2)\n")
+    assert buttons(listing)["Next ›"] == "mb:p:1"
+    await bot.press(COORDINATOR, listing, "mb:p:1")
+    second = bot.emulator.last_message(COORDINATOR.id)
+    assert second.text.startswith("<b>Members</b>: 13 active (page 2 of 2)\n")
+    assert buttons(second)["‹ Previous"] == "mb:p:0"
+    assert len([b for b in buttons(second) if b.startswith("🚫")]) == 3
+
+
 @pytest.mark.parametrize("who", ["chair", "board", "police", "observer"])
 async def test_members_is_for_the_coordinator_only(
     bot: Harness, people: dict[str, MemberView], who: str
@@ -261,7 +278,9 @@ async def test_a_deactivate_button_is_checked_when_pressed(
     assert member_row(db, PEOPLE["board"].user.id).active is True
 
 
-@pytest.mark.parametrize("data", ["mb:y:²", "mb:y:" + "9" * 40, "mb:x:1", "mb:y", "mb:d:424242"])
+@pytest.mark.parametrize(
+    "data", ["mb:y:²", "mb:y:" + "9" * 40, "mb:x:1", "mb:y", "mb:d:424242", "mb:y:424242"]
+)
 async def test_a_malformed_members_button_has_expired(
     bot: Harness, emulator: BotApiEmulator, people: dict[str, MemberView], data: str
 ) -> None:
