@@ -108,6 +108,9 @@ def _sqlite_backup(engine: Engine, partial: Path) -> None:
         try:
             # All pages in one step: one read snapshot, however busy the writers are.
             source.driver_connection.backup(copy)  # type: ignore[union-attr]
+            # One self-contained file: the copy is in WAL mode like the bot's database, and
+            # a WAL file opened elsewhere leaves -wal and -shm files beside it.
+            copy.execute("PRAGMA journal_mode=DELETE")
         finally:
             copy.close()
     finally:

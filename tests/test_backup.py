@@ -92,6 +92,9 @@ def test_sqlite_backup_under_load_restores_every_committed_update(
     use(monkeypatch, database_url)
     before, after = backup_under_load(database_url, clock, cli_at / "csp.backup")
     assert "wrote " in capsys.readouterr().out
+    assert sorted(p.name for p in cli_at.iterdir() if p.name.startswith("csp.backup")) == [
+        "csp.backup"
+    ]
     fresh = f"sqlite:///{cli_at / 'restored.db'}"
     use(monkeypatch, fresh)
     assert main(["restore", str(cli_at / "csp.backup")]) == 0
@@ -99,6 +102,7 @@ def test_sqlite_backup_under_load_restores_every_committed_update(
         f"restored {cli_at / 'csp.backup'}: members 5, actions 17"
     )
     assert_consistent(stored_ids(fresh), before, after)
+    assert not (cli_at / "csp.backup-wal").exists()  # the backup is one file, read in place
     restored = Database(make_engine(fresh))
     names = restored.call(lambda s: sorted(m.name for m in s.exec(select(Member)).all()))
     restored.close()
