@@ -13,7 +13,7 @@ from csp_bot.bot.context import Ctx
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import button, keyboard, page_of, pager, parts
-from csp_bot.handlers.replies import edit_in_place, send_text
+from csp_bot.handlers.replies import edit_in_place, send, send_text
 from csp_bot.models.audit import Actor
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.lifecycle import MemberLine, Standing, deactivate_member, list_members
@@ -31,7 +31,7 @@ async def members_command(update: Update, context: Ctx) -> None:
     chat = update.effective_chat
     if chat is not None and chat.type != ChatType.PRIVATE:
         # Members' names are for the coordinator, not for everyone in a group.
-        await send_text(update, context, "Send /members to me in a private chat.")
+        await send(update, context, "members_private_only.html")
         return
     text, markup = await _page(context, 0)
     await send_text(update, context, text, keyboard=markup)
@@ -72,7 +72,7 @@ async def on_members_button(update: Update, context: Ctx) -> None:
     query = update.callback_query
     assert query is not None
     pieces = parts(query.data, 3)
-    if pieces is None or pieces[1] not in "pdy" or not _is_number(pieces[2]):
+    if pieces is None or pieces[1] not in ("p", "d", "y") or not _is_number(pieces[2]):
         await _expired(update, context)
         return
     verb, number = pieces[1], int(pieces[2])

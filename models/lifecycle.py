@@ -150,10 +150,7 @@ def deactivate_member(
 ) -> Deactivated:
     """End a member's access: they become a stranger to the bot, their reminders stop and
     their open drafts go; their records stay, with their name. Doing it twice is harmless."""
-    member = session.exec(select(Member).where(Member.id == member_id).with_for_update()).first()
-    if member is None:
-        find_member(session, member_id=member_id)  # raises NotFound
-    assert member is not None
+    member = find_member(session, member_id=member_id)
     if not member.active:
         return Deactivated(member_line(session, member_id=member_id), changed=False)
     keep_a_coordinator(session, member)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from csp_bot.models.audit import Actor, record_event
 from csp_bot.models.inbox import prune_inbox
@@ -83,7 +83,7 @@ def years_before(moment: datetime, years: int) -> datetime:
         return moment.replace(year=moment.year - years, day=28)
 
 
-def _delete(session: Session, table: type, where: sa.ColumnElement[bool]) -> int:
+def _delete(session: Session, table: type[SQLModel], where: sa.ColumnElement[bool]) -> int:
     result = session.execute(sa.delete(table).where(where))
     return int(result.rowcount)  # type: ignore[attr-defined]
 

@@ -279,7 +279,8 @@ async def test_a_deactivate_button_is_checked_when_pressed(
 
 
 @pytest.mark.parametrize(
-    "data", ["mb:y:²", "mb:y:" + "9" * 40, "mb:x:1", "mb:y", "mb:d:424242", "mb:y:424242"]
+    "data",
+    ["mb:y:²", "mb:y:" + "9" * 40, "mb:x:1", "mb:y", "mb:d:424242", "mb:y:424242", "mb:dy:3"],
 )
 async def test_a_malformed_members_button_has_expired(
     bot: Harness, emulator: BotApiEmulator, people: dict[str, MemberView], data: str
