@@ -37,21 +37,18 @@ def export_paths(out: Path) -> tuple[Path, Path]:
 def export_page(data: dict[str, Any], templates: Templates) -> str:
     """The readable page: the profile, then every section as a table."""
     template = templates.paper.get_template("member_export.html")
-    sections = [(title, _rows(data.get(key))) for key, title in SECTIONS.items()]
+    sections = [(title, *_rows(data.get(key))) for key, title in SECTIONS.items()]
     return template.render(profile=data["profile"], at=data["exported_at"], sections=sections)
 
 
-def _rows(value: Any) -> list[dict[str, str]]:
-    """A section as table rows of text: a list of records, one record, or plain values."""
+def _rows(value: Any) -> tuple[list[str], list[list[str]]]:
+    """A section as a table: its columns (every key any record has, in order) and rows."""
     if value is None:
-        return []
+        return [], []
     items = value if isinstance(value, list) else [value]
-    return [
-        {key: _text(cell) for key, cell in item.items()}
-        if isinstance(item, dict)
-        else {"value": _text(item)}
-        for item in items
-    ]
+    records = [item if isinstance(item, dict) else {"value": item} for item in items]
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    return columns, [[_text(record.get(key)) for key in columns] for record in records]
 
 
 def _text(value: Any) -> str:

@@ -12,6 +12,8 @@ from sqlmodel import Session, col, select
 
 from csp_bot.bot.cli import main
 from csp_bot.bot.emulator import BotApiEmulator
+from csp_bot.bot.member_export import export_page
+from csp_bot.bot.templating import Templates
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
@@ -173,3 +175,20 @@ def test_the_last_coordinator_cannot_be_erased(
 ) -> None:
     assert main(["member", "erase", str(people["coordinator"].id), "--yes"]) == 2
     assert "only active coordinator" in capsys.readouterr().err
+
+
+def test_the_export_page_escapes_what_it_shows(templates: Templates) -> None:
+    data = {
+        "exported_at": "2021-06-10T09:00:00+00:00",
+        "profile": {"id": 7, "name": "<script>x()</script>"},
+        "progress_updates": [{"note": "<b>bold</b> & co"}],
+        "messages_held": [
+            {"update_id": 1, "message": {"text": "hi"}},
+            {"update_id": 2, "callback_query": {}},
+        ],
+    }
+    page = export_page(data, templates)
+    assert "<script>" not in page and "&lt;script&gt;x()&lt;/script&gt;" in page
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in page
+    # Records of different shapes share one table: every key is a column.
+    assert "<th>update id</th><th>message</th><th>callback query</th>" in page
