@@ -184,7 +184,8 @@ def remove_member(session: Session, *, member_id: int, at: datetime, actor: Acto
     member = find_member(session, member_id=member_id)
     line = member_line(session, member_id=member_id)
     _refuse_if_on_record(session, member)
-    keep_a_coordinator(session, member)
+    if member.active:
+        keep_a_coordinator(session, member)
     discard_member_drafts(session, telegram_id=member.telegram_id)
     for table in (ReminderPreference, MeetingReply, OutboxEntry):
         session.execute(sa.delete(table).where(col(table.member_id) == member_id))

@@ -21,7 +21,7 @@ from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
 from csp_bot.models.enums import Role, Status
 from csp_bot.models.errors import DomainError
-from csp_bot.models.lifecycle import deactivate_member
+from csp_bot.models.lifecycle import deactivate_member, remove_member
 from csp_bot.models.membership import InviteError, MemberView, create_invite, redeem_invite
 from csp_bot.models.migrate import upgrade
 from csp_bot.models.plan import import_plan_file
@@ -295,6 +295,8 @@ def test_the_last_coordinator_cannot_be_deactivated(
 ) -> None:
     with pytest.raises(DomainError, match="Mike is the only active coordinator"):
         db.call(deactivate_member, member_id=people["coordinator"].id, at=clock(), actor=CLI)
+    with pytest.raises(DomainError, match="Mike is the only active coordinator"):
+        db.call(remove_member, member_id=people["coordinator"].id, at=clock(), actor=CLI)
 
 
 # --- the command line -------------------------------------------------------------------------
