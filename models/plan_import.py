@@ -226,7 +226,11 @@ class _Import:
             "due_on": entry.due,
         }
         # The file's status only seeds a new action; after that, progress updates own it.
-        first = {"status": entry.status or Status.NOT_STARTED, "status_at": self.at}
+        first = {
+            "status": entry.status or Status.NOT_STARTED,
+            "status_at": self.at,
+            "status_changed_at": self.at,
+        }
         _, change = self.upsert(existing, Action, values, first)
         self.result.actions.count(change)
 

@@ -57,7 +57,7 @@ async def test_the_chair_schedules_a_meeting_step_by_step(
     asked = await latest(bot)
     assert "<b>North Northants CSP Board</b> (2 of 4)" in asked.text
     again = await plain_reply(bot, "next Thursday")
-    assert "I can't read 'next Thursday' as a date and time" in again
+    assert "I can't read “next Thursday” as a date and time" in again
     again = await plain_reply(bot, "01/06/2021 10:00")
     assert "01/06/2021 10:00 is in the past: a meeting must be scheduled ahead." in again
     where = await bot.reply(CHAIR, "9/12/2021 14:00")
@@ -204,7 +204,7 @@ def test_meeting_add_list_ics_and_cancel_from_the_command_line(
     ("when", "problem"),
     [
         ("2020-01-01T10:00", "is in the past"),
-        ("10th of never", "I can't read '10th of never' as a date and time"),
+        ("10th of never", "I can't read “10th of never” as a date and time"),
         ("2099-03-29T01:30", "does not exist in Europe/London (clocks go forward)"),
     ],
 )
