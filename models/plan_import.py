@@ -326,3 +326,8 @@ def _id(record: SQLModel) -> int:
 
 def _differs(record: SQLModel, values: Mapping[str, Any]) -> bool:
     return any(getattr(record, name) != value for name, value in values.items())
+
+
+def plan_loaded(session: Session) -> bool:
+    """Whether a plan with at least one action has been imported."""
+    return session.exec(select(Action.id).limit(1)).first() is not None

@@ -381,10 +381,14 @@ def _update_view(update: ProgressUpdate, ref: str, author: str | None) -> Update
 # --- the write side --------------------------------------------------------------------
 
 
+# Characters that show nothing: a note of only these (and spaces) is as empty as a blank one.
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"))
+
+
 def check_note(note: str, *, what: str = "note") -> str:
     """A note stripped of surrounding space; DomainError if empty or over the limit."""
     cleaned = note.strip()
-    if not cleaned:
+    if not cleaned.translate(INVISIBLE).strip():
         raise DomainError(f"The {what} is empty.")
     if len(cleaned) > NOTE_LIMIT:
         raise DomainError(
