@@ -163,6 +163,41 @@ async def test_meetings_lists_what_is_coming_and_sends_a_calendar_file(
     assert f"UID:meeting-{meeting.id}@csp-bot\r\n" in calendar
 
 
+async def test_meetings_offers_the_reply_buttons_of_each_meeting(
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    first = schedule(db, clock, "2021-06-24T10:00")
+    second = schedule(db, clock, "2021-07-22T10:00", title="Extra board")
+    listing = (await bot.send(BOARD, "/meetings"))[0]
+    assert labels(bot.emulator, listing)[:8] == [
+        "📅 24 Jun",
+        *("✅ Attending", "🙏 Apologies", "👤 Substitute"),
+        "📅 22 Jul",
+        *("✅ Attending", "🙏 Apologies", "👤 Substitute"),
+    ]
+    assert "reply with the buttons under each date" in listing.text
+    await bot.press(BOARD, listing, f"mt:r:{second.id}:p")
+    assert bot.emulator.callback_answers[-1]["text"] == "Thank you: apologies."
+    now = await latest_of(bot, BOARD)
+    # Only the pressed meeting's row is ticked; the other meeting's row stays as it was.
+    assert labels(bot.emulator, now)[1:4] == ["✅ Attending", "🙏 Apologies", "👤 Substitute"]
+    assert labels(bot.emulator, now)[5:8] == ["✅ Attending", "☑️ 🙏 Apologies", "👤 Substitute"]
+    again = (await bot.send(BOARD, "/meetings"))[0]
+    assert "Your reply: apologies" in again.text
+    assert "☑️ 🙏 Apologies" in labels(bot.emulator, again)
+    # Checked like the reminder's: an observer is not invited, so has no buttons, and a
+    # forged press is refused and stores nothing.
+    observer = (await bot.send(PEOPLE["observer"].user, "/meetings"))[0]
+    assert labels(bot.emulator, observer)[:2] == ["📅 24 Jun", "📅 22 Jul"]
+    await bot.press(PEOPLE["observer"].user, observer, f"mt:r:{first.id}:a")
+    assert bot.emulator.callback_answers[-1]["show_alert"] is True
+
+
+async def latest_of(bot: Harness, user: object) -> SentMessage:
+    """`user`'s latest message as it looks now (after edits)."""
+    return bot.emulator.messages(user.id)[-1]  # type: ignore[attr-defined]
+
+
 def test_calendar_lines_are_folded_and_escaped(db: Database, clock: FakeClock, plan: None) -> None:
     meeting = schedule(db, clock, "2021-06-24T10:00", title="Board; " + "é" * 60)
     text = meetings_ics([meeting], now=clock())
