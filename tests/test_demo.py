@@ -25,42 +25,15 @@ async def test_demo_chat_shows_replies_and_numbered_buttons(tmp_path: Path) -> N
     assert out.rstrip().endswith("Demo ended.")
 
 
-def test_csp_bot_demo_ends_cleanly_at_end_of_input(tmp_path: Path) -> None:
-    environment = {
-        **os.environ,
-        "CSPBOT_TELEGRAM_TOKEN": "",
-    }
-    finished = subprocess.run(
-        [sys.executable, "-m", "csp_bot.bot.cli", "demo", "--as", "1"],
-        input="/help\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=environment,
-    )
-    assert finished.returncode == 0, finished.stderr
-    assert "/whoami – your name, organisation and role" in finished.stdout
-    assert "Traceback" not in finished.stderr
-    assert finished.stdout.rstrip().endswith("Demo ended.")
-
-
-def test_a_scripted_demo_shows_what_was_sent_alerts_and_saved_files(tmp_path: Path) -> None:
+def run_demo_through_a_pipe(
+    tmp_path: Path, lines: list[str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`csp-bot demo` as a separate process, its input piped in; its temporary folder (where
+    it saves files) inside `tmp_path`."""
     environment = {**os.environ, "CSPBOT_TELEGRAM_TOKEN": "", "TMPDIR": str(tmp_path)}
-    script = "\n".join(
-        [
-            "4",  # Priya, a board member
-            "/meetings",
-            ":later 1500",  # past the start of tomorrow's meeting
-            "2",  # its "Attending" button, now stale
-            ":as 3",
-            "/report",
-            ":as 1",  # Dan: the reminders the bot sent him at start
-        ]
-    )
     finished = subprocess.run(
-        [sys.executable, "-m", "csp_bot.bot.cli", "demo"],
-        input=script + "\n",
+        [sys.executable, "-m", "csp_bot.bot.cli", "demo", *args],
+        input="".join(line + "\n" for line in lines),
         capture_output=True,
         text=True,
         timeout=120,
@@ -68,6 +41,27 @@ def test_a_scripted_demo_shows_what_was_sent_alerts_and_saved_files(tmp_path: Pa
         env=environment,
     )
     assert finished.returncode == 0, finished.stderr
+    return finished
+
+
+def test_csp_bot_demo_ends_cleanly_at_end_of_input(tmp_path: Path) -> None:
+    finished = run_demo_through_a_pipe(tmp_path, ["/help"], "--as", "1")
+    assert "/whoami – your name, organisation and role" in finished.stdout
+    assert "Traceback" not in finished.stderr
+    assert finished.stdout.rstrip().endswith("Demo ended.")
+
+
+def test_a_scripted_demo_shows_what_was_sent_alerts_and_saved_files(tmp_path: Path) -> None:
+    script = [
+        "4",  # Priya, a board member
+        "/meetings",
+        ":later 1500",  # past the start of tomorrow's meeting
+        "2",  # its "Attending" button, now stale
+        ":as 3",
+        "/report",
+        ":as 1",  # Dan: the reminders the bot sent him at start
+    ]
+    finished = run_demo_through_a_pipe(tmp_path, script)
     out = finished.stdout
     assert "bot (alert): That meeting has already started." in out
     assert "You are now Mike Greenway, the coordinator." in out
