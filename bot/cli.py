@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -36,7 +37,7 @@ from csp_bot.models.meetings import (
 from csp_bot.models.membership import add_member, create_invite
 from csp_bot.models.migrate import upgrade
 from csp_bot.models.plan_checks import PlanError
-from csp_bot.models.plan_import import import_plan_file
+from csp_bot.models.plan_import import import_plan_file, plan_loaded
 from csp_bot.models.reminders import set_action_owner
 from csp_bot.models.retention import prune
 from csp_bot.models.rights import erase_member, export_member
@@ -181,7 +182,14 @@ def add_schedule_commands(commands: argparse._SubParsersAction[argparse.Argument
     meeting_add.add_argument("--title", required=True)
     meeting_add.add_argument("--at", required=True, help="start, UK time: 2026-12-10T14:00")
     meeting_add.add_argument("--location", default="", help="place or link")
-    meeting_add.add_argument("--agenda", action="append", default=[], help="an item (repeat)")
+    meeting_add.add_argument(
+        "--agenda",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="ITEM",
+        help='agenda items: --agenda "Item one" "Item two" (may repeat)',
+    )
     meeting_add.set_defaults(command=meeting_add_command)
     meeting.add_parser("list", help="the coming meetings").set_defaults(
         command=meeting_list_command
@@ -505,6 +513,7 @@ def restore_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot report --format html|csv|png --out PATH`: the same files as /report."""
+    require_plan(settings)
     now = local_now(settings)
     paper = call_in_database(settings, board_paper, at=now, quiet_after=settings.quiet_after)
     templates = Templates(settings.tz)
@@ -519,6 +528,25 @@ def report_command(args: argparse.Namespace, settings: Settings) -> int:
         raise DomainError(f"cannot write {out}: {problem.strerror}") from None
     print(f"wrote {out} ({len(paper.actions)} actions, figures at {templates.format_when(now)})")
     return 0
+
+
+NO_PLAN = (
+    "no plan is loaded in the database at CSPBOT_DATABASE_URL ({where}), so there is "
+    "nothing to report. Load one first: csp-bot plan import FILE "
+    "(the sample: csp-bot plan import examples/north-northants-csp-2021-22.yaml). "
+    "Nothing was written."
+)
+
+
+def require_plan(settings: Settings) -> None:
+    """Refuse to write a blank paper: check for a plan without creating a database file."""
+    url = make_url(settings.database_url)
+    where = url.render_as_string(hide_password=True)
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    if path not in (None, "", ":memory:") and not Path(str(path)).exists():
+        raise DomainError(NO_PLAN.format(where=where))
+    if not call_in_database(settings, plan_loaded):
+        raise DomainError(NO_PLAN.format(where=where))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from csp_bot.bot.intake import Intake
 from csp_bot.bot.polling import Poller
 from csp_bot.bot.runner import BotRun, make_services
 from csp_bot.bot.settings import Settings
+from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.jobs import dispatch_state
 from csp_bot.models.audit import Actor
 from csp_bot.models.clock import ShiftedClock
 from csp_bot.models.db import Database
@@ -41,6 +43,9 @@ DEMO = Actor("demo set-up")
 # How long the bot may stay silent before the demo prompts again.
 REPLY_WAIT_SECONDS = 5.0
 SETTLE_SECONDS = 0.3
+# The first reminder round starts two seconds after the bot; it is given this long to end.
+FIRST_ROUND_WAIT_SECONDS = 30.0
+POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -107,16 +112,22 @@ def log_to_file(path: Path) -> None:
 class Demo:
     """The emulator, the bot polling it, and a terminal chat in between."""
 
-    def __init__(self, settings: Settings, stdin: TextIO, stdout: TextIO) -> None:
+    def __init__(
+        self, settings: Settings, stdin: TextIO, stdout: TextIO, files_folder: Path | None = None
+    ) -> None:
         self.settings = settings
         self.stdin = stdin
         self.stdout = stdout
         self.emulator = BotApiEmulator()
         self.me = DEMO_MEMBERS[0]
-        self.shown: dict[int, str] = {}
+        # What each chat's messages looked like when last printed, by (chat, message).
+        self.shown: dict[tuple[int, int], str] = {}
+        self.answers_shown = 0
+        self.clock = ShiftedClock(DEMO_START)
+        self.files = files_folder or Path(tempfile.gettempdir()) / "csp-bot-demo-files"
 
     async def run(self, member: str | None, plan: Path) -> int:
-        services = make_services(self.settings, clock=ShiftedClock(DEMO_START))
+        services = make_services(self.settings, clock=self.clock)
         seed(services.db, plan)
         with EmulatorServer(self.emulator) as server:
             application = build_application(
@@ -124,7 +135,8 @@ class Demo:
             )
             try:
                 async with BotRun(application, poll_briskly):
-                    self.say(INTRO)
+                    self.say(INTRO.format(files=self.files))
+                    await self.first_reminders(application)
                     self.me = await self.choose_member(member)
                     await self.chat()
             finally:
@@ -132,16 +144,40 @@ class Demo:
         self.say("Demo ended.")
         return 0
 
+    async def first_reminders(self, application: CspApplication) -> None:
+        """Wait for the first reminder round (it starts seconds after the bot), so that the
+        reminders due at start are there to show to whoever you become."""
+        state = dispatch_state(application)
+        waited = 0.0
+        while state is not None and state.rounds == 0 and waited < FIRST_ROUND_WAIT_SECONDS:
+            await asyncio.sleep(POLL_SECONDS)
+            waited += POLL_SECONDS
+        await self.settle()
+
     async def chat(self) -> None:
         """Read lines until end of input; numbers press buttons, `:as` changes who you are."""
         self.say(f"You are {self.me.user.full_name}, {self.me.description}. Try /help.")
+        self.show_new_messages()
         while (line := await self.read(f"{self.me.user.first_name}> ")) is not None:
             if not line:
                 continue
+            if line.startswith(":later"):
+                self.later(line.removeprefix(":later").strip())
+                continue
             if line.startswith(":as"):
                 self.me = await self.choose_member(line.removeprefix(":as").strip() or None)
+                self.say(f"You are now {self.me.user.full_name}, {self.me.description}.")
+                self.show_new_messages()  # what the bot sent them meanwhile (reminders)
                 continue
             await self.act(line)
+
+    def later(self, minutes: str) -> None:
+        """`:later MINUTES` moves the demo's clock on: drafts expire, reminders fall due."""
+        if not minutes.isdigit():
+            self.say("Type :later and a number of minutes, e.g. :later 30")
+            return
+        self.clock.offset += timedelta(minutes=int(minutes))
+        self.say(f"The demo's clock is now {self.clock():%a %d %b %Y, %H:%M} UTC.")
 
     async def act(self, line: str) -> None:
         """Send the line, or press the button it numbers, and show what the bot answers."""
@@ -154,7 +190,18 @@ class Demo:
             self.emulator.send_text(self.me.user, line)
         await asyncio.to_thread(self.emulator.wait_for_change, since, REPLY_WAIT_SECONDS)
         await self.settle()
+        self.show_alerts()
         self.show_new_messages()
+
+    def show_alerts(self) -> None:
+        """What the bot answered to button presses: an alert pops up in Telegram, a notice
+        shows briefly at the top; either may be all a press gets (an expired button)."""
+        answers = self.emulator.callback_answers
+        for answer in answers[self.answers_shown :]:
+            if answer.get("text"):
+                kind = "alert" if answer.get("show_alert") else "notice"
+                self.say(f"bot ({kind}): {answer['text']}")
+        self.answers_shown = len(answers)
 
     async def settle(self) -> None:
         """Wait until the bot has been quiet for a moment, so multi-part replies arrive whole."""
@@ -184,13 +231,25 @@ class Demo:
         return None
 
     def show_new_messages(self) -> None:
-        """Print messages the bot sent or edited since they were last shown."""
+        """Print messages the bot sent or edited since they were last shown (files are saved
+        and their path printed)."""
         for message in self.emulator.messages(self.me.user.id):
-            rendered = render(message, self.emulator.buttons(message))
-            if self.shown.get(message.message_id) != rendered:
-                edited = message.message_id in self.shown
+            key = (message.chat_id, message.message_id)
+            rendered = render(message, self.emulator.buttons(message), self.save(message))
+            if self.shown.get(key) != rendered:
+                edited = key in self.shown
                 self.say(("(edited) " if edited else "") + rendered)
-                self.shown[message.message_id] = rendered
+                self.shown[key] = rendered
+
+    def save(self, message: SentMessage) -> Path | None:
+        """A file the bot sent, written to the demo's files folder (where it can be opened)."""
+        if message.content is None or message.filename is None:
+            return None
+        path = self.files / Path(message.filename).name
+        if not path.exists() or path.read_bytes() != message.content:
+            self.files.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(message.content)
+        return path
 
     async def choose_member(self, wanted: str | None) -> DemoMember:
         """Pick who to be, by number or name; asks when not given."""
@@ -203,16 +262,8 @@ class Demo:
                 return self.me
             chosen = find_demo_member(answer)
             if chosen is not None:
-                self.mark_all_shown(chosen)
                 return chosen
             self.say("Please type one of the numbers above.")
-
-    def mark_all_shown(self, member: DemoMember) -> None:
-        """Forget what was shown to the last member; show only what comes next."""
-        self.shown = {
-            message.message_id: render(message, self.emulator.buttons(message))
-            for message in self.emulator.messages(member.user.id)
-        }
 
     async def read(self, prompt: str) -> str | None:
         """One line from the terminal, or None at end of input (Ctrl+D)."""
@@ -233,7 +284,9 @@ INTRO = """CSP Bot demo: the real bot, running against a Telegram emulator on th
 with the North Northamptonshire CSP plan 2021-22. Nothing leaves this computer.
 The demo's clock starts on Wednesday 15 September 2021, inside the plan's year.
 Type messages and commands as the member you choose. Buttons show as [1], [2], ...:
-type the number to press one. Type :as to become someone else. Ctrl+D ends the demo.
+type the number to press one (on the latest message that has buttons). Type :as to
+become someone else: you then see what the bot sent them meanwhile. Files the bot sends
+are saved in {files}. Ctrl+D ends the demo.
 """
 
 
@@ -318,11 +371,12 @@ async def poll_briskly(intake: Intake) -> None:
     await Poller(intake, timeout=1).run()
 
 
-def render(message: SentMessage, buttons: list[tuple[str, str]]) -> str:
+def render(message: SentMessage, buttons: list[tuple[str, str]], saved: Path | None) -> str:
     """A bot message as terminal text: tags dropped, entities decoded, buttons numbered."""
     text = message.plain_text
     if message.kind != "text":
-        text = f"[{message.kind}: {message.filename}] {text}"
+        where = f" saved to {saved}" if saved else ""
+        text = f"[{message.kind}: {message.filename}{where}] {text}"
     lines = [
         f"bot: {line}" if i == 0 else f"     {line}" for i, line in enumerate(text.split("\n"))
     ]

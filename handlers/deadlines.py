@@ -16,12 +16,14 @@ async def deadlines_command(update: Update, context: Ctx) -> None:
     """The coming year's deadlines, soonest first, marking those for the member's organisation."""
     today = context.now().astimezone(context.settings.tz).date()
     deadlines = await context.db.run(upcoming_deadlines, today=today)
+    organisation = context.acting_member.organisation
     await send(
         update,
         context,
         "deadline_list.html",
         deadlines=[(deadline, day_phrase(today, deadline.due_on)) for deadline in deadlines],
-        organisation=context.acting_member.organisation,
+        organisation=organisation,
+        starred=any(organisation in deadline.organisations for deadline in deadlines),
     )
 
 

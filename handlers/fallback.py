@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
+from telegram.constants import ChatType
+from telegram.ext import (
+    ApplicationHandlerStop,
+    BaseHandler,
+    CallbackQueryHandler,
+    MessageHandler,
+    filters,
+)
 
 from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import load_member, refuse_outsider
@@ -34,6 +41,23 @@ async def files_refused(update: Update, context: Ctx) -> None:
         await refuse_outsider(update, context)
     else:
         await send(update, context, "files_refused.html")
+
+
+async def edited_message(update: Update, context: Ctx) -> None:
+    """An edited message: nothing in it is taken, since what it first said may be stored."""
+    message = update.edited_message
+    assert message is not None
+    # In groups the bot answers commands only, as with new messages.
+    if message.chat.type == ChatType.PRIVATE or (message.text or "").startswith("/"):
+        if await load_member(update, context) is None:
+            await refuse_outsider(update, context)
+        else:
+            await send(update, context, "edit_not_taken.html")
+    raise ApplicationHandlerStop  # nor does any dialogue or command see it
+
+
+# Seen before the dialogues and the commands (handler group -1).
+EDITS = MessageHandler(filters.UpdateType.EDITED_MESSAGE, edited_message)
 
 
 async def stale_button(update: Update, context: Ctx) -> None:

@@ -81,9 +81,9 @@ class Form(Dialogue):
 
     def begin(self, turn: Turn, args: str) -> Outcome:
         draft = turn.draft(self.name, "0")
-        return Move(draft, self.ask(turn, draft, problem=None))
+        return Move(draft, self.ask(turn, draft))
 
-    def ask(self, turn: Turn, draft: Draft, *, problem: str | None) -> Screen:
+    def ask(self, turn: Turn, draft: Draft) -> Screen:
         """The question the draft is waiting for, or the summary."""
         step = self.step(int(draft.step))
         if step is None:
@@ -91,7 +91,7 @@ class Form(Dialogue):
             text = turn.render(self.summary, **facts)
             return Screen(text, ((self.button("💾 Save", SAVE),), (self.cancel_button(),)))
         options = step.options(turn, draft.values) if step.options else []
-        text = turn.render(step.question, problem=problem, values=draft.values, options=options)
+        text = turn.render(step.question, values=draft.values, options=options)
         return Screen(text, self._step_buttons(int(draft.step), step, options))
 
     def _step_buttons(self, index: int, step: Step, options: Sequence[Option]) -> Buttons:
@@ -109,7 +109,8 @@ class Form(Dialogue):
         try:
             value = step.read(turn, text, draft.values)
         except DomainError as problem:
-            return Move(draft, self.ask(turn, draft, problem=str(problem)))
+            # Only what was wrong: the question and its buttons are still just above.
+            return Say(turn.render("form_try_again.html", problem=str(problem)))
         return self._answered(turn, draft, step, value)
 
     def well_formed(self, data: list[str]) -> bool:
@@ -139,7 +140,7 @@ class Form(Dialogue):
 
     def _answered(self, turn: Turn, draft: Draft, step: Step, value: str) -> Outcome:
         moved = turn.move(draft, str(int(draft.step) + 1), **{step.name: value})
-        return Move(moved, self.ask(turn, moved, problem=None))
+        return Move(moved, self.ask(turn, moved))
 
     def what(self, draft: Draft) -> str:
         return self.called

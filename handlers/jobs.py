@@ -36,6 +36,7 @@ class DispatchState:
 
     pacer: Pacer = field(default_factory=Pacer)
     running: asyncio.Lock = field(default_factory=asyncio.Lock)
+    rounds: int = 0  # finished, so the demo can wait for the reminders due at start
 
 
 def install_reminder_jobs(application: CspApplication) -> None:
@@ -81,8 +82,19 @@ async def run_dispatcher(context: Ctx) -> None:
         except Exception:
             log.exception("the reminder round failed; the next one retries")
             return
+        finally:
+            state.rounds += 1
     if report.recorded or report.outcomes:
         log.info("reminders: %s recorded, outcomes %s", report.recorded, report.outcomes)
+
+
+def dispatch_state(application: CspApplication) -> DispatchState | None:
+    """The reminder job's state, if the job is installed."""
+    if application.job_queue is None:
+        return None
+    jobs = application.job_queue.get_jobs_by_name(DISPATCH_JOB)
+    state = jobs[0].data if jobs else None
+    return state if isinstance(state, DispatchState) else None
 
 
 async def run_pruning(context: Ctx) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
-from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.ext import BaseHandler
 
 from csp_bot.handlers.context import Ctx
@@ -13,7 +14,7 @@ from csp_bot.handlers.dialogue import Turn, choice, refuse_forged
 from csp_bot.handlers.forms import Form, Option, Step, start_form
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command
-from csp_bot.handlers.keyboards import button, parts
+from csp_bot.handlers.keyboards import button, callback, parts
 from csp_bot.handlers.replies import acknowledge, send
 from csp_bot.models.access import ORGANISERS, is_invited
 from csp_bot.models.audit import Actor
@@ -53,15 +54,32 @@ SHOWN_MEETINGS = 5
 # --- keyboards the reminders carry too --------------------------------------------------------
 
 
-def reply_keyboard(meeting_id: int, *, chosen: Reply | None = None) -> InlineKeyboardMarkup:
-    """Attending / apologies / substitute (the current choice ticked), and the calendar file."""
+def reply_row(meeting_id: int, chosen: Reply | None) -> list[InlineKeyboardButton]:
+    """Attending / apologies / substitute for one meeting, the current choice ticked."""
     codes = {reply: code for code, reply in REPLY_CODES.items()}
-    replies = [
+    return [
         button(("☑️ " if reply == chosen else "") + label, PREFIX, REPLY, meeting_id, codes[reply])
         for reply, label in REPLY_BUTTONS.items()
     ]
+
+
+def reply_keyboard(meeting_id: int, *, chosen: Reply | None = None) -> InlineKeyboardMarkup:
+    """The reply buttons (the current choice ticked) and the calendar file."""
     calendar = button("📅 Add to calendar", PREFIX, CALENDAR, meeting_id)
-    return InlineKeyboardMarkup([replies, [calendar]])
+    return InlineKeyboardMarkup([reply_row(meeting_id, chosen), [calendar]])
+
+
+def ticked(markup: InlineKeyboardMarkup, meeting_id: int, chosen: Reply) -> InlineKeyboardMarkup:
+    """`markup` with the meeting's reply row ticked afresh: a reminder carries one meeting's
+    row, /meetings one per meeting, and the other rows stay as they are."""
+    mine = callback(PREFIX, REPLY, meeting_id) + ":"
+    rows = [
+        reply_row(meeting_id, chosen)
+        if any(str(key.callback_data or "").startswith(mine) for key in row)
+        else list(row)
+        for row in markup.inline_keyboard
+    ]
+    return InlineKeyboardMarkup(rows)
 
 
 # --- /meeting: the guided form -----------------------------------------------------------------
@@ -149,32 +167,35 @@ async def meetings_command(update: Update, context: Ctx) -> None:
     member = context.acting_member
     meetings = await context.db.run(upcoming_meetings, at=context.now(), limit=SHOWN_MEETINGS)
     organiser = member.role in ORGANISERS
-    rows = []
-    for meeting in meetings:
-        row = [
-            button(
-                f"📅 {meeting.starts_at.astimezone(context.settings.tz):%d %b}",
-                PREFIX,
-                CALENDAR,
-                meeting.id,
-            )
-        ]
-        if organiser:
-            row.append(button("👥 Replies", PREFIX, WHO, meeting.id))
-        rows.append(row)
+    invited = is_invited(member.role)
+    lines = [await _line(context, meeting, organiser) for meeting in meetings]
+    rows = [row for line in lines for row in _list_rows(context, line, organiser, invited)]
     await send(
         update,
         context,
         "meeting_list.html",
-        meetings=[await _line(context, meeting, organiser) for meeting in meetings],
-        invited=is_invited(member.role),
+        meetings=lines,
+        invited=invited,
         organiser=organiser,
         Reply=Reply,
         keyboard=InlineKeyboardMarkup(rows) if rows else None,
     )
 
 
-async def _line(context: Ctx, meeting: MeetingView, organiser: bool) -> dict[str, object]:
+def _list_rows(
+    context: Ctx, line: dict[str, Any], organiser: bool, invited: bool
+) -> list[list[InlineKeyboardButton]]:
+    """A meeting's buttons in /meetings: its calendar file (and replies, for organisers);
+    for those invited, the same reply buttons as the reminder, checked the same way."""
+    meeting: MeetingView = line["meeting"]
+    day = f"📅 {meeting.starts_at.astimezone(context.settings.tz):%d %b}"
+    first = [button(day, PREFIX, CALENDAR, meeting.id)]
+    if organiser:
+        first.append(button("👥 Replies", PREFIX, WHO, meeting.id))
+    return [first, reply_row(meeting.id, line["reply"])] if invited else [first]
+
+
+async def _line(context: Ctx, meeting: MeetingView, organiser: bool) -> dict[str, Any]:
     reply = await context.db.run(
         member_reply, meeting_id=meeting.id, member_id=context.acting_member.id
     )
@@ -220,7 +241,9 @@ async def _reply(update: Update, context: Ctx, meeting_id: int, reply: Reply) ->
         await query.answer(str(refused), show_alert=True)
         return
     await query.answer(f"Thank you: {reply.label}.")
-    await query.edit_message_reply_markup(reply_markup=reply_keyboard(meeting_id, chosen=reply))
+    shown = query.message.reply_markup if isinstance(query.message, Message) else None
+    markup = ticked(shown, meeting_id, reply) if shown else reply_keyboard(meeting_id, chosen=reply)
+    await query.edit_message_reply_markup(reply_markup=markup)
 
 
 async def _calendar(update: Update, context: Ctx, meeting_id: int) -> None:

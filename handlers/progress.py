@@ -29,6 +29,7 @@ from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import page_of, pager
 from csp_bot.handlers.replies import send
 from csp_bot.handlers.templating import STATUS_MARKS
+from csp_bot.models import access
 from csp_bot.models.dialogue import Buttons, Draft, Screen
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
@@ -84,6 +85,7 @@ async def my_actions(update: Update, context: Ctx) -> None:
         member=member,
         actions=views,
         quiet_days=context.settings.quiet_days,
+        may_update=member.role in access.UPDATERS,  # board members and observers only read
     )
 
 
@@ -145,6 +147,9 @@ class UpdateDialogue(Dialogue):
             return _take_note(turn, draft, text)
         if draft.step == MITIGATION:
             return _take_mitigation(turn, draft, text)
+        if draft.step == ACTION and text.strip():
+            # A reference typed at the picker ("SOC-1", or the whole one-line form).
+            return _one_line(turn, text.strip())
         return Say(turn.render("update_use_buttons.html"))
 
     def well_formed(self, data: list[str]) -> bool:

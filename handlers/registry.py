@@ -46,5 +46,6 @@ def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
 
 def first_look_handlers() -> list[BaseHandler[Update, Ctx, None]]:
     """Handlers that see every private message before the ones above (handler group -1):
-    an open dialogue takes its typed answers here and stops them there."""
-    return dialogues().first_look_handlers()
+    an open dialogue takes its typed answers here and stops them there. An edited message
+    stops here before any of them."""
+    return [fallback.EDITS, *dialogues().first_look_handlers()]

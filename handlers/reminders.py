@@ -115,6 +115,9 @@ async def _snooze_checkin(update: Update, context: Ctx, action_id: int, ref: str
 # --- /reminders --------------------------------------------------------------------------------
 
 
+ACTION_TOPICS = (Topic.ACTIONS, Topic.CHECKINS)
+
+
 def topics_for(member: MemberView) -> list[Topic]:
     """The kinds of reminder this member can get."""
     topics = list(Topic)
@@ -122,6 +125,8 @@ def topics_for(member: MemberView) -> list[Topic]:
         topics = [topic for topic in topics if topic not in CHAIR_TOPICS]
     if not is_invited(member.role):
         topics.remove(Topic.MEETINGS)
+    if member.role not in UPDATERS:  # they own no actions, so are never asked about one
+        topics = [topic for topic in topics if topic not in ACTION_TOPICS]
     return topics
 
 

@@ -9,11 +9,13 @@ from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.dialogue import refuse_forged
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command
-from csp_bot.handlers.keyboards import button, keyboard, page_count, pager, parts
+from csp_bot.handlers.keyboards import button, keyboard, pager, parts
 from csp_bot.handlers.replies import acknowledge, edit_in_place, send, send_text
+from csp_bot.handlers.templating import Templates
 from csp_bot.models.errors import NotFound
 from csp_bot.models.progress import (
     UnknownAction,
+    UpdateView,
     action_updates,
     find_action,
     priority_actions,
@@ -22,6 +24,10 @@ from csp_bot.models.progress import (
 
 RECENT_UPDATES = 5
 HISTORY_PAGE = 5
+# What a page's updates may take of Telegram's 4096 characters, leaving room for its heading.
+HISTORY_ROOM = 3900
+# The most updates /history pages through (an action gets a few a month).
+HISTORY_MOST = 2000
 
 
 def _argument(context: Ctx) -> str | None:
@@ -122,16 +128,35 @@ async def on_history_button(update: Update, context: Ctx) -> None:
 async def _history_page(
     context: Ctx, ref: str, page: int
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    updates, total = await context.db.run(
-        action_updates, ref=ref, limit=HISTORY_PAGE, offset=page * HISTORY_PAGE
-    )
-    pages = page_count(total, HISTORY_PAGE)
-    page = min(page, pages - 1)
+    updates, total = await context.db.run(action_updates, ref=ref, limit=HISTORY_MOST)
+    pages = history_pages(context.templates, updates)
+    page = min(max(page, 0), len(pages) - 1)
     text = context.templates.render(
-        "history.html", ref=ref.upper(), updates=updates, page=page, pages=pages, total=total
+        "history.html",
+        ref=ref.upper(),
+        updates=pages[page],
+        page=page,
+        pages=len(pages),
+        total=total,
     )
-    row = pager(page, pages, "h", ref.upper())
+    row = pager(page, len(pages), "h", ref.upper())
     return text, keyboard([row]) if row else None
+
+
+def history_pages(templates: Templates, updates: list[UpdateView]) -> list[list[UpdateView]]:
+    """The updates cut into pages of at most `HISTORY_PAGE` that each fit one message: a few
+    long notes would take a page past Telegram's limit, and it would refuse the message."""
+    pages: list[list[UpdateView]] = [[]]
+    room = HISTORY_ROOM
+    for update in updates:
+        # The HTML's length: at least what Telegram counts, which is after the markup.
+        size = len(templates.render("_update.html", update=update)) + 2
+        if pages[-1] and (len(pages[-1]) == HISTORY_PAGE or size > room):
+            pages.append([])
+            room = HISTORY_ROOM
+        pages[-1].append(update)
+        room -= size
+    return pages
 
 
 async def status_command(update: Update, context: Ctx) -> None:

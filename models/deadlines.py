@@ -116,7 +116,7 @@ def add_deadline(
     day = parse_day(due_on)
     title = clean_text(title, what="title", limit=TITLE_LIMIT)
     if session.exec(select(Deadline).where(func.lower(Deadline.title) == title.lower())).first():
-        raise DomainError(f"There is already a deadline called {title!r}.")
+        raise DomainError(f"There is already a deadline called “{title}”.")
     organisation_ids = _organisation_ids(session, organisations or [RESPONSIBLE_PARTNERS])
     deadline = Deadline(
         title=title,

@@ -113,7 +113,7 @@ def check_amount(text: str) -> int:
         pence = parse_money(text)
     except ValueError:
         raise DomainError(
-            f"{text.strip()!r} is not an amount of money (e.g. £12,500 or 12500.50)."
+            f"“{text.strip()}” is not an amount of money (e.g. £12,500 or 12500.50)."
         ) from None
     if pence > AMOUNT_LIMIT_PENCE:
         raise DomainError("That amount is over £100 million: please check it.")

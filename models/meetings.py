@@ -106,7 +106,7 @@ def schedule_meeting(
         select(Meeting).where(Meeting.title == meeting.title, Meeting.starts_at == starts_at)
     ).first()
     if clash is not None:
-        raise DomainError(f"{meeting.title!r} is already scheduled at that time.")
+        raise DomainError(f"“{meeting.title}” is already scheduled at that time.")
     record_change(session, actor=actor, at=at, record=meeting, before=None)
     return meeting_view(meeting)
 

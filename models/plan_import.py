@@ -226,7 +226,11 @@ class _Import:
             "due_on": entry.due,
         }
         # The file's status only seeds a new action; after that, progress updates own it.
-        first = {"status": entry.status or Status.NOT_STARTED, "status_at": self.at}
+        first = {
+            "status": entry.status or Status.NOT_STARTED,
+            "status_at": self.at,
+            "status_changed_at": self.at,
+        }
         _, change = self.upsert(existing, Action, values, first)
         self.result.actions.count(change)
 
@@ -322,3 +326,8 @@ def _id(record: SQLModel) -> int:
 
 def _differs(record: SQLModel, values: Mapping[str, Any]) -> bool:
     return any(getattr(record, name) != value for name, value in values.items())
+
+
+def plan_loaded(session: Session) -> bool:
+    """Whether a plan with at least one action has been imported."""
+    return session.exec(select(Action.id).limit(1)).first() is not None

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func
+from sqlalchemy import ColumnElement, case, func, type_coerce
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
@@ -24,8 +24,9 @@ from csp_bot.models.audit import Actor, record_change, snapshot
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.membership import MemberView, member_view
+from csp_bot.models.status_since import status_changed_at, status_since
 from csp_bot.models.tables import Action, Member, Organisation, Priority, ProgressUpdate
-from csp_bot.models.types import as_utc
+from csp_bot.models.types import UTCDateTime, as_utc
 
 NOTE_LIMIT = 1000
 UNDO_WINDOW = timedelta(minutes=15)
@@ -226,7 +227,8 @@ _VIEW_COLUMNS = (
     col(Action.owner),
     col(Action.due_on),
     col(Action.status),
-    col(Action.status_at),
+    # A view's `status_at` is since when the status has held, as every list shows it.
+    type_coerce(func.coalesce(Action.status_changed_at, Action.status_at), UTCDateTime()),
 )
 
 
@@ -388,10 +390,14 @@ def _update_view(update: ProgressUpdate, ref: str, author: str | None) -> Update
 # --- the write side --------------------------------------------------------------------
 
 
+# Characters that show nothing: a note of only these (and spaces) is as empty as a blank one.
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"))
+
+
 def check_note(note: str, *, what: str = "note") -> str:
     """A note stripped of surrounding space; DomainError if empty or over the limit."""
     cleaned = note.strip()
-    if not cleaned:
+    if not cleaned.translate(INVISIBLE).strip():
         raise DomainError(f"The {what} is empty.")
     if len(cleaned) > NOTE_LIMIT:
         raise DomainError(
@@ -445,6 +451,7 @@ def log_progress(
     actor = Actor.member(member.id)
     record_change(session, actor=actor, at=at, record=update, before=None)
     before = snapshot(action)
+    action.status_changed_at = at if status != action.status else status_since(action)
     action.status, action.status_at = status, at
     record_change(session, actor=actor, at=at, record=action, before=before)
     return _logged(session, update, at, quiet_after, duplicate=False)
@@ -530,6 +537,8 @@ def undo_last_update(
     record_change(session, actor=actor, at=at, record=update, before=before)
     before = snapshot(action)
     action.status, action.status_at = _standing_status(session, update.action_id)
+    changed = status_changed_at(session, where=_is_id(update.action_id))
+    action.status_changed_at = changed.get(update.action_id, action.status_at)
     record_change(session, actor=actor, at=at, record=action, before=before)
     return Undone(update=_update_view(update, action.ref, member.name), action_status=action.status)
 

@@ -86,7 +86,11 @@ class Action(SQLModel, table=True):
     owner_member_id: int | None = Field(default=None, foreign_key="member.id")
     due_on: date | None = None
     status: Status = Field(default=Status.NOT_STARTED, sa_type=enum_type(Status))
+    # When the action was last reported on (every update moves it, whatever its status).
     status_at: datetime = Field(sa_type=UTCDateTime)
+    # When the status last changed: "off track since ...". None reads as `status_at`, for
+    # rows written in bulk without it.
+    status_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ProgressUpdate(SQLModel, table=True):

@@ -34,7 +34,7 @@ def parse_day(text: str) -> date:
     except OutOfRange as problem:
         raise out_of_range(problem) from None
     if day is None:
-        raise DomainError(f"I can't read {text.strip()!r} as a date ({DAY_EXAMPLE}).")
+        raise DomainError(f"I can't read “{text.strip()}” as a date ({DAY_EXAMPLE}).")
     return day
 
 
@@ -77,15 +77,29 @@ def _read_when(text: str, *, zone: ZoneInfo) -> datetime:
         raise
     except ValueError as problem:
         if "does not exist" in str(problem):
-            raise DomainError(f"{problem}; pick another time.") from None
+            raise _no_such_time(stripped, zone) from None
     day_part, _, time_part = stripped.rpartition(" ")
     moment = _combine(day_part, time_part.upper())
     if moment is None:
-        raise DomainError(f"I can't read {text.strip()!r} as a date and time ({WHEN_EXAMPLE}).")
+        raise _unreadable_when(stripped)
     try:
         return parse_datetime(moment.isoformat(timespec="minutes"), zone=zone)
-    except ValueError as problem:
-        raise DomainError(f"{problem}; pick another time.") from None
+    except ValueError:
+        raise _no_such_time(stripped, zone) from None
+
+
+def _unreadable_when(stripped: str) -> DomainError:
+    """Why a date and time could not be read: a date alone lacks only the time."""
+    if stripped and _read_day(stripped) is not None:
+        return DomainError(f"“{stripped}” has no time: type the time too, e.g. {stripped} 14:00.")
+    return DomainError(f"I can't read “{stripped}” as a date and time ({WHEN_EXAMPLE}).")
+
+
+def _no_such_time(stripped: str, zone: ZoneInfo) -> DomainError:
+    """The spring-forward hour, echoed as the person typed it."""
+    return DomainError(
+        f"“{stripped}” does not exist in {zone.key} (clocks go forward): pick another time."
+    )
 
 
 def _combine(day_text: str, time_text: str) -> datetime | None:

@@ -78,7 +78,7 @@ def test_a_yearly_deadline_added_from_the_command_line(
     ("args", "problem"),
     [
         ([], "A deadline needs a date (e.g. 2027-01-31)."),
-        (["--date", "31st"], "I can't read '31st' as a date"),
+        (["--date", "31st"], "I can't read “31st” as a date"),
         (["--date", "2022-11-30", "--org", "Acme"], "unknown organisation 'Acme'"),
         (["--date", "2022-11-30", "--title", "Financial year starts"], "already a deadline called"),
     ],

@@ -25,21 +25,50 @@ async def test_demo_chat_shows_replies_and_numbered_buttons(tmp_path: Path) -> N
     assert out.rstrip().endswith("Demo ended.")
 
 
-def test_csp_bot_demo_ends_cleanly_at_end_of_input(tmp_path: Path) -> None:
-    environment = {
-        **os.environ,
-        "CSPBOT_TELEGRAM_TOKEN": "",
-    }
+def run_demo_through_a_pipe(
+    tmp_path: Path, lines: list[str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`csp-bot demo` as a separate process, its input piped in; its temporary folder (where
+    it saves files) inside `tmp_path`."""
+    environment = {**os.environ, "CSPBOT_TELEGRAM_TOKEN": "", "TMPDIR": str(tmp_path)}
     finished = subprocess.run(
-        [sys.executable, "-m", "csp_bot.bot.cli", "demo", "--as", "1"],
-        input="/help\n",
+        [sys.executable, "-m", "csp_bot.bot.cli", "demo", *args],
+        input="".join(line + "\n" for line in lines),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         cwd=tmp_path,
         env=environment,
     )
     assert finished.returncode == 0, finished.stderr
+    return finished
+
+
+def test_csp_bot_demo_ends_cleanly_at_end_of_input(tmp_path: Path) -> None:
+    finished = run_demo_through_a_pipe(tmp_path, ["/help"], "--as", "1")
     assert "/whoami – your name, organisation and role" in finished.stdout
     assert "Traceback" not in finished.stderr
     assert finished.stdout.rstrip().endswith("Demo ended.")
+
+
+def test_a_scripted_demo_shows_what_was_sent_alerts_and_saved_files(tmp_path: Path) -> None:
+    script = [
+        "4",  # Priya, a board member
+        "/meetings",
+        ":later 1500",  # past the start of tomorrow's meeting
+        "2",  # its "Attending" button, now stale
+        ":as 3",
+        "/report",
+        ":as 1",  # Dan: the reminders the bot sent him at start
+    ]
+    finished = run_demo_through_a_pipe(tmp_path, script)
+    out = finished.stdout
+    assert "bot (alert): That meeting has already started." in out
+    assert "You are now Mike Greenway, the coordinator." in out
+    folder = tmp_path / "csp-bot-demo-files"
+    [paper] = folder.glob("board-paper-*.html")
+    assert f"[document: {paper.name} saved to {paper}]" in out
+    assert paper.read_text().startswith("<!DOCTYPE html>")
+    dan = out[out.index("You are now Dan Harris, police partner (an action owner).") :]
+    assert "bot: 💤 SOC-5 has had no update for 28 days" in dan
+    assert "Updates wanted for the board meeting" in dan

@@ -103,7 +103,7 @@ async def test_decide_records_a_decision_with_taps_and_audits_it(
     ]
     await bot.press(CHAIR, year, tap(bot, year, "2022/23"))
     [problem] = await bot.send(CHAIR, "six and a half grand")
-    assert "'six and a half grand' is not an amount of money" in problem.plain_text
+    assert "“six and a half grand” is not an amount of money" in problem.plain_text
     [status] = await bot.send(CHAIR, "£6,500")
     await bot.press(CHAIR, status, tap(bot, status, "confirmed"))
     note = await chair_sees(bot)

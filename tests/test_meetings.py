@@ -57,7 +57,7 @@ async def test_the_chair_schedules_a_meeting_step_by_step(
     asked = await latest(bot)
     assert "<b>North Northants CSP Board</b> (2 of 4)" in asked.text
     again = await plain_reply(bot, "next Thursday")
-    assert "I can't read 'next Thursday' as a date and time" in again
+    assert "I can't read “next Thursday” as a date and time" in again
     again = await plain_reply(bot, "01/06/2021 10:00")
     assert "01/06/2021 10:00 is in the past: a meeting must be scheduled ahead." in again
     where = await bot.reply(CHAIR, "9/12/2021 14:00")
@@ -163,6 +163,41 @@ async def test_meetings_lists_what_is_coming_and_sends_a_calendar_file(
     assert f"UID:meeting-{meeting.id}@csp-bot\r\n" in calendar
 
 
+async def test_meetings_offers_the_reply_buttons_of_each_meeting(
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    first = schedule(db, clock, "2021-06-24T10:00")
+    second = schedule(db, clock, "2021-07-22T10:00", title="Extra board")
+    listing = (await bot.send(BOARD, "/meetings"))[0]
+    assert labels(bot.emulator, listing)[:8] == [
+        "📅 24 Jun",
+        *("✅ Attending", "🙏 Apologies", "👤 Substitute"),
+        "📅 22 Jul",
+        *("✅ Attending", "🙏 Apologies", "👤 Substitute"),
+    ]
+    assert "reply with the buttons under each date" in listing.text
+    await bot.press(BOARD, listing, f"mt:r:{second.id}:p")
+    assert bot.emulator.callback_answers[-1]["text"] == "Thank you: apologies."
+    now = await latest_of(bot, BOARD)
+    # Only the pressed meeting's row is ticked; the other meeting's row stays as it was.
+    assert labels(bot.emulator, now)[1:4] == ["✅ Attending", "🙏 Apologies", "👤 Substitute"]
+    assert labels(bot.emulator, now)[5:8] == ["✅ Attending", "☑️ 🙏 Apologies", "👤 Substitute"]
+    again = (await bot.send(BOARD, "/meetings"))[0]
+    assert "Your reply: apologies" in again.text
+    assert "☑️ 🙏 Apologies" in labels(bot.emulator, again)
+    # Checked like the reminder's: an observer is not invited, so has no buttons, and a
+    # forged press is refused and stores nothing.
+    observer = (await bot.send(PEOPLE["observer"].user, "/meetings"))[0]
+    assert labels(bot.emulator, observer)[:2] == ["📅 24 Jun", "📅 22 Jul"]
+    await bot.press(PEOPLE["observer"].user, observer, f"mt:r:{first.id}:a")
+    assert bot.emulator.callback_answers[-1]["show_alert"] is True
+
+
+async def latest_of(bot: Harness, user: object) -> SentMessage:
+    """`user`'s latest message as it looks now (after edits)."""
+    return bot.emulator.messages(user.id)[-1]  # type: ignore[attr-defined]
+
+
 def test_calendar_lines_are_folded_and_escaped(db: Database, clock: FakeClock, plan: None) -> None:
     meeting = schedule(db, clock, "2021-06-24T10:00", title="Board; " + "é" * 60)
     text = meetings_ics([meeting], now=clock())
@@ -204,7 +239,7 @@ def test_meeting_add_list_ics_and_cancel_from_the_command_line(
     ("when", "problem"),
     [
         ("2020-01-01T10:00", "is in the past"),
-        ("10th of never", "I can't read '10th of never' as a date and time"),
+        ("10th of never", "I can't read “10th of never” as a date and time"),
         ("2099-03-29T01:30", "does not exist in Europe/London (clocks go forward)"),
     ],
 )

@@ -101,7 +101,7 @@ async def test_guided_update_on_track(
     assert "Type a short note on progress" in current(emulator, picker).text
     [confirmation] = await bot.send(POLICE, "Provider on site two days a week")
     assert confirmation.text.startswith("Stored:\n<b>SOC-1</b> Run the #Citadel pilot")
-    assert "🟢 on track (was on track) – steady" in confirmation.text
+    assert "🟢 still on track\n" in confirmation.text
     assert "Note: Provider on site two days a week" in confirmation.text
     assert "Thu 10 Jun 2021, 10:00, Dan" in confirmation.text
     assert emulator.buttons(current(emulator, picker)) == []  # old buttons are gone

@@ -452,7 +452,7 @@ async def test_a_quiet_action_prompts_its_owner_and_one_tap_records_the_update(
     ]
     action_id = emulator.buttons(soc1)[0][1].split(":")[1]
     replies = await bot.press(PEOPLE["police"].user, soc1, f"ck:{action_id}:g")
-    assert replies[-1].text.startswith("Stored: <b>SOC-1</b> 🟢 on track")
+    assert replies[-1].text.startswith("Stored: <b>SOC-1</b> 🟢 still on track")
     pressed = next(m for m in chat(emulator, "police") if m.message_id == soc1.message_id)
     assert emulator.buttons(pressed) == []  # the prompt's buttons are gone
     updates = db.call(lambda s: s.exec(select(ProgressUpdate)).all())

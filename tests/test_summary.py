@@ -174,7 +174,7 @@ async def test_summary_in_highlight_report_order(
         "    Note, Mon 20 Sep 2021 (18 days ago), Dan: Provider pulled out\n"
         "    Mitigation: Re-procuring through the PFCC framework"
     ) in red
-    assert "<b>DASV-2</b>" in red and "No update yet: the status is the plan's." in red
+    assert "<b>DASV-2</b>" in red and "No update yet: this is the status the plan set." in red
 
     amber = section(text, "<b>🟠 At risk")
     assert (
