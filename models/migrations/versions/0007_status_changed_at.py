@@ -5,8 +5,8 @@ board paper say "off track since ..." and need the time the status last changed.
 from the live updates: the last that changed the status, or with none, the status's time
 before the first.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01 19:45:00
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from csp_bot.models.types import UTCDateTime, as_utc
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
