@@ -32,6 +32,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -108,6 +109,11 @@ async def straight_through(settings: Settings, db: Database, count: int) -> floa
     """Updates a second, each handed to `process_update` in turn, with no inbox."""
     emulator = fresh_emulator()
     application = build_test_application(settings, db, START, emulator)
+    return await one_at_a_time(application, emulator, count)
+
+
+async def one_at_a_time(application: Any, emulator: BotApiEmulator, count: int) -> float:
+    """Updates a second, each handed to `application.process_update` in turn."""
     await application.initialize()
     queue_updates(emulator, count)
     updates = [Update.de_json(u, application.bot) for u in emulator.pending_updates()]
@@ -131,15 +137,7 @@ async def echo_bot(count: int) -> float:
         .build()
     )
     application.add_handler(MessageHandler(filters.TEXT, echo))
-    await application.initialize()
-    queue_updates(emulator, count)
-    updates = [Update.de_json(u, application.bot) for u in emulator.pending_updates()]
-    started = time.perf_counter()
-    for update in updates:
-        await application.process_update(update)
-    elapsed = time.perf_counter() - started
-    await application.shutdown()
-    return count / elapsed
+    return await one_at_a_time(application, emulator, count)
 
 
 async def echo(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
