@@ -63,6 +63,7 @@ def options_from(settings: Settings) -> Options:
         reminder_round_seconds=settings.reminder_round_seconds,
         inbox_days=settings.inbox_days,
         dialogue_minutes=settings.dialogue_minutes,
+        retention=settings.retention,
     )
 
 

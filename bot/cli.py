@@ -12,14 +12,17 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from csp_bot.bot.member_export import export_page, write_export
 from csp_bot.bot.settings import Settings, SettingsError, load_settings
 from csp_bot.handlers.report import FORMATS, REPORT_FILES, render_format
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.audit import CLI
+from csp_bot.models.backup import backup, restore
 from csp_bot.models.clock import system_clock
 from csp_bot.models.db import Database
 from csp_bot.models.deadlines import add_deadline
 from csp_bot.models.errors import DomainError
+from csp_bot.models.lifecycle import MemberLine, deactivate_member, list_members, remove_member
 from csp_bot.models.meetings import (
     MeetingView,
     cancel_meeting,
@@ -35,6 +38,8 @@ from csp_bot.models.migrate import upgrade
 from csp_bot.models.plan_checks import PlanError
 from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.reminders import set_action_owner
+from csp_bot.models.retention import prune
+from csp_bot.models.rights import erase_member, export_member
 from csp_bot.models.summary import board_paper
 
 EXIT_BAD_INPUT = 2
@@ -97,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     member_add.add_argument("--org", required=True, help="organisation name or short name")
     member_add.add_argument("--role", required=True, help="admin, chair, board, partner, observer")
     member_add.set_defaults(command=member_add_command)
+    add_lifecycle_commands(member)
 
     invite = commands.add_parser("invite", help="invites").add_subparsers(required=True)
     invite_create = invite.add_parser("create", help="print a one-time invite code and link")
@@ -108,7 +114,54 @@ def build_parser() -> argparse.ArgumentParser:
     invite_create.set_defaults(command=invite_create_command)
     add_schedule_commands(commands)
     add_report_command(commands)
+    add_data_commands(commands)
     return parser
+
+
+def add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`prune`, `backup FILE`, `restore FILE`."""
+    commands.add_parser(
+        "prune", help="delete what has outlived its retention period (the bot does it daily)"
+    ).set_defaults(command=prune_command)
+    backup = commands.add_parser(
+        "backup", help="write a consistent copy of the database to FILE (safe while the bot runs)"
+    )
+    backup.add_argument("file", type=Path)
+    backup.set_defaults(command=backup_command)
+    restore = commands.add_parser(
+        "restore", help="load a backup FILE into an empty database (stop the bot first)"
+    )
+    restore.add_argument("file", type=Path)
+    restore.set_defaults(command=restore_command)
+
+
+def add_lifecycle_commands(member: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`member list|deactivate|remove`."""
+    member_list = member.add_parser("list", help="every member: id, Telegram id, standing")
+    member_list.add_argument("--active", action="store_true", help="only active members")
+    member_list.set_defaults(command=member_list_command)
+    deactivate = member.add_parser(
+        "deactivate", help="end a member's access (records stay; `member add` restores it)"
+    )
+    deactivate.add_argument("id", type=int, help="the member's id (see `member list`)")
+    deactivate.set_defaults(command=member_deactivate_command)
+    remove = member.add_parser(
+        "remove", help="delete a member with nothing on record (e.g. added by mistake)"
+    )
+    remove.add_argument("id", type=int, help="the member's id (see `member list`)")
+    remove.set_defaults(command=member_remove_command)
+    export = member.add_parser(
+        "export", help="everything held about a member: FILE.json and a readable FILE.html"
+    )
+    export.add_argument("id", type=int, help="the member's id (see `member list`)")
+    export.add_argument("--out", type=Path, required=True, help="e.g. member-7.json")
+    export.set_defaults(command=member_export_command)
+    erase = member.add_parser(
+        "erase", help='replace a member\'s name and Telegram id with "former member N"'
+    )
+    erase.add_argument("id", type=int, help="the member's id (see `member list`)")
+    erase.add_argument("--yes", action="store_true", help="confirm: erasure cannot be undone")
+    erase.set_defaults(command=member_erase_command)
 
 
 def add_report_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -222,6 +275,76 @@ def member_add_command(args: argparse.Namespace, settings: Settings) -> int:
         actor=CLI,
     )
     print(f"registered {member.name} ({member.role.value}, {member.organisation})")
+    return 0
+
+
+def member_list_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot member list [--active]`."""
+    members = call_in_database(settings, list_members, active_only=args.active)
+    for line in members:
+        print(_member_row(line, settings))
+    if not members:
+        print("no members yet: `csp-bot member add` registers the first")
+    return 0
+
+
+def _member_row(line: MemberLine, settings: Settings) -> str:
+    standing = line.standing.value
+    if line.since is not None:
+        standing += f" {line.since.astimezone(settings.tz):%d %b %Y}"
+    telegram = str(line.telegram_id) if line.telegram_id > 0 else "-"
+    return (
+        f"{line.id:>4}  {telegram:>12}  {line.name}  {line.role.value}  "
+        f"{line.organisation}  {standing}"
+    )
+
+
+def member_deactivate_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot member deactivate ID`."""
+    done = call_in_database(
+        settings, deactivate_member, member_id=args.id, at=local_now(settings), actor=CLI
+    )
+    if not done.changed:
+        print(f"member {args.id} ({done.member.name}) was already {done.member.standing.value}")
+        return 0
+    print(f"deactivated member {args.id} ({done.member.name}): the bot now treats them as a")
+    print("stranger, their reminders stop and their unfinished forms are discarded")
+    return 0
+
+
+def member_remove_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot member remove ID`."""
+    removed = call_in_database(
+        settings, remove_member, member_id=args.id, at=local_now(settings), actor=CLI
+    )
+    print(f"removed member {removed.id} ({removed.name}, {removed.organisation})")
+    return 0
+
+
+def member_export_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot member export ID --out FILE`."""
+    data = call_in_database(settings, export_member, member_id=args.id, at=system_clock())
+    page = export_page(data, Templates(settings.tz))
+    json_path, html_path = write_export(data, page, args.out)
+    print(f"wrote {json_path} and {html_path}: everything held about member {args.id}")
+    return 0
+
+
+def member_erase_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot member erase ID --yes`."""
+    if not args.yes:
+        raise DomainError(
+            f"erasing member {args.id} cannot be undone: export what is held first "
+            f"(`csp-bot member export {args.id} --out FILE`), then run this again with --yes"
+        )
+    done = call_in_database(
+        settings, erase_member, member_id=args.id, at=local_now(settings), actor=CLI
+    )
+    if not done.changed:
+        print(f"member {args.id} was already erased")
+        return 0
+    print(f'erased member {args.id}: now "{done.member.name}" everywhere, with no Telegram id;')
+    print("their updates and replies stay on record under that name and their organisation")
     return 0
 
 
@@ -339,6 +462,44 @@ def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
         actor=CLI,
     )
     print(owner)
+    return 0
+
+
+def prune_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot prune`."""
+    keep = settings.retention
+    pruned = call_in_database(settings, prune, now=system_clock(), keep=keep)
+    print(pruned.summary())
+    print(
+        f"kept: handled updates {keep.inbox_days} days; reminders, drafts and invites "
+        f"{keep.records_days} days; the audit trail {keep.audit_years} years"
+    )
+    return 0
+
+
+def backup_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot backup FILE`."""
+    database = Database.from_url(settings.database_url)
+    try:
+        copied = backup(database.engine, args.file)
+    finally:
+        database.close()
+    print(f"wrote {args.file}: {copied.summary()}")
+    print(f"to restore it: csp-bot restore {args.file} (into an empty database)")
+    return 0
+
+
+def restore_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot restore FILE`: into an empty database, then migrated to this version."""
+    database = Database.from_url(settings.database_url)
+    try:
+        restored = restore(database.engine, args.file)
+        applied = upgrade(database.engine)
+    finally:
+        database.close()
+    print(f"restored {args.file}: {restored.summary()}")
+    if applied:
+        print(f"then applied migrations {', '.join(applied)}")
     return 0
 
 

@@ -12,6 +12,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from csp_bot.models.localtime import parse_offsets, parse_quiet_hours
+from csp_bot.models.retention import Retention
+from csp_bot.scheduler.due import LOOKBACK
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
@@ -45,6 +47,11 @@ class Settings(BaseSettings):
     dialogue_minutes: int = Field(default=15, ge=1)
     # Handled updates stay in the inbox this many days (for tracing), then are pruned.
     inbox_days: int = Field(default=7, ge=1)
+    # Reminders sent, drafts left unfinished and invites past expiry are kept this many days.
+    # At least 36: the planner looks 35 days back, and must find what it already recorded.
+    retention_days: int = Field(default=90, ge=LOOKBACK.days + 1)
+    # The audit trail is kept this many years (six: the usual council retention of records).
+    audit_years: int = Field(default=6, ge=1, le=100)
     # Webhook mode when set: the public HTTPS URL Telegram calls (its path is served).
     webhook_url: str | None = None
     webhook_listen: str = "0.0.0.0:8080"
@@ -105,6 +112,14 @@ class Settings(BaseSettings):
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("give host:port, e.g. 0.0.0.0:8080")
         return value
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(
+            inbox_days=self.inbox_days,
+            records_days=self.retention_days,
+            audit_years=self.audit_years,
+        )
 
     @property
     def tz(self) -> ZoneInfo:

@@ -14,6 +14,7 @@ from csp_bot.handlers.templating import Templates
 from csp_bot.models.clock import Clock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
+from csp_bot.models.retention import Retention
 from csp_bot.scheduler.due import Rules
 
 
@@ -36,6 +37,7 @@ class Options:
     reminder_round_seconds: float
     inbox_days: int
     dialogue_minutes: int
+    retention: Retention
 
 
 @dataclass

@@ -140,7 +140,7 @@ def _save(turn: Turn, values: dict[str, str]) -> Screen:
         status=FundingStatus(values["status"]),
         note=values["note"],
         at=context.now(),
-        actor=Actor.member(member.id, member.name),
+        actor=Actor.member(member.id),
     )
     text = turn.render(
         "funding_decided.html",

@@ -15,12 +15,15 @@ from csp_bot.handlers.context import CspApplication, Ctx
 from csp_bot.handlers.delivery import dispatch_due
 from csp_bot.handlers.faults import TokenRefused
 from csp_bot.models.inbox import prune_inbox
+from csp_bot.models.retention import prune
 from csp_bot.scheduler.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "reminders: plan and deliver"
 PRUNE_JOB = "inbox: prune handled updates"
+RETENTION_JOB = "retention: prune old records"
+RETENTION_EVERY_SECONDS = 24 * 3600
 EVERY_SECONDS = 60  # the default of CSPBOT_REMINDER_ROUND_SECONDS
 PRUNE_EVERY_SECONDS = 3600
 FIRST_AFTER_SECONDS = 2
@@ -50,6 +53,14 @@ def install_reminder_jobs(application: CspApplication) -> None:
     )
     application.job_queue.run_repeating(
         run_pruning, interval=PRUNE_EVERY_SECONDS, first=FIRST_AFTER_SECONDS, name=PRUNE_JOB
+    )
+    # Every 24 hours from start rather than at a time of day: a restart runs it again, so
+    # downtime never skips it (and pruning twice deletes nothing more).
+    application.job_queue.run_repeating(
+        run_retention,
+        interval=RETENTION_EVERY_SECONDS,
+        first=FIRST_AFTER_SECONDS,
+        name=RETENTION_JOB,
     )
 
 
@@ -85,3 +96,17 @@ async def run_pruning(context: Ctx) -> None:
         return
     if pruned:
         log.info("inbox: %d handled updates older than %s pruned", pruned, keep)
+
+
+async def run_retention(context: Ctx) -> None:
+    """Delete what has outlived its retention (CSPBOT_RETENTION_DAYS, CSPBOT_AUDIT_YEARS)."""
+    services = context.services
+    try:
+        pruned = await services.db.run(
+            prune, now=services.clock(), keep=services.settings.retention
+        )
+    except Exception:
+        log.exception("applying the retention periods failed; the next run retries")
+        return
+    if pruned.total:
+        log.info("retention: %s", pruned.summary())

@@ -110,7 +110,7 @@ def _save(turn: Turn, values: dict[str, str]) -> Screen:
         location=values["location"],
         agenda=values["agenda"].splitlines(),
         at=context.now(),
-        actor=Actor.member(member.id, member.name),
+        actor=Actor.member(member.id),
     )
     text = turn.render(
         "meeting_scheduled.html",

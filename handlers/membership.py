@@ -13,7 +13,13 @@ from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import command, refuse_outsider
 from csp_bot.handlers.policy import CommandSpec, commands_for
 from csp_bot.handlers.replies import send
-from csp_bot.models.membership import InviteError, MemberView, redeem_invite
+from csp_bot.models.membership import (
+    InviteError,
+    MemberView,
+    RejoinRefused,
+    note_rejoin_refused,
+    redeem_invite,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +47,31 @@ async def join_with_code(update: Update, context: Ctx, code: str) -> None:
             name=user.full_name,
             at=context.services.clock(),
         )
+    except RejoinRefused as refused:
+        await refuse_rejoin(update, context, refused)
+        return
     except InviteError as refused:
         days = context.settings.invite_days
         await send(update, context, "invite_refused.html", reason=str(refused), days=days)
         return
     await greet(update, context, member, new=True)
+
+
+async def refuse_rejoin(update: Update, context: Ctx, refused: RejoinRefused) -> None:
+    """A deactivated member used an invite: they are not let back; the coordinators are told."""
+    days = context.settings.invite_days
+    await send(update, context, "invite_refused.html", reason="deactivated", days=days)
+    coordinators = await context.db.run(
+        note_rejoin_refused, refused=refused, at=context.services.clock()
+    )
+    text = context.templates.render("rejoin_refused_notice.html", member=refused.member)
+    for coordinator in coordinators:
+        try:
+            await context.bot.send_message(coordinator.telegram_id, text)
+        except TelegramError as failed:
+            log.warning(
+                "could not tell coordinator %s of a refused rejoin: %s", coordinator.id, failed
+            )
 
 
 async def greet(update: Update, context: Ctx, member: MemberView, *, new: bool) -> None:

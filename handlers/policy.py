@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from csp_bot.models.access import BOARD, EVERYONE, FUNDERS, ORGANISERS, UPDATERS
+from csp_bot.models.access import BOARD, COORDINATOR, EVERYONE, FUNDERS, ORGANISERS, UPDATERS
 from csp_bot.models.enums import Role
 
 
@@ -55,6 +55,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "reminders", "/reminders", "choose the reminders you get, or snooze them", EVERYONE
     ),
+    CommandSpec("members", "/members", "the members, and deactivating one", COORDINATOR),
 )
 
 _BY_NAME = {spec.name: spec for spec in COMMANDS}

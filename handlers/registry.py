@@ -10,6 +10,7 @@ from csp_bot.handlers import (
     fallback,
     funding,
     meetings,
+    members,
     membership,
     progress,
     reminders,
@@ -38,6 +39,7 @@ def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
         *funding.HANDLERS,
         *deadlines.HANDLERS,
         *reminders.HANDLERS,
+        *members.HANDLERS,
         *fallback.HANDLERS,
     ]
 

@@ -104,7 +104,9 @@ async def _snooze_checkin(update: Update, context: Ctx, action_id: int, ref: str
         await query.answer("Only those who update actions can snooze a check-in.", show_alert=True)
         return
     until = context.now() + SNOOZE_ACTION
-    await context.db.run(snooze_action, action_id=action_id, member_id=member.id, until=until)
+    await context.db.run(
+        snooze_action, action_id=action_id, member_id=member.id, until=until, at=context.now()
+    )
     await query.answer("Snoozed for a week")
     await query.edit_message_reply_markup(reply_markup=None)
     await send(update, context, "reminder_checkin_snoozed.html", ref=ref, until=until)
@@ -183,7 +185,11 @@ async def on_settings_button(update: Update, context: Ctx) -> None:
         current = await context.db.run(get_preferences, member_id=member.id)
         topic = Topic(pieces[2])
         preferences = await context.db.run(
-            set_topic, member_id=member.id, topic=topic, on=not current.receives(topic)
+            set_topic,
+            member_id=member.id,
+            topic=topic,
+            on=not current.receives(topic),
+            at=context.now(),
         )
         await query.answer(f"{topic.label}: {'on' if preferences.receives(topic) else 'off'}")
     elif pieces is not None and pieces[1] == "s" and pieces[2] in {"0", *map(str, SNOOZE_CHOICES)}:

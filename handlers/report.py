@@ -54,6 +54,8 @@ CSV_COLUMNS = (
     "mitigation",
     "forecast",
 )
+# What Excel and other spreadsheets read as the start of a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def actions_csv(paper: BoardPaper, zone: ZoneInfo) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows(_csv_row(line, zone) for line in paper.actions)
+    writer.writerows([safe_cell(cell) for cell in _csv_row(line, zone)] for line in paper.actions)
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -138,6 +140,12 @@ def _csv_row(line: ActionLine, zone: ZoneInfo) -> list[str]:
         (latest.mitigation or "") if latest else "",
         (latest.forecast or "") if latest else "",
     ]
+
+
+def safe_cell(value: str) -> str:
+    """The cell as text a spreadsheet shows and never runs: a leading single quote (as OWASP
+    recommends) turns `=HYPERLINK(...)`, `+1`, `-2`, `@SUM` or a leading tab or CR into text."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:

@@ -20,6 +20,8 @@ UPDATERS = UPDATE_ANY | UPDATE_OWN
 BOARD = frozenset({Role.ADMIN, Role.CHAIR, Role.BOARD})
 # Schedule meetings, record funding decisions, and see who has replied to a meeting.
 ORGANISERS = frozenset({Role.ADMIN, Role.CHAIR})
+# Managing the membership (/members, deactivating) is the coordinator's alone.
+COORDINATOR = frozenset({Role.ADMIN})
 # Funding figures are for the partners who pay them and the board, not observers.
 FUNDERS = EVERYONE - {Role.OBSERVER}
 # Invited to board meetings (and so reminded of them, asked to reply, counted for quorum).

@@ -22,20 +22,29 @@ class Actor:
     member_id: int | None = None
 
     @classmethod
-    def member(cls, member_id: int, name: str) -> Actor:
-        return cls(label=f"member {member_id} ({name})", member_id=member_id)
+    def member(cls, member_id: int) -> Actor:
+        # By id only: the name lives in the member row alone, so erasing it is one change.
+        return cls(label=f"member {member_id}", member_id=member_id)
 
 
 CLI = Actor("command line")
 PLAN_IMPORT = Actor("plan import")
 
 
+# Columns that identify a person: never copied into the audit trail, which refers to the
+# member by id, so that erasing a member (models.rights) changes their row and nothing else.
+PERSONAL_COLUMNS = {"member": frozenset({"name", "telegram_id"})}
+
+
 def snapshot(record: SQLModel) -> dict[str, Any]:
-    """The record's columns as JSON-ready values."""
-    return {key: _jsonable(value) for key, value in record.model_dump().items()}
+    """The record's columns as JSON-ready values, without a person's identifying details."""
+    personal = PERSONAL_COLUMNS.get(str(record.__tablename__), frozenset())
+    return {
+        key: jsonable(value) for key, value in record.model_dump().items() if key not in personal
+    }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime | date):
@@ -45,7 +54,7 @@ def _jsonable(value: Any) -> Any:
 
 def row_snapshot(row: Any) -> dict[str, Any]:
     """A row read with Core (its mapping), as `snapshot` gives the same record."""
-    return {key: _jsonable(value) for key, value in row.items()}
+    return {key: jsonable(value) for key, value in row.items()}
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,33 @@ def record_removal(session: Session, *, actor: Actor, at: datetime, record: SQLM
         after=None,
     )
     session.delete(record)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def record_event(
+    session: Session,
+    *,
+    actor: Actor,
+    at: datetime,
+    entity: str,
+    entity_id: int | None,
+    change: str,
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Write an audit entry for something done that is not a row's new values (a refused
+    rejoin, an erasure, a prune), with what is worth keeping about it in `detail`."""
+    entry = AuditEntry(
+        at=at,
+        actor=actor.label,
+        member_id=actor.member_id,
+        entity=entity,
+        entity_id=entity_id,
+        change=change,
+        before=None,
+        after=detail,
+    )
     session.add(entry)
     session.flush()
     return entry

@@ -175,8 +175,8 @@ def mark_shown(
 
 
 # The drafts are read and written with Core statements built once, not the ORM: every
-# message in a private chat reads one, and every step writes one. Nothing else touches the
-# table, so no ORM object of it can be stale in a session.
+# message in a private chat reads one, and every step writes one. Elsewhere the table is
+# only read (an export) or deleted from with Core, so no ORM object of it can go stale.
 _DRAFTS = DialogueDraft.__table__  # type: ignore[attr-defined]
 _READ = select(_DRAFTS).where(_DRAFTS.c.user_id == bindparam("user_id"))
 _READ_LOCKED = _READ.with_for_update()

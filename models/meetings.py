@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from csp_bot.models.access import INVITED, is_invited
-from csp_bot.models.audit import Actor, record_change, record_removal
+from csp_bot.models.audit import Actor, record_change, record_removal, snapshot
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.reminder_types import Reply
 from csp_bot.models.tables import Meeting, MeetingReply, Member, Organisation, PlanInfo
@@ -136,6 +136,9 @@ def cancel_meeting(session: Session, *, meeting_id: int, at: datetime, actor: Ac
         select(MeetingReply).where(MeetingReply.meeting_id == meeting_id)
     ).all():
         session.delete(reply)
+    # The replies go first: with no relationship declared, one flush may order the deletes
+    # either way, and the meeting's would then break the replies' foreign key.
+    session.flush()
     record_removal(session, actor=actor, at=at, record=meeting)
     return view
 
@@ -197,11 +200,11 @@ def reply_to_meeting(
     if member is None or not member.active or not is_invited(member.role):
         raise DomainError("Only board members reply to board meetings.")
     row = session.get(MeetingReply, (meeting_id, member_id))
+    before = None if row is None else snapshot(row)
     if row is None:
         row = MeetingReply(meeting_id=meeting_id, member_id=member_id, reply=reply, replied_at=at)
     row.reply, row.replied_at = reply, at
-    session.add(row)
-    session.flush()
+    record_change(session, actor=Actor.member(member_id), at=at, record=row, before=before)
     return meeting_view(meeting)
 
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, func, or_, select
 
-from csp_bot.models.audit import Actor, record_change, snapshot
+from csp_bot.models.audit import Actor, record_change, record_event, snapshot
 from csp_bot.models.enums import Role
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.tables import Invite, Member, Organisation
@@ -138,6 +138,7 @@ def add_member(
         chosen_role,
         True,
     )
+    member.deactivated_at = None
     record_change(session, actor=actor, at=at, record=member, before=before)
     return member_view(session, member)
 
@@ -166,17 +167,39 @@ def create_invite(
     return invite
 
 
+class RejoinRefused(InviteError):
+    """A deactivated member tried to come back through an invite: the coordinator decides."""
+
+    def __init__(self, member: MemberView, invite_id: int) -> None:
+        super().__init__("deactivated")
+        # Plain values: the transaction that raised this is rolled back, its rows expire.
+        self.member, self.invite_id = member, invite_id
+
+
 def redeem_invite(
     session: Session, *, code: str, telegram_id: int, name: str, at: datetime
 ) -> MemberView:
-    """Register the person to the invite's organisation and role; the code is then spent."""
-    invite = session.exec(select(Invite).where(Invite.code == code.strip())).first()
+    """Register the person to the invite's organisation and role; the code is then spent.
+
+    The code is claimed by one conditional UPDATE before anything else is read: of any
+    number of people redeeming it at once, the database lets exactly one claim it (the
+    others wait for its row lock, then find it used). A deactivated member is refused
+    (RejoinRefused), and the code stays unused: only the coordinator lets them back.
+    """
+    wanted = code.strip()
+    claimed = session.execute(
+        update(Invite)
+        .where(col(Invite.code) == wanted)
+        .where(col(Invite.used_at).is_(None))
+        .where(col(Invite.expires_at) > at)
+        .values(used_at=at)
+    )
+    invite = session.exec(select(Invite).where(Invite.code == wanted)).first()
     if invite is None:
         raise InviteError("unknown")
-    if invite.used_at is not None:
-        raise InviteError("used")
-    if invite.expires_at <= at:
-        raise InviteError("expired")
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        raise InviteError("used" if invite.used_at is not None else "expired")
+    _refuse_deactivated(session, telegram_id=telegram_id, invite=invite)
     organisation = session.get_one(Organisation, invite.organisation_id)
     joined = add_member(
         session,
@@ -187,9 +210,40 @@ def redeem_invite(
         at=at,
         actor=Actor(label=f"invite {invite.id}"),
     )
-    before = snapshot(invite)
-    invite.used_at, invite.used_by_member_id = at, joined.id
-    record_change(
-        session, actor=Actor.member(joined.id, joined.name), at=at, record=invite, before=before
-    )
+    before = {**snapshot(invite), "used_at": None}
+    invite.used_by_member_id = joined.id
+    record_change(session, actor=Actor.member(joined.id), at=at, record=invite, before=before)
     return joined
+
+
+def _refuse_deactivated(session: Session, *, telegram_id: int, invite: Invite) -> None:
+    member = session.exec(select(Member).where(Member.telegram_id == telegram_id)).first()
+    if member is not None and not member.active:
+        assert invite.id is not None
+        raise RejoinRefused(member_view(session, member), invite.id)
+
+
+def note_rejoin_refused(
+    session: Session, *, refused: RejoinRefused, at: datetime
+) -> list[MemberView]:
+    """Audit a deactivated member's attempt to rejoin; the coordinators to tell of it."""
+    record_event(
+        session,
+        actor=Actor.member(refused.member.id),
+        at=at,
+        entity="member",
+        entity_id=refused.member.id,
+        change="rejoin refused",
+        detail={"invite_id": refused.invite_id},
+    )
+    return active_coordinators(session)
+
+
+def active_coordinators(session: Session) -> list[MemberView]:
+    """The active coordinators (admins): those told what needs their decision."""
+    admins = session.exec(
+        select(Member)
+        .where(col(Member.role) == Role.ADMIN, col(Member.active).is_(True))
+        .order_by(col(Member.id))
+    ).all()
+    return [member_view(session, member) for member in admins]

@@ -370,14 +370,23 @@ def action_updates(
     live = (col(ProgressUpdate.action_id) == action.id) & col(ProgressUpdate.withdrawn_at).is_(None)
     total = session.exec(select(func.count()).select_from(ProgressUpdate).where(live)).one()
     rows = session.exec(
-        select(ProgressUpdate, Member.name)
+        select(ProgressUpdate, Member.name, Member.erased_at, Organisation.name)
         .outerjoin(Member, col(Member.id) == ProgressUpdate.member_id)
+        .outerjoin(Organisation, col(Organisation.id) == Member.organisation_id)
         .where(live)
         .order_by(col(ProgressUpdate.created_at).desc(), col(ProgressUpdate.id).desc())
         .offset(offset)
         .limit(limit)
     ).all()
-    return [_update_view(update, action.ref, name) for update, name in rows], total
+    return [
+        _update_view(update, action.ref, _author(name, erased, organisation))
+        for update, name, erased, organisation in rows
+    ], total
+
+
+def _author(name: str | None, erased: datetime | None, organisation: str | None) -> str | None:
+    """Who wrote an update; an erased member's stay on record as their organisation's."""
+    return f"{name}, {organisation}" if erased is not None and organisation else name
 
 
 def _update_view(update: ProgressUpdate, ref: str, author: str | None) -> UpdateView:
@@ -455,7 +464,7 @@ def log_progress(
     before, after = (row_snapshot(_action_columns(row)) for row in (action, moved))
     insert_changes(
         session,
-        actor=Actor.member(member.id, member.name),
+        actor=Actor.member(member.id),
         at=at,
         changes=[
             Change("progress_update", update["id"], None, row_snapshot(_in_column_order(update))),
@@ -645,7 +654,7 @@ def undo_last_update(
         minutes = int(window.total_seconds() // 60)
         raise DomainError(f"You have no update from the last {minutes} minutes to undo.")
     member = session.get_one(Member, member_id)
-    actor = Actor.member(member_id, member.name)
+    actor = Actor.member(member_id)
     action = session.exec(select(Action).where(_is_id(update.action_id)).with_for_update()).one()
     before = snapshot(update)
     update.withdrawn_at = at

@@ -66,15 +66,23 @@ def get_preferences(session: Session, *, member_id: int) -> Preferences:
     return _view(row)
 
 
-def set_topic(session: Session, *, member_id: int, topic: Topic, on: bool) -> Preferences:
-    """Turn one kind of reminder on or off for the member."""
+def set_topic(
+    session: Session, *, member_id: int, topic: Topic, on: bool, at: datetime
+) -> Preferences:
+    """Turn one kind of reminder on or off for the member (audited)."""
+    before = _before(session, member_id)
     row = preference_row(session, member_id)
     muted = set(row.muted) - {topic.value}
     if not on:
         muted.add(topic.value)
     row.muted = sorted(muted)  # a new list, so the JSON column sees the change
-    session.flush()
+    record_change(session, actor=Actor.member(member_id), at=at, record=row, before=before)
     return _view(row)
+
+
+def _before(session: Session, member_id: int) -> dict[str, object] | None:
+    row = session.get(ReminderPreference, member_id)
+    return None if row is None else snapshot(row)
 
 
 def snooze(
@@ -83,9 +91,10 @@ def snooze(
     """Hold all of the member's reminders until `until` (None ends a snooze)."""
     if until is not None and not at < until <= at + SNOOZE_LIMIT:
         raise DomainError(f"A snooze can last up to {SNOOZE_LIMIT.days} days.")
+    before = _before(session, member_id)
     row = preference_row(session, member_id)
     row.snoozed_until = until
-    session.flush()
+    record_change(session, actor=Actor.member(member_id), at=at, record=row, before=before)
     return _view(row)
 
 
@@ -132,15 +141,15 @@ def unreachable_members(session: Session) -> list[UnreachableMember]:
 
 
 def snooze_action(
-    session: Session, *, action_id: int, member_id: int, until: datetime
+    session: Session, *, action_id: int, member_id: int, until: datetime, at: datetime
 ) -> ActionSnooze:
-    """Put off an action's check-in prompt until `until`."""
+    """Put off an action's check-in prompt until `until` (audited)."""
     row = session.get(ActionSnooze, action_id)
+    before = None if row is None else snapshot(row)
     if row is None:
         row = ActionSnooze(action_id=action_id, until=until, member_id=member_id)
     row.until, row.member_id = until, member_id
-    session.add(row)
-    session.flush()
+    record_change(session, actor=Actor.member(member_id), at=at, record=row, before=before)
     return row
 
 

@@ -51,6 +51,11 @@ class Member(SQLModel, table=True):
     role: Role = Field(sa_type=enum_type(Role))
     active: bool = True
     joined_at: datetime = Field(sa_type=UTCDateTime)
+    # When the coordinator ended their access (None while active).
+    deactivated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When their personal details were erased: the name is then "former member N" and the
+    # Telegram id -N, which no Telegram user has, so whoever writes from the old id is a stranger.
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Priority(SQLModel, table=True):

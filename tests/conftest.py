@@ -137,3 +137,17 @@ async def app(
 def bot(app: CspApplication, emulator: BotApiEmulator) -> Harness:
     """Drives the Application as Telegram users would, and reads what they see."""
     return Harness(app, emulator)
+
+
+@pytest.fixture
+def cli_at(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path, clock: FakeClock
+) -> Path:
+    """The command line on the test database, at the test clock's time, in a temporary folder."""
+    for name in list(os.environ):
+        if name.startswith("CSPBOT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CSPBOT_DATABASE_URL", database_url)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("csp_bot.bot.cli.system_clock", clock)
+    return tmp_path

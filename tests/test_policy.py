@@ -46,6 +46,7 @@ funding      y     y     y     y       .
 decide       y     y     .     .       .
 deadlines    y     y     y     y       y
 reminders    y     y     y     y       y
+members      y     .     .     .       .
 """
 # The rules beyond the command table, role × rule, the same way.
 RULE_TABLE = """

@@ -30,6 +30,7 @@ from csp_bot.models.reminders import get_preferences, set_topic
 from csp_bot.models.tables import MeetingReply, ProgressUpdate
 from csp_bot.scheduler.pacing import InstantPacer
 from csp_bot.scheduler.rounds import plan_reminders
+from tests.conftest import START
 from tests.harness import PEOPLE, Harness, no_wait
 from tests.reminder_helpers import (
     chat,
@@ -177,8 +178,8 @@ def only_the_chair_is_invited(db: Database, people: dict[str, MemberView]) -> No
     """Turn meeting reminders off for the others (and the police partner's requests for
     updates), so the chair's is the one reminder in flight."""
     for person in ("coordinator", "board"):
-        db.call(set_topic, member_id=people[person].id, topic=Topic.MEETINGS, on=False)
-    db.call(set_topic, member_id=people["police"].id, topic=Topic.CHECKINS, on=False)
+        db.call(set_topic, member_id=people[person].id, topic=Topic.MEETINGS, on=False, at=START)
+    db.call(set_topic, member_id=people["police"].id, topic=Topic.CHECKINS, on=False, at=START)
 
 
 async def crash_at(app: CspApplication, monkeypatch: pytest.MonkeyPatch, step: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import os
 import re
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -259,20 +258,6 @@ def test_a_paper_with_no_plan_yet(db: Database, clock: FakeClock, templates: Tem
 
 
 # --- csp-bot report ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_at(
-    monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path, clock: FakeClock
-) -> Path:
-    """The command line on the test database, at the test clock's time, in a temporary folder."""
-    for name in list(os.environ):
-        if name.startswith("CSPBOT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CSPBOT_DATABASE_URL", database_url)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("csp_bot.bot.cli.system_clock", clock)
-    return tmp_path
 
 
 async def test_the_command_line_writes_the_same_files(
