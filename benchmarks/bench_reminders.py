@@ -5,13 +5,17 @@
    emulator enforcing Telegram's limits (30 messages a second overall, 1 a second to one
    chat; it answers 429 with retry_after past them). The bot is built as `csp-bot run`
    builds it (python-telegram-bot's HTTP client and rate limiter). Prints the rate reached,
-   as a share of the 30-a-second ceiling, and how many 429 answers there were.
+   as a share of the 30-a-second ceiling, and how many 429 answers there were. Meanwhile
+   `--busy` processes (2 by default: both cores of the machine this was written on) spin,
+   as other work on a shared machine would.
 2. Planning. A plan of 10,000 actions and 100 meetings in the database: the time to read the
-   facts, and the time to compute what is due from them (best of several runs).
+   facts, the time to compute what is due from them (best of several runs), and a whole
+   every-minute round as the bot runs it (a minute later, everything due already recorded).
 
-    .venv/bin/python benchmarks/bench_reminders.py [--members 2000] [--planning-only]
+    .venv/bin/python benchmarks/bench_reminders.py [--members 2000] [--busy 2] [--planning-only]
 
-Targets: no 429 answers, at least 90% of the ceiling, planning under 200 ms.
+Targets: no 429 answers, nothing lost, at least 85% of the ceiling with the machine busy;
+computing under 200 ms; the whole round under 100 ms.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import random
 import sys
 import tempfile
@@ -63,8 +68,9 @@ T = TypeVar("T")
 NOW = wall_clock(datetime(2024, 10, 1, 10, 0), Settings().tz)
 DEADLINE = date(2024, 10, 31)
 ORGANISATIONS = 40
-TARGET_SHARE = 0.9
+TARGET_SHARE = 0.85
 PLANNING_TARGET_MS = 200.0
+ROUND_TARGET_MS = 100.0
 
 
 def main() -> int:
@@ -72,11 +78,12 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--actions", type=int, default=10_000)
     parser.add_argument("--meetings", type=int, default=100)
+    parser.add_argument("--busy", type=int, default=2, help="processes spinning meanwhile")
     parser.add_argument("--planning-only", action="store_true", help="skip the delivery part")
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()  # `./dev bench` passes its arguments to every script
     with tempfile.TemporaryDirectory() as folder:
         delivered = args.planning_only or asyncio.run(
-            delivery(Path(folder) / "delivery.db", args.members)
+            delivery(Path(folder) / "delivery.db", args.members, args.busy)
         )
         planned = planning(Path(folder) / "planning.db", args.actions, args.meetings)
     return 0 if delivered and planned else 1
@@ -85,11 +92,11 @@ def main() -> int:
 # --- delivery --------------------------------------------------------------------------------
 
 
-async def delivery(path: Path, members: int) -> bool:
+async def delivery(path: Path, members: int, busy: int) -> bool:
     settings = Settings(database_url=f"sqlite:///{path}", telegram_token=None)
     services = make_services(settings, clock=FakeClock(NOW))
     seed_members(services.db, members)
-    with emulator_process() as (base_url, token, stats):
+    with emulator_process() as (base_url, token, stats), spinning(busy):
         application = build_application(services, token=token, base_url=base_url)
         await application.initialize()
         started = time.perf_counter()
@@ -100,7 +107,10 @@ async def delivery(path: Path, members: int) -> bool:
     sent, refused = stats()
     rate = (sent - 1) / elapsed if sent > 1 else 0.0
     share = rate / OVERALL_PER_SECOND
-    print(f"delivery: {sent} reminders to {members} members in {elapsed:.1f} s")
+    print(
+        f"delivery: {sent} reminders to {members} members in {elapsed:.1f} s, {busy} processes "
+        f"spinning, load {os.getloadavg()[0]:.2f}"
+    )
     print(
         f"  rate {rate:.1f} messages/s = {share:.0%} of Telegram's {OVERALL_PER_SECOND}/s ceiling"
     )
@@ -109,6 +119,26 @@ async def delivery(path: Path, members: int) -> bool:
     ok = sent == members and refused == 0 and share >= TARGET_SHARE
     print(f"  target (all sent, no 429, at least {TARGET_SHARE:.0%}): {'met' if ok else 'MISSED'}")
     return ok
+
+
+@contextmanager
+def spinning(processes: int) -> Iterator[None]:
+    """Other work keeping the machine's cores busy while the block runs."""
+    stop = multiprocessing.Event()
+    spinners = [multiprocessing.Process(target=spin, args=(stop,)) for _ in range(processes)]
+    for spinner in spinners:
+        spinner.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for spinner in spinners:
+            spinner.join()
+
+
+def spin(stop: Any) -> None:
+    while not stop.is_set():
+        sum(range(10_000))
 
 
 @contextmanager
@@ -202,6 +232,9 @@ def planning(path: Path, actions: int, meetings: int) -> bool:
     cold_ms, dues = best_of(5, lambda: due_reminders(facts, rules, later, {}))
     recorded = recorded_index(due.key for due in dues)
     steady_ms, _ = best_of(5, lambda: due_reminders(facts, rules, later, recorded))
+    round_ms, _ = best_of(
+        3, lambda: services.db.call(plan_reminders, rules=rules, now=later + timedelta(minutes=1))
+    )
     services.db.close()
     print(f"planning: {actions} actions, {meetings} meetings, {len(facts.recipients)} members")
     print(f"  reading the facts from the database: {load_ms:.0f} ms")
@@ -211,8 +244,15 @@ def planning(path: Path, actions: int, meetings: int) -> bool:
         f"{cold_ms:.0f} ms {target}"
     )
     print(f"  computing what is due, a minute later (all recorded): {steady_ms:.0f} ms {target}")
-    ok = max(cold_ms, steady_ms) < PLANNING_TARGET_MS
-    print(f"  target (computing under {PLANNING_TARGET_MS:.0f} ms): {'met' if ok else 'MISSED'}")
+    print(
+        f"  a whole every-minute round, everything due recorded: {round_ms:.0f} ms "
+        f"(target: under {ROUND_TARGET_MS:.0f} ms), load {os.getloadavg()[0]:.2f}"
+    )
+    ok = max(cold_ms, steady_ms) < PLANNING_TARGET_MS and round_ms < ROUND_TARGET_MS
+    print(
+        f"  target (computing under {PLANNING_TARGET_MS:.0f} ms, the round under "
+        f"{ROUND_TARGET_MS:.0f} ms): {'met' if ok else 'MISSED'}"
+    )
     return ok
 
 

@@ -747,6 +747,7 @@ class BotApiEmulator:
         clock: Callable[[], datetime] | None = None,
         enforce_limits: bool = False,
         seed: int = 0,
+        first_update_id: int = 1,
     ) -> None:
         self.token = token
         self.bot_username = bot_username
@@ -761,7 +762,9 @@ class BotApiEmulator:
         self._clock = clock or _utc_now
         self._cond = threading.Condition()
         self._pending: list[JSON] = []
-        self._next_update_id = 1
+        # Benchmarks that run several emulators over one database start each at its own
+        # number, as Telegram would: the bot takes a repeated id for a redelivery.
+        self._next_update_id = first_update_id
         self._next_query_id = 1
         self._next_message_ids: dict[int, int] = {}
         self._chats: dict[int, JSON] = {}

@@ -73,6 +73,9 @@ class Ctx(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any
 
     # Set by `handlers.guard` before a command's callback runs.
     member: MemberView | None = None
+    # Whether `member` has been read for this update already (the dialogue engine's first
+    # look at a private message reads it in its own transaction; the guard then need not).
+    member_known: bool = False
 
     @property
     def services(self) -> Services:

@@ -73,7 +73,8 @@ async def dispatch_due(
 ) -> DeliveryReport:
     """Plan, then deliver everything pending; safe to run at any time, as often as wanted."""
     services = application.services
-    dues = await services.db.run(
+    # Apart from users' commands: a round reads every action, meeting and member.
+    dues = await services.db.run_apart(
         plan_reminders,
         rules=services.settings.reminders,
         now=services.clock(),

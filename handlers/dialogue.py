@@ -54,6 +54,7 @@ from csp_bot.models.dialogue import (
     save_draft,
 )
 from csp_bot.models.errors import DomainError
+from csp_bot.models.membership import MemberView, get_member
 from csp_bot.models.reminders import mark_reachable
 
 log = logging.getLogger(__name__)
@@ -508,9 +509,10 @@ class Dialogues:
         command (which puts the open dialogue on hold), or on to the features."""
         user, message = update.effective_user, update.effective_message
         assert user is not None and message is not None
-        lookup = await context.db.run(
+        lookup, member = await context.db.run(
             _first_look, telegram_id=user.id, at=context.now(), expiry=_expiry(context)
         )
+        context.member, context.member_known = member, True
         text = message.text or ""
         if lookup.expired is not None:
             await _say_expired(update, context, lookup.expired)
@@ -741,11 +743,12 @@ def _failed(
 
 def _first_look(
     session: Session, *, telegram_id: int, at: datetime, expiry: timedelta
-) -> DraftLookup:
+) -> tuple[DraftLookup, MemberView | None]:
     """One trip to the database per private message: note the member can be reached (they
-    just wrote), and read any dialogue they have open."""
+    just wrote), and read any dialogue they have open and who they are (for the guard)."""
     mark_reachable(session, telegram_id=telegram_id)
-    return load_draft(session, user_id=telegram_id, at=at, expiry=expiry)
+    lookup = load_draft(session, user_id=telegram_id, at=at, expiry=expiry)
+    return lookup, get_member(session, telegram_id=telegram_id)
 
 
 def _interrupt(

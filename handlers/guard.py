@@ -20,6 +20,8 @@ Callback = Callable[[Update, Ctx], Coroutine[Any, Any, None]]
 
 async def load_member(update: Update, context: Ctx) -> MemberView | None:
     """The active member who sent this update, or None."""
+    if context.member_known:
+        return context.member
     user = update.effective_user
     if user is None:
         return None

@@ -9,12 +9,16 @@ holds what the step shows, so a reply lost in a crash can be shown again.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from csp_bot.models.db import note_write
 from csp_bot.models.tables import DialogueDraft
 
 DEFAULT_EXPIRY = timedelta(minutes=15)
@@ -116,34 +120,37 @@ def load_draft(
 ) -> DraftLookup:
     """The user's draft; one untouched for longer than `expiry` is deleted (and an open one
     reported). `lock` holds the row until the transaction ends (PostgreSQL)."""
-    row = session.get(DialogueDraft, user_id, with_for_update=lock)
+    row = _read(session, user_id, lock=lock)
     if row is None:
         return DraftLookup(None)
     draft = _decode(row)
     if at - draft.touched_at > expiry:
-        session.delete(row)
+        _delete(session, user_id)
         return DraftLookup(None, expired=None if draft.closed else draft)
     return DraftLookup(draft)
 
 
 def save_draft(session: Session, *, user_id: int, draft: Draft) -> Draft:
     """Store the draft, replacing the user's earlier one."""
-    row = session.get(DialogueDraft, user_id)
-    if row is None:
-        row = DialogueDraft(user_id=user_id)
-    row.dialogue, row.step, row.touched_at = draft.dialogue, draft.step, draft.touched_at
-    row.update_id = draft.update_id
-    row.data = _encode(draft)
-    session.add(row)
+    values = {
+        "user_id": user_id,
+        "dialogue": draft.dialogue,
+        "step": draft.step,
+        "touched_at": draft.touched_at,
+        "update_id": draft.update_id,
+        "data": _encode(draft),
+    }
+    session.connection().execute(_upsert(session.get_bind().dialect.name), values)
+    note_write(session)
     return draft
 
 
 def discard_draft(session: Session, *, user_id: int) -> Draft | None:
     """Delete the user's draft; returns it if it was open."""
-    row = session.get(DialogueDraft, user_id)
+    row = _read(session, user_id, lock=False)
     if row is None:
         return None
-    session.delete(row)
+    _delete(session, user_id)
     draft = _decode(row)
     return None if draft.closed else draft
 
@@ -158,13 +165,42 @@ def mark_shown(
 ) -> None:
     """Note that the screen `update_id` produced has been shown (and in which message);
     nothing if the draft has moved on since."""
-    row = session.get(DialogueDraft, user_id, with_for_update=True)
+    row = _read(session, user_id, lock=True)
     if row is None or row.update_id != update_id:
         return
     draft = _decode(row)
     if message_id is not None and chat_id is not None:
         draft = draft.shown_in(chat_id, message_id)
     save_draft(session, user_id=user_id, draft=replace(draft, shown=True))
+
+
+# The drafts are read and written with Core statements built once, not the ORM: every
+# message in a private chat reads one, and every step writes one. Elsewhere the table is
+# only read (an export) or deleted from with Core, so no ORM object of it can go stale.
+_DRAFTS = DialogueDraft.__table__  # type: ignore[attr-defined]
+_READ = select(_DRAFTS).where(_DRAFTS.c.user_id == bindparam("user_id"))
+_READ_LOCKED = _READ.with_for_update()
+_DELETE = delete(_DRAFTS).where(_DRAFTS.c.user_id == bindparam("user_id"))
+
+
+def _read(session: Session, user_id: int, *, lock: bool) -> Any:
+    query = _READ_LOCKED if lock else _READ
+    return session.connection().execute(query, {"user_id": user_id}).first()
+
+
+def _delete(session: Session, user_id: int) -> None:
+    session.connection().execute(_DELETE, {"user_id": user_id})
+    note_write(session)
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (user_id) DO UPDATE, in the database's own dialect."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(_DRAFTS)
+    kept = ("dialogue", "step", "touched_at", "update_id", "data")
+    return insert.on_conflict_do_update(
+        index_elements=[_DRAFTS.c.user_id], set_={name: insert.excluded[name] for name in kept}
+    )
 
 
 def _encode(draft: Draft) -> dict[str, Any]:
@@ -174,7 +210,7 @@ def _encode(draft: Draft) -> dict[str, Any]:
     return data
 
 
-def _decode(row: DialogueDraft) -> Draft:
+def _decode(row: Any) -> Draft:
     data = dict(row.data or {})
     screen = data.pop("screen", None)
     if screen is not None:

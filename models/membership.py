@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, func, or_, select
 
 from csp_bot.models.audit import Actor, record_change, record_event, snapshot
@@ -75,10 +77,37 @@ def member_view(session: Session, member: Member) -> MemberView:
 
 def get_member(session: Session, *, telegram_id: int) -> MemberView | None:
     """The active member with this Telegram id, or None for anyone else."""
-    member = session.exec(
-        select(Member).where(Member.telegram_id == telegram_id, col(Member.active).is_(True))
-    ).first()
-    return None if member is None else member_view(session, member)
+    return _active_member(session, _ACTIVE_BY_TELEGRAM_ID, {"telegram_id": telegram_id})
+
+
+def active_member(session: Session, *, member_id: int) -> MemberView | None:
+    """The active member with this id, or None."""
+    return _active_member(session, _ACTIVE_BY_ID, {"member_id": member_id})
+
+
+# Statements built once, read with Core: every update the bot handles looks up its sender.
+_MEMBER_VIEW = sql_select(
+    col(Member.id),
+    col(Member.telegram_id),
+    col(Member.name),
+    col(Member.role),
+    col(Member.organisation_id),
+    col(Organisation.name),
+).join(Organisation, col(Organisation.id) == Member.organisation_id)
+_ACTIVE_BY_TELEGRAM_ID = _MEMBER_VIEW.where(
+    col(Member.telegram_id) == bindparam("telegram_id"), col(Member.active).is_(True)
+)
+_ACTIVE_BY_ID = _MEMBER_VIEW.where(
+    col(Member.id) == bindparam("member_id"), col(Member.active).is_(True)
+)
+
+
+def _active_member(session: Session, query: Any, params: dict[str, int]) -> MemberView | None:
+    row = session.connection().execute(query, params).first()
+    if row is None:
+        return None
+    id_, telegram_id, name, role, organisation_id, organisation = row
+    return MemberView(id_, telegram_id, name, role, organisation_id, organisation)
 
 
 def add_member(

@@ -8,6 +8,7 @@ wherever they are shown.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,16 +16,25 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, type_coerce
+from sqlalchemy import ColumnElement, Select, bindparam, case, func, insert, type_coerce
 from sqlalchemy import select as sql_select
+from sqlalchemy import update as update_rows
 from sqlmodel import Session, col, select
 
 from csp_bot.models import access
-from csp_bot.models.audit import Actor, record_change, snapshot
+from csp_bot.models.audit import (
+    Actor,
+    Change,
+    insert_changes,
+    record_change,
+    row_snapshot,
+    snapshot,
+)
+from csp_bot.models.db import note_write
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError, NotFound
-from csp_bot.models.membership import MemberView, member_view
-from csp_bot.models.status_since import status_changed_at, status_since
+from csp_bot.models.membership import MemberView, active_member
+from csp_bot.models.status_since import status_changed_at
 from csp_bot.models.tables import Action, Member, Organisation, Priority, ProgressUpdate
 from csp_bot.models.types import UTCDateTime, as_utc
 
@@ -181,19 +191,30 @@ def query_action_views(
     One statement whatever the number of actions, and no pass over every update: see
     `_last_update_at`.
     """
-    last_at = _last_update_at()
-    query = (
-        sql_select(*_VIEW_COLUMNS, col(Priority.code), col(Organisation.name), last_at)
-        .join(Priority, col(Priority.id) == Action.priority_id)
-        .join(Organisation, col(Organisation.id) == Action.lead_organisation_id)
-        .order_by(col(Priority.id), col(Action.id))
-    )
+    query = _views_select()
     if where is not None:
         query = query.where(where)
     # Plain rows rather than ORM entities: the status overview reads every action, and
     # building 10,000 tracked objects costs more than the query.
     rows = session.connection().execute(query).all()
     return [_view(row, at, quiet_after) for row in rows]
+
+
+@functools.cache
+def _views_select() -> Select[*tuple[Any, ...]]:
+    """The views' query with no condition, built once: building it (the subqueries of
+    `_last_update_at`) costs more than running it for one action."""
+    return (
+        sql_select(*_VIEW_COLUMNS, col(Priority.code), col(Organisation.name), _last_update_at())
+        .join(Priority, col(Priority.id) == Action.priority_id)
+        .join(Organisation, col(Organisation.id) == Action.lead_organisation_id)
+        .order_by(col(Priority.id), col(Action.id))
+    )
+
+
+@functools.cache
+def _view_by_ref() -> Select[*tuple[Any, ...]]:
+    return _views_select().where(col(Action.ref) == bindparam("ref"))
 
 
 def _last_update_at() -> Any:
@@ -283,12 +304,10 @@ def updatable_actions(
 def find_action(session: Session, *, ref: str, at: datetime, quiet_after: timedelta) -> ActionView:
     """The action with this reference (any case), or UnknownAction with the closest ones."""
     wanted = normalise_ref(ref)
-    found = query_action_views(
-        session, at=at, quiet_after=quiet_after, where=col(Action.ref) == wanted
-    )
-    if not found:
+    row = session.connection().execute(_view_by_ref(), {"ref": wanted}).first()
+    if row is None:
         raise UnknownAction(wanted, closest_refs(session, ref=wanted))
-    return found[0]
+    return _view(row, at, quiet_after)
 
 
 def closest_refs(session: Session, *, ref: str, limit: int = 3) -> list[str]:
@@ -424,6 +443,10 @@ def log_progress(
 
     The action row is locked first, so two people updating the same action land one after
     the other. The same Telegram update delivered twice returns the first result.
+
+    Core statements built once, rather than the ORM: this runs for every update a partner
+    sends, and the unit of work and statement building cost more than the SQL (five
+    statements: the replay check, the member, the locked action, two inserts and an update).
     """
     if telegram_update_id is not None:
         earlier = _update_from_telegram(session, telegram_update_id, at, quiet_after)
@@ -431,63 +454,184 @@ def log_progress(
             return earlier
     member = _acting_member(session, member_id)
     action = _locked_action(session, ref)
-    view = _view_of(session, action, at, quiet_after)
-    if not may_update(member, action.lead_organisation_id):
-        raise NotPermitted(refusal(member, view))
+    if not may_update(member, action["lead_organisation_id"]):
+        raise NotPermitted(refusal(member, _view_after(action, action, at, quiet_after)))
     if status == Status.NOT_STARTED:
         raise DomainError("An update needs a status: on track, at risk, off track or complete.")
-    update = ProgressUpdate(
-        action_id=view.id,
-        member_id=member.id,
-        status=status,
-        note=check_note(note),
-        mitigation=check_note(mitigation, what="mitigation") if mitigation else None,
-        forecast=check_note(forecast, what="forecast") if forecast else None,
-        created_at=at,
-        telegram_update_id=telegram_update_id,
-        previous_status=action.status,
-        previous_status_at=action.status_at,
+    update = _update_values(
+        action, member, status, note, mitigation, forecast, at, telegram_update_id
     )
-    actor = Actor.member(member.id)
-    record_change(session, actor=actor, at=at, record=update, before=None)
-    before = snapshot(action)
-    action.status_changed_at = at if status != action.status else status_since(action)
-    action.status, action.status_at = status, at
-    record_change(session, actor=actor, at=at, record=action, before=before)
-    return _logged(session, update, at, quiet_after, duplicate=False)
+    update["id"] = session.connection().execute(_INSERT_UPDATE, update).scalar_one()
+    # "Since" moves only when the status does (an update that keeps it keeps its date).
+    changed_at = at if status != action["status"] else _since(action)
+    moved = {**action, "status": status, "status_at": at, "status_changed_at": changed_at}
+    session.connection().execute(
+        _MOVE_ACTION,
+        {"action_id": action["id"], "new_status": status, "at": at, "changed_at": changed_at},
+    )
+    note_write(session)
+    before, after = (row_snapshot(_action_columns(row)) for row in (action, moved))
+    insert_changes(
+        session,
+        actor=Actor.member(member.id),
+        at=at,
+        changes=[
+            Change("progress_update", update["id"], None, row_snapshot(_in_column_order(update))),
+            Change("action", action["id"], before, after),
+        ],
+    )
+    return LoggedUpdate(
+        update=_new_update_view(update, action["ref"], member.name),
+        action=_view_after(action, moved, at, quiet_after),
+        previous_status=action["status"],
+        duplicate=False,
+    )
+
+
+_UPDATE_TABLE = ProgressUpdate.__table__  # type: ignore[attr-defined]
+_ACTION_TABLE = Action.__table__  # type: ignore[attr-defined]
+_INSERT_UPDATE = insert(_UPDATE_TABLE).returning(_UPDATE_TABLE.c.id)
+_MOVE_ACTION = (
+    update_rows(_ACTION_TABLE)
+    .where(_ACTION_TABLE.c.id == bindparam("action_id"))
+    .values(
+        status=bindparam("new_status"),
+        status_at=bindparam("at"),
+        status_changed_at=bindparam("changed_at"),
+    )
+)
+# The action with what its view shows; on PostgreSQL only the action's row is locked (not
+# its priority's or organisation's, which every other update of the priority would wait for).
+_LOCKED_ACTION = (
+    sql_select(_ACTION_TABLE, col(Priority.code), col(Organisation.name).label("lead_name"))
+    .join(Priority, col(Priority.id) == _ACTION_TABLE.c.priority_id)
+    .join(Organisation, col(Organisation.id) == _ACTION_TABLE.c.lead_organisation_id)
+    .where(_ACTION_TABLE.c.ref == bindparam("ref"))
+    .with_for_update(of=_ACTION_TABLE)
+)
+_FROM_TELEGRAM = sql_select(_UPDATE_TABLE.c.id).where(
+    _UPDATE_TABLE.c.telegram_update_id == bindparam("update_id")
+)
 
 
 def _acting_member(session: Session, member_id: int) -> MemberView:
-    member = session.get(Member, member_id)
-    if member is None or not member.active:
+    member = active_member(session, member_id=member_id)
+    if member is None:
         raise NotPermitted("Only active members can log progress.")
-    return member_view(session, member)
+    return member
 
 
-def _locked_action(session: Session, ref: str) -> Action:
+def _locked_action(session: Session, ref: str) -> dict[str, Any]:
     wanted = normalise_ref(ref)
-    action = session.exec(select(Action).where(Action.ref == wanted).with_for_update()).first()
-    if action is None:
+    row = session.connection().execute(_LOCKED_ACTION, {"ref": wanted}).mappings().first()
+    if row is None:
         raise UnknownAction(wanted, closest_refs(session, ref=wanted))
-    return action
+    return dict(row)
+
+
+def _action_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """The action's own columns (what the audit trail keeps), in the table's order."""
+    return {column.name: row[column.name] for column in _ACTION_TABLE.c}
+
+
+def _in_column_order(values: dict[str, Any]) -> dict[str, Any]:
+    return {column.name: values.get(column.name) for column in _UPDATE_TABLE.c}
+
+
+def _update_values(
+    action: dict[str, Any],
+    member: MemberView,
+    status: Status,
+    note: str,
+    mitigation: str | None,
+    forecast: str | None,
+    at: datetime,
+    telegram_update_id: int | None,
+) -> dict[str, Any]:
+    """The new progress update's columns (all but its id), checked."""
+    return {
+        "action_id": action["id"],
+        "member_id": member.id,
+        "status": status,
+        "note": check_note(note),
+        "mitigation": check_note(mitigation, what="mitigation") if mitigation else None,
+        "forecast": check_note(forecast, what="forecast") if forecast else None,
+        "created_at": at,
+        "previous_status": action["status"],
+        "previous_status_at": action["status_at"],
+        "telegram_update_id": telegram_update_id,
+        "withdrawn_at": None,
+    }
+
+
+def _new_update_view(update: dict[str, Any], ref: str, author: str) -> UpdateView:
+    return UpdateView(
+        id=update["id"],
+        ref=ref,
+        status=update["status"],
+        note=update["note"],
+        mitigation=update["mitigation"],
+        forecast=update["forecast"],
+        author=author,
+        created_at=update["created_at"],
+        direction=direction(update["previous_status"], update["status"]),
+    )
+
+
+def _view_after(
+    action: dict[str, Any], moved: dict[str, Any], at: datetime, quiet_after: timedelta
+) -> ActionView:
+    """The action's view once `moved` is stored, as `query_action_views` would read it.
+
+    After an update, the action's latest live update is the one just stored, at its
+    `status_at`; before (a refusal), the view's last update time is not shown, so none
+    is read for it.
+    """
+    last = moved["status_at"] if moved is not action else None
+    row = (
+        *(moved[name] for name in _VIEW_NAMES if name != "status_at"),
+        _since(moved),
+        action["code"],
+        action["lead_name"],
+        last,
+    )
+    return _view(row, at, quiet_after)
+
+
+def _since(action: dict[str, Any]) -> datetime:
+    """`status_since` of an action read as a row: when its status last changed."""
+    since: datetime = action["status_changed_at"] or action["status_at"]
+    return since
+
+
+# The names of `_VIEW_COLUMNS`, in their order (the last read as `_since`).
+_VIEW_NAMES = (
+    "id",
+    "ref",
+    "title",
+    "description",
+    "lead_organisation_id",
+    "owner",
+    "due_on",
+    "status",
+    "status_at",
+)
 
 
 def _view_of(session: Session, action: Action, at: datetime, quiet_after: timedelta) -> ActionView:
-    return query_action_views(session, at=at, quiet_after=quiet_after, where=_is(action))[0]
-
-
-def _is(action: Action) -> ColumnElement[bool]:
-    return col(Action.id) == action.id
+    where = col(Action.id) == action.id
+    return query_action_views(session, at=at, quiet_after=quiet_after, where=where)[0]
 
 
 def _update_from_telegram(
     session: Session, telegram_update_id: int, at: datetime, quiet_after: timedelta
 ) -> LoggedUpdate | None:
+    found = session.connection().execute(_FROM_TELEGRAM, {"update_id": telegram_update_id})
+    if found.first() is None:  # as good as always: read only the index, no ORM
+        return None
     earlier = session.exec(
         select(ProgressUpdate).where(ProgressUpdate.telegram_update_id == telegram_update_id)
-    ).first()
-    if earlier is None:
-        return None
+    ).one()
     return _logged(session, earlier, at, quiet_after, duplicate=True)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from csp_bot.models.audit import Actor, record_change, snapshot
@@ -96,19 +98,24 @@ def snooze(
     return _view(row)
 
 
+# Built once and read with Core: this runs for every private message.
+_UNREACHABLE = (
+    sql_select(col(ReminderPreference.member_id))
+    .join(Member, col(Member.id) == ReminderPreference.member_id)
+    .where(col(Member.telegram_id) == bindparam("telegram_id"))
+    .where(col(ReminderPreference.unreachable_since).is_not(None))
+)
+
+
 def mark_reachable(session: Session, *, telegram_id: int) -> bool:
     """The member wrote to the bot, so Telegram reaches them again; True if they were not.
 
     Runs for every private message, so it only reads unless there is something to clear.
     """
-    row = session.exec(
-        select(ReminderPreference)
-        .join(Member, col(Member.id) == ReminderPreference.member_id)
-        .where(Member.telegram_id == telegram_id)
-        .where(col(ReminderPreference.unreachable_since).is_not(None))
-    ).first()
-    if row is None:
+    found = session.connection().execute(_UNREACHABLE, {"telegram_id": telegram_id}).first()
+    if found is None:
         return False
+    row = session.get_one(ReminderPreference, found[0])
     row.unreachable_since = None
     session.add(row)
     return True

@@ -1,10 +1,13 @@
 """Keeping pushed messages within Telegram's limits, so it never has to refuse them.
 
 Telegram allows about 30 messages a second overall, 1 a second to one chat and 20 a minute
-to one group. Overall, the pacer spaces messages evenly at a little under 30 a second:
-evenly, because a burst of 30 followed by a pause is counted by Telegram on arrival, and the
-smallest delay on the way then makes 31 in a second. To one chat or group it keeps a sliding
-window of recent sends. When Telegram answers `RetryAfter` anyway, all sending pauses.
+to one group. Overall, the pacer is a token bucket filled at a little under 30 a second
+that holds at most 1.5 tokens: evenly spaced, because a burst of 30 followed by a pause is
+counted by Telegram on arrival, and the smallest delay on the way then makes 31 in a
+second. However long the process was stalled (a busy machine, a long garbage collection),
+it never sends more than the bucket holds to catch up, so no second ever carries more than
+30. To one chat or group it keeps a sliding window of recent sends. When Telegram answers
+`RetryAfter` anyway, all sending pauses.
 The clock and the sleep are injected, so tests can pace without waiting.
 """
 
@@ -22,6 +25,38 @@ DEFAULT_RATE = 28.5
 # Windows for one chat are a little longer than Telegram's, for the same reason.
 WINDOW_MARGIN = 0.05
 FORGET_CHATS_AFTER = 10_000
+TOKEN_ROUNDING = 1e-9
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `capacity` held; a send takes one.
+
+    What a stall leaves unused is lost beyond `capacity`: in any span of `t` seconds at most
+    `capacity + rate * t` sends go, whatever happened before.
+    """
+
+    def __init__(self, rate: float, capacity: float, now: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self._tokens = 1.0  # the first send goes at once, without a burst behind it
+        self._at = now
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is there (0 or less: it is)."""
+        self._refill(now)
+        # Within rounding of a whole token is a token: a wait of 1e-18 s would not move a
+        # clock of some thousands of seconds, and would be waited for ever.
+        missing = 1.0 - self._tokens
+        return missing / self.rate if missing > TOKEN_ROUNDING else 0.0
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self._tokens -= 1.0
+
+    def _refill(self, now: float) -> None:
+        if now > self._at:
+            self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+            self._at = now
 
 
 class Pacer:
@@ -36,11 +71,12 @@ class Pacer:
     ) -> None:
         self._monotonic = monotonic
         self._sleep = sleep
-        self._spacing = 1.0 / rate
         self._second = 1.0 + WINDOW_MARGIN
         self._minute = 60.0 + WINDOW_MARGIN
-        self._next_slot = 0.0
-        self._next_send = 0.0
+        # Up to Telegram's 30 in any second: the tokens held are the margin below it.
+        capacity = max(1.0, OVERALL_PER_SECOND - rate)
+        self._turns = TokenBucket(rate, capacity, monotonic())
+        self._sends = TokenBucket(rate, capacity, monotonic())
         self._chats: dict[int, deque[float]] = {}
         self._paused_until = 0.0
 
@@ -57,11 +93,9 @@ class Pacer:
     async def just_before_sending(self) -> None:
         """Keep the actual sends evenly spaced too: work between taking a turn and sending
         (claiming the reminder in the database) takes varying time, and would bunch them."""
-        now = self._monotonic()
-        if self._next_send > now:
-            await self._sleep(self._next_send - now)
-            now = self._monotonic()
-        self._next_send = max(self._next_send, now - self._spacing) + self._spacing
+        while (wait := self._sends.wait(self._monotonic())) > 0:
+            await self._sleep(wait)
+        self._sends.take(self._monotonic())
 
     @property
     def paused_until(self) -> float:
@@ -77,14 +111,14 @@ class Pacer:
         chat = self._chats.setdefault(chat_id, deque())
         return max(
             self._paused_until - now,
-            self._next_slot - now,
+            self._turns.wait(now),
             _window_wait(chat, window, limit, now),
         )
 
     def _record(self, chat_id: int, now: float) -> None:
-        # From the slot, not from now: a sleep that wakes a little late must not slow the
-        # rate; after a quiet spell the next slot starts from now.
-        self._next_slot = max(self._next_slot, now - self._spacing) + self._spacing
+        # A sleep that wakes a little late does not slow the rate (the bucket holds a little
+        # more than one token), and a long stall does not make a burst (no more than that).
+        self._turns.take(now)
         self._chats[chat_id].append(now)
         if len(self._chats) > FORGET_CHATS_AFTER:  # drop chats whose windows have passed
             self._chats = {

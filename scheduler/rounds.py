@@ -29,9 +29,11 @@ def plan_reminders(
     """Record in the outbox every reminder whose moment has come; returns what was recorded."""
     # One set for both steps: a subject that fails is logged once, unless already `reported`.
     reported = set() if reported is None else reported
-    sweep_interrupted(session, now=now)
     facts = load_facts(session, now=now, zone=rules.zone, reported=reported)
     dues = due_reminders(facts, rules, now, recorded_keys(session, now=now), reported)
+    # Writes last: on SQLite the transaction takes the file's write lock at its first
+    # write, and holds it to the end; the reads above run beside users' commands.
+    sweep_interrupted(session, now=now)
     record_due(session, dues=dues, at=now)
     return dues
 

@@ -45,9 +45,9 @@ async def test_a_second_update_waits_for_the_first_at_the_row_lock(
     first_read = threading.Event()
     second_read = threading.Event()
     second_pid: list[int] = []
-    real_record_change = csp_bot.models.progress.record_change
+    real_insert_changes = csp_bot.models.progress.insert_changes
 
-    def pausing_record_change(session: Session, **values: Any) -> Any:
+    def pausing_insert_changes(session: Session, **values: Any) -> Any:
         """The first update, having read the action, waits until the second is stuck at the
         lock (or, with no lock, has read the same status); the second goes straight on."""
         if threading.current_thread().name == "first" and not first_read.is_set():
@@ -59,9 +59,9 @@ async def test_a_second_update_waits_for_the_first_at_the_row_lock(
                 time.sleep(0.01)
         elif threading.current_thread().name == "second":
             second_read.set()
-        return real_record_change(session, **values)
+        return real_insert_changes(session, **values)
 
-    monkeypatch.setattr(csp_bot.models.progress, "record_change", pausing_record_change)
+    monkeypatch.setattr(csp_bot.models.progress, "insert_changes", pausing_insert_changes)
 
     def update(member: MemberView, status: Status, note: str) -> Callable[[Session], LoggedUpdate]:
         def op(session: Session) -> LoggedUpdate:

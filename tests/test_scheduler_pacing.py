@@ -34,3 +34,23 @@ async def test_a_pause_holds_every_chat() -> None:
     pacer.pause(5)
     await pacer.wait_turn(2)
     assert pacer.virtual_time == 5
+
+
+async def test_after_a_stall_the_pacer_does_not_burst_to_catch_up() -> None:
+    pacer = InstantPacer()
+    for chat in range(1, 11):
+        await pacer.wait_turn(chat)
+        await pacer.just_before_sending()
+    pacer.virtual_time += 10.0  # the process was stalled (a busy machine) for ten seconds
+    stalled_until = pacer.virtual_time
+    sent_at = []
+    for chat in range(11, 71):
+        await pacer.wait_turn(chat)
+        await pacer.just_before_sending()
+        sent_at.append(pacer.virtual_time)
+    # What the stall left unused is not sent now: at most one and a half tokens are held,
+    # so no second after it carries more than Telegram's 30, and the pace is the usual one.
+    for start in sent_at:
+        assert sum(start <= at < start + 1.0 for at in sent_at) <= 30
+    assert sum(at < stalled_until + 1.0 for at in sent_at) <= 30
+    assert sent_at[-1] - sent_at[0] >= (len(sent_at) - 2.5) / DEFAULT_RATE
