@@ -7,47 +7,38 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
+from csp_bot.models.clock import system_clock  # light: the standard library only
 
-from csp_bot.bot.settings import Settings, SettingsError, load_settings
-from csp_bot.handlers.report import FORMATS, REPORT_FILES, render_format
-from csp_bot.handlers.templating import Templates
-from csp_bot.models.audit import CLI
-from csp_bot.models.clock import system_clock
-from csp_bot.models.db import Database
-from csp_bot.models.deadlines import add_deadline
-from csp_bot.models.errors import DomainError
-from csp_bot.models.meetings import (
-    MeetingView,
-    cancel_meeting,
-    check_meeting_time,
-    get_meeting,
-    ics_filename,
-    meetings_ics,
-    schedule_meeting,
-    upcoming_meetings,
-)
-from csp_bot.models.membership import add_member, create_invite
-from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan_checks import PlanError
-from csp_bot.models.plan_import import import_plan_file
-from csp_bot.models.reminders import set_action_owner
-from csp_bot.models.summary import board_paper
+# Only what building the parser needs is imported here: `csp-bot --help` (and a mistyped
+# command) answers at once, and each command imports what it uses when it runs. The
+# database layer and python-telegram-bot take about a second to import.
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from csp_bot.bot.settings import Settings
+    from csp_bot.models.meetings import MeetingView
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 P = ParamSpec("P")
 T = TypeVar("T")
 
-Command = Callable[[argparse.Namespace, Settings], int]
+Command = Callable[[argparse.Namespace, "Settings"], int]
+# The report's formats as `handlers.report.FORMATS` names them (a test keeps them the same).
+REPORT_FORMATS = ("html", "csv", "png")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `csp-bot` console script."""
     args = build_parser().parse_args(argv)
+    from sqlalchemy.exc import OperationalError
+
+    from csp_bot.bot.settings import SettingsError, load_settings
+    from csp_bot.models.errors import DomainError
+    from csp_bot.models.plan_checks import PlanError
+
     try:
         settings = load_settings()
         command: Command = args.command
@@ -116,7 +107,7 @@ def add_report_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     report = commands.add_parser(
         "report", help="write the board paper (html), the actions (csv) or the RAG chart (png)"
     )
-    report.add_argument("--format", choices=FORMATS, default="html", help="default: html")
+    report.add_argument("--format", choices=REPORT_FORMATS, default="html", help="default: html")
     report.add_argument("--out", type=Path, help="file to write (default: named by date)")
     report.set_defaults(command=report_command)
 
@@ -170,6 +161,9 @@ def call_in_database(
     settings: Settings, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
 ) -> T:
     """Run one domain operation in the configured database, migrated to the latest schema."""
+    from csp_bot.models.db import Database
+    from csp_bot.models.migrate import upgrade
+
     database = Database.from_url(settings.database_url)
     try:
         upgrade(database.engine)
@@ -195,6 +189,9 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot db upgrade`."""
+    from csp_bot.models.db import Database
+    from csp_bot.models.migrate import upgrade
+
     database = Database.from_url(settings.database_url)
     applied = upgrade(database.engine)
     database.close()
@@ -204,6 +201,8 @@ def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def plan_import_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot plan import FILE`."""
+    from csp_bot.models.plan_import import import_plan_file
+
     result = call_in_database(settings, import_plan_file, path=args.file, at=local_now(settings))
     print(result.summary())
     return 0
@@ -211,6 +210,9 @@ def plan_import_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def member_add_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot member add`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.membership import add_member
+
     member = call_in_database(
         settings,
         add_member,
@@ -227,6 +229,10 @@ def member_add_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def invite_create_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot invite create`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.errors import DomainError
+    from csp_bot.models.membership import create_invite
+
     days = args.days if args.days is not None else settings.invite_days
     if days < 1:
         raise DomainError("--days must be at least 1")
@@ -250,6 +256,9 @@ def invite_create_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def meeting_add_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting add`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.meetings import check_meeting_time, schedule_meeting
+
     now = local_now(settings)
     starts_at = check_meeting_time(args.at, zone=settings.tz, at=now)
     meeting = call_in_database(
@@ -275,6 +284,8 @@ def _meeting_line(meeting: MeetingView, settings: Settings) -> str:
 
 def meeting_list_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting list`."""
+    from csp_bot.models.meetings import upcoming_meetings
+
     meetings = call_in_database(settings, upcoming_meetings, at=local_now(settings), limit=1000)
     for meeting in meetings:
         print(f"{meeting.id:>4}  {_meeting_line(meeting, settings)}")
@@ -285,6 +296,9 @@ def meeting_list_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def meeting_ics_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting ics [ID] [--out FILE]`."""
+    from csp_bot.models.errors import DomainError
+    from csp_bot.models.meetings import get_meeting, ics_filename, meetings_ics, upcoming_meetings
+
     now = local_now(settings)
     if args.id is not None:
         meetings = [call_in_database(settings, get_meeting, meeting_id=args.id)]
@@ -302,6 +316,9 @@ def meeting_ics_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def meeting_cancel_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting cancel ID`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.meetings import cancel_meeting
+
     meeting = call_in_database(
         settings, cancel_meeting, meeting_id=args.id, at=local_now(settings), actor=CLI
     )
@@ -311,6 +328,9 @@ def meeting_cancel_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def deadline_add_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot deadline add`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.deadlines import add_deadline
+
     deadline = call_in_database(
         settings,
         add_deadline,
@@ -330,6 +350,9 @@ def deadline_add_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot action owner REF --telegram-id N | --clear`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.reminders import set_action_owner
+
     owner = call_in_database(
         settings,
         set_action_owner,
@@ -344,6 +367,11 @@ def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot report --format html|csv|png --out PATH`: the same files as /report."""
+    from csp_bot.handlers.report import REPORT_FILES, render_format
+    from csp_bot.handlers.templating import Templates
+    from csp_bot.models.errors import DomainError
+    from csp_bot.models.summary import board_paper
+
     now = local_now(settings)
     paper = call_in_database(settings, board_paper, at=now, quiet_after=settings.quiet_after)
     templates = Templates(settings.tz)

@@ -15,6 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
+from csp_bot.models.data_version import watch_writes
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -27,9 +29,11 @@ POSTGRES_WORKERS = 4
 def make_engine(url: str) -> Engine:
     """An engine for SQLite (WAL, busy timeout, usable from worker threads) or PostgreSQL."""
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, connect_args=_postgres_options(url))
-    engine = create_engine(url, connect_args={"check_same_thread": False})
-    event.listen(engine, "connect", _tune_sqlite)
+        engine = create_engine(url, pool_pre_ping=True, connect_args=_postgres_options(url))
+    else:
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _tune_sqlite)
+    watch_writes(engine)
     return engine
 
 
@@ -102,6 +106,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        watch_writes(engine)
         workers = 1 if is_sqlite(engine) else POSTGRES_WORKERS
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
 
