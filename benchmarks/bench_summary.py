@@ -88,6 +88,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=25, help="timed runs of each command")
     parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite, temporary)")
     parser.add_argument("--actions", type=int, default=10_000, help="actions in the plan")
+    parser.add_argument("--no-report", action="store_true", help="skip /report and its files")
     parser.add_argument("--build-only", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
     if args.build_only:
@@ -97,7 +98,7 @@ def main() -> int:
         child = [sys.executable, __file__, "--build-only", url, "--actions", str(args.actions)]
         subprocess.run(child, check=True)
         print(f"built the plan in {time.perf_counter() - started:.1f} s ({_backend(url)})")
-        return asyncio.run(measure(url, args.runs))
+        return asyncio.run(measure(url, args.runs, report=not args.no_report))
 
 
 def plan_size(actions: int) -> PlanSize:
@@ -141,7 +142,7 @@ def _backend(url: str) -> str:
     return make_url(url).get_backend_name()
 
 
-async def measure(url: str, runs: int) -> int:
+async def measure(url: str, runs: int, *, report: bool = True) -> int:
     settings = Settings(database_url=url, telegram_token=None)
     engine = make_engine(url)
     db = Database(engine)
@@ -162,17 +163,22 @@ async def measure(url: str, runs: int) -> int:
     try:
         timings = await timed_commands(app, emulator, counter, db, runs)
         chat_mb = peak_mb()
-        timings["/report"] = await timed_command(app, emulator, counter, "/report", 3)
+        if report:
+            timings["/report"] = await timed_command(app, emulator, counter, "/report", 3)
     finally:
         await app.shutdown()
     quiet = settings.quiet_days
     counter.count = 0
     db.call(board_summary, at=NOW, quiet_after=timedelta(days=quiet))
     timings["/summary"].domain_statements = counter.count
-    paper = best_of(3, lambda: html_report(db, templates, quiet))
-    table = best_of(3, lambda: csv_export(db, templates, quiet))
+    files = None
+    if report:
+        files = (
+            best_of(3, lambda: html_report(db, templates, quiet)),
+            best_of(3, lambda: csv_export(db, templates, quiet)),
+        )
     db.close()
-    return report_figures(timings, paper, table, chat_mb)
+    return report_figures(timings, files, chat_mb)
 
 
 async def timed_commands(
@@ -273,12 +279,12 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def report_figures(
-    timings: dict[str, Timing], paper: tuple[float, int], table: tuple[float, int], chat_mb: float
-) -> int:
+Files = tuple[tuple[float, int], tuple[float, int]]
+
+
+def report_figures(timings: dict[str, Timing], files: Files | None, chat_mb: float) -> int:
     """Print the figures beside their targets; 1 if any target is missed."""
-    peak = peak_mb()
-    summary, report = timings["/summary"], timings["/report"]
+    summary = timings["/summary"]
     rows: list[tuple[str, str, float | None, str | None]] = [
         ("/summary, data changed, median", _ms(summary), summary.median_ms, "summary_ms"),
         ("/summary, data changed, 95th pct", f"{summary.p95_ms:.1f} ms", None, None),
@@ -296,19 +302,9 @@ def report_figures(
     rows.append(_timed_row("/status median", timings["/status"], "status_ms"))
     rows.append(_timed_row("/my median (a partner)", timings["/my"], "my_ms"))
     rows.append(_timed_row("/action median", timings["/action"], "action_ms"))
-    rows += [
-        ("HTML report (query, chart, page)", f"{paper[0]:.2f} s", paper[0], "report_s"),
-        ("HTML report size", f"{paper[1] / 1e6:.1f} MB", None, None),
-        ("CSV export (query, file)", f"{table[0]:.2f} s", table[0], "report_s"),
-        (
-            "/report end to end",
-            f"{report.median_ms / 1000:.2f} s",
-            report.median_ms / 1000,
-            "report_s",
-        ),
-        ("peak memory, the chat commands", f"{chat_mb:.0f} MB", chat_mb, "peak_mb"),
-        ("peak memory, with /report and files", f"{peak:.0f} MB", peak, "peak_mb"),
-    ]
+    rows.append(("peak memory, the chat commands", f"{chat_mb:.0f} MB", chat_mb, "peak_mb"))
+    if files is not None:
+        rows += _file_rows(timings["/report"], *files)
     missed = 0
     for label, shown, value, target in rows:
         verdict = ""
@@ -320,6 +316,24 @@ def report_figures(
     load = ", ".join(f"{figure:.2f}" for figure in os.getloadavg())
     print(f"load average (1, 5, 15 min) at the end: {load}")
     return 1 if missed else 0
+
+
+def _file_rows(
+    report: Timing, paper: tuple[float, int], table: tuple[float, int]
+) -> list[tuple[str, str, float | None, str | None]]:
+    peak = peak_mb()
+    return [
+        ("HTML report (query, chart, page)", f"{paper[0]:.2f} s", paper[0], "report_s"),
+        ("HTML report size", f"{paper[1] / 1e6:.1f} MB", None, None),
+        ("CSV export (query, file)", f"{table[0]:.2f} s", table[0], "report_s"),
+        (
+            "/report end to end",
+            f"{report.median_ms / 1000:.2f} s",
+            report.median_ms / 1000,
+            "report_s",
+        ),
+        ("peak memory, with /report and files", f"{peak:.0f} MB", peak, "peak_mb"),
+    ]
 
 
 def _ms(timing: Timing) -> str:
