@@ -19,7 +19,11 @@ from sqlmodel import Session
 # Set on a connection (by `models.migrate`) while migrations run: the table may not exist.
 MIGRATING = "csp_bot_migrating"
 _CHANGED = "csp_bot_data_changed"
-_BUMP = "UPDATE data_version SET version = version + 1 WHERE id = 1"
+# The row is made by the first write (a database nobody has written to holds none).
+_BUMP = (
+    "INSERT INTO data_version (id, version) VALUES (1, 1)"
+    " ON CONFLICT (id) DO UPDATE SET version = data_version.version + 1"
+)
 _READ = "SELECT version FROM data_version WHERE id = 1"
 _WRITE = re.compile(
     r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)', re.IGNORECASE
@@ -51,7 +55,7 @@ def watch_writes(engine: Engine) -> None:
 
 def data_version(session: Session) -> int:
     """The count as this transaction sees it."""
-    return int(session.connection().exec_driver_sql(_READ).scalar_one())
+    return int(session.connection().exec_driver_sql(_READ).scalar_one_or_none() or 0)
 
 
 def _note_write(

@@ -1,9 +1,9 @@
 """each action's latest update time kept on the action; a count of write transactions
 
 `action.last_update_at` replaces a search of the updates on every read, and is filled
-here from the live updates. `data_version` holds one row that every write transaction
-counts up, so a cached answer can tell whether anything has changed. The indexes serve
-the summary's exception queries.
+here from the live updates. `data_version` holds one row (made by the first write) that
+every write transaction counts up, so a cached answer can tell whether anything has
+changed. The indexes serve the summary's exception queries.
 
 Revision ID: 0007
 Revises: 0005
@@ -41,7 +41,6 @@ def upgrade() -> None:
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.execute("INSERT INTO data_version (id, version) VALUES (1, 0)")
 
 
 def downgrade() -> None:
