@@ -10,6 +10,7 @@ per action. Counts are made by the database (GROUP BY); only the actions the sum
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -133,7 +134,8 @@ class FundingPosition:
 
     years: tuple[FundingYear, ...]
 
-    @property
+    # Worked out once: the summary's template asks for it for each year it shows.
+    @functools.cached_property
     def open_decisions(self) -> list[OpenDecision]:
         return [
             OpenDecision(year.year, stream.code, stream.name, contribution)
