@@ -7,53 +7,39 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
+from csp_bot.models.clock import system_clock  # light: the standard library only
 
-from csp_bot.bot.member_export import export_page, write_export
-from csp_bot.bot.settings import Settings, SettingsError, load_settings
-from csp_bot.handlers.report import FORMATS, REPORT_FILES, render_format
-from csp_bot.handlers.templating import Templates
-from csp_bot.models.audit import CLI
-from csp_bot.models.backup import backup, restore
-from csp_bot.models.clock import system_clock
-from csp_bot.models.db import Database
-from csp_bot.models.deadlines import add_deadline
-from csp_bot.models.errors import DomainError
-from csp_bot.models.lifecycle import MemberLine, deactivate_member, list_members, remove_member
-from csp_bot.models.meetings import (
-    MeetingView,
-    cancel_meeting,
-    check_meeting_time,
-    get_meeting,
-    ics_filename,
-    meetings_ics,
-    schedule_meeting,
-    upcoming_meetings,
-)
-from csp_bot.models.membership import add_member, create_invite
-from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan_checks import PlanError
-from csp_bot.models.plan_import import import_plan_file, plan_loaded
-from csp_bot.models.reminders import set_action_owner
-from csp_bot.models.retention import prune
-from csp_bot.models.rights import erase_member, export_member
-from csp_bot.models.summary import board_paper
+# Only what building the parser needs is imported here: `csp-bot --help` (and a mistyped
+# command) answers at once, and each command imports what it uses when it runs. The
+# database layer and python-telegram-bot take about a second to import.
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from csp_bot.bot.settings import Settings
+    from csp_bot.models.lifecycle import MemberLine
+    from csp_bot.models.meetings import MeetingView
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 P = ParamSpec("P")
 T = TypeVar("T")
 
-Command = Callable[[argparse.Namespace, Settings], int]
+Command = Callable[[argparse.Namespace, "Settings"], int]
+# The report's formats as `handlers.report.FORMATS` names them (a test keeps them the same).
+REPORT_FORMATS = ("html", "csv", "png")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `csp-bot` console script."""
     args = build_parser().parse_args(argv)
+    from sqlalchemy.exc import OperationalError
+
+    from csp_bot.bot.settings import SettingsError, load_settings
+    from csp_bot.models.errors import DomainError
+    from csp_bot.models.plan_checks import PlanError
+
     try:
         settings = load_settings()
         command: Command = args.command
@@ -170,7 +156,7 @@ def add_report_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     report = commands.add_parser(
         "report", help="write the board paper (html), the actions (csv) or the RAG chart (png)"
     )
-    report.add_argument("--format", choices=FORMATS, default="html", help="default: html")
+    report.add_argument("--format", choices=REPORT_FORMATS, default="html", help="default: html")
     report.add_argument("--out", type=Path, help="file to write (default: named by date)")
     report.set_defaults(command=report_command)
 
@@ -231,6 +217,9 @@ def call_in_database(
     settings: Settings, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
 ) -> T:
     """Run one domain operation in the configured database, migrated to the latest schema."""
+    from csp_bot.models.db import Database
+    from csp_bot.models.migrate import upgrade
+
     database = Database.from_url(settings.database_url)
     try:
         upgrade(database.engine)
@@ -256,6 +245,9 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot db upgrade`."""
+    from csp_bot.models.db import Database
+    from csp_bot.models.migrate import upgrade
+
     database = Database.from_url(settings.database_url)
     applied = upgrade(database.engine)
     database.close()
@@ -265,6 +257,8 @@ def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def plan_import_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot plan import FILE`."""
+    from csp_bot.models.plan_import import import_plan_file
+
     result = call_in_database(settings, import_plan_file, path=args.file, at=local_now(settings))
     print(result.summary())
     return 0
@@ -272,6 +266,9 @@ def plan_import_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def member_add_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot member add`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.membership import add_member
+
     member = call_in_database(
         settings,
         add_member,
@@ -288,6 +285,8 @@ def member_add_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def member_list_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot member list [--active]`."""
+    from csp_bot.models.lifecycle import list_members
+
     members = call_in_database(settings, list_members, active_only=args.active)
     for line in members:
         print(_member_row(line, settings))
@@ -309,6 +308,9 @@ def _member_row(line: MemberLine, settings: Settings) -> str:
 
 def member_deactivate_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot member deactivate ID`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.lifecycle import deactivate_member
+
     done = call_in_database(
         settings, deactivate_member, member_id=args.id, at=local_now(settings), actor=CLI
     )
@@ -322,6 +324,9 @@ def member_deactivate_command(args: argparse.Namespace, settings: Settings) -> i
 
 def member_remove_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot member remove ID`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.lifecycle import remove_member
+
     removed = call_in_database(
         settings, remove_member, member_id=args.id, at=local_now(settings), actor=CLI
     )
@@ -331,6 +336,10 @@ def member_remove_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def member_export_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot member export ID --out FILE`."""
+    from csp_bot.bot.member_export import export_page, write_export
+    from csp_bot.handlers.templating import Templates
+    from csp_bot.models.rights import export_member
+
     data = call_in_database(settings, export_member, member_id=args.id, at=system_clock())
     page = export_page(data, Templates(settings.tz))
     json_path, html_path = write_export(data, page, args.out)
@@ -340,6 +349,10 @@ def member_export_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def member_erase_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot member erase ID --yes`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.errors import DomainError
+    from csp_bot.models.rights import erase_member
+
     if not args.yes:
         raise DomainError(
             f"erasing member {args.id} cannot be undone: export what is held first "
@@ -358,6 +371,10 @@ def member_erase_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def invite_create_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot invite create`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.errors import DomainError
+    from csp_bot.models.membership import create_invite
+
     days = args.days if args.days is not None else settings.invite_days
     if days < 1:
         raise DomainError("--days must be at least 1")
@@ -381,6 +398,9 @@ def invite_create_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def meeting_add_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting add`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.meetings import check_meeting_time, schedule_meeting
+
     now = local_now(settings)
     starts_at = check_meeting_time(args.at, zone=settings.tz, at=now)
     meeting = call_in_database(
@@ -406,6 +426,8 @@ def _meeting_line(meeting: MeetingView, settings: Settings) -> str:
 
 def meeting_list_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting list`."""
+    from csp_bot.models.meetings import upcoming_meetings
+
     meetings = call_in_database(settings, upcoming_meetings, at=local_now(settings), limit=1000)
     for meeting in meetings:
         print(f"{meeting.id:>4}  {_meeting_line(meeting, settings)}")
@@ -416,6 +438,9 @@ def meeting_list_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def meeting_ics_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting ics [ID] [--out FILE]`."""
+    from csp_bot.models.errors import DomainError
+    from csp_bot.models.meetings import get_meeting, ics_filename, meetings_ics, upcoming_meetings
+
     now = local_now(settings)
     if args.id is not None:
         meetings = [call_in_database(settings, get_meeting, meeting_id=args.id)]
@@ -433,6 +458,9 @@ def meeting_ics_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def meeting_cancel_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot meeting cancel ID`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.meetings import cancel_meeting
+
     meeting = call_in_database(
         settings, cancel_meeting, meeting_id=args.id, at=local_now(settings), actor=CLI
     )
@@ -442,6 +470,9 @@ def meeting_cancel_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def deadline_add_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot deadline add`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.deadlines import add_deadline
+
     deadline = call_in_database(
         settings,
         add_deadline,
@@ -461,6 +492,9 @@ def deadline_add_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot action owner REF --telegram-id N | --clear`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.reminders import set_action_owner
+
     owner = call_in_database(
         settings,
         set_action_owner,
@@ -475,6 +509,8 @@ def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def prune_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot prune`."""
+    from csp_bot.models.retention import prune
+
     keep = settings.retention
     pruned = call_in_database(settings, prune, now=system_clock(), keep=keep)
     print(pruned.summary())
@@ -487,6 +523,9 @@ def prune_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def backup_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot backup FILE`."""
+    from csp_bot.models.backup import backup
+    from csp_bot.models.db import Database
+
     database = Database.from_url(settings.database_url)
     try:
         copied = backup(database.engine, args.file)
@@ -499,6 +538,10 @@ def backup_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def restore_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot restore FILE`: into an empty database, then migrated to this version."""
+    from csp_bot.models.backup import restore
+    from csp_bot.models.db import Database
+    from csp_bot.models.migrate import upgrade
+
     database = Database.from_url(settings.database_url)
     try:
         restored = restore(database.engine, args.file)
@@ -513,6 +556,11 @@ def restore_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot report --format html|csv|png --out PATH`: the same files as /report."""
+    from csp_bot.handlers.report import REPORT_FILES, render_format
+    from csp_bot.handlers.templating import Templates
+    from csp_bot.models.errors import DomainError
+    from csp_bot.models.summary import board_paper
+
     require_plan(settings)
     now = local_now(settings)
     paper = call_in_database(settings, board_paper, at=now, quiet_after=settings.quiet_after)
@@ -540,6 +588,11 @@ NO_PLAN = (
 
 def require_plan(settings: Settings) -> None:
     """Refuse to write a blank paper: check for a plan without creating a database file."""
+    from sqlalchemy.engine import make_url
+
+    from csp_bot.models.errors import DomainError
+    from csp_bot.models.plan_import import plan_loaded
+
     url = make_url(settings.database_url)
     where = url.render_as_string(hide_password=True)
     path = url.database if url.get_backend_name() == "sqlite" else None

@@ -15,6 +15,7 @@ from csp_bot.models.clock import Clock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
 from csp_bot.models.retention import Retention
+from csp_bot.models.summary import SummaryCache
 from csp_bot.scheduler.due import Rules
 
 
@@ -51,6 +52,8 @@ class Services:
     # Subjects whose reminders could not be worked out, ("deadline", 7): already logged, so
     # each is logged once in the life of the process, not at every planning round.
     planning_failures: set[tuple[str, int]] = field(default_factory=set)
+    # The latest /summary of each scope, served again while it is current.
+    summaries: SummaryCache = field(default_factory=SummaryCache)
 
 
 class CspApplication(Application[Any, Any, Any, Any, Any, Any]):

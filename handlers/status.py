@@ -150,7 +150,7 @@ def history_pages(templates: Templates, updates: list[UpdateView]) -> list[list[
     room = HISTORY_ROOM
     for update in updates:
         # The HTML's length: at least what Telegram counts, which is after the markup.
-        size = len(templates.render("_update.html", update=update)) + 2
+        size = len(templates.render("history_entry.html", update=update)) + 2
         if pages[-1] and (len(pages[-1]) == HISTORY_PAGE or size > room):
             pages.append([])
             room = HISTORY_ROOM

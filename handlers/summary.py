@@ -16,7 +16,7 @@ from csp_bot.handlers.guard import command
 from csp_bot.handlers.replies import MESSAGE_LIMIT, send, send_text, split_message
 from csp_bot.handlers.report import PaperFiles, render_paper_files
 from csp_bot.models.errors import NotFound
-from csp_bot.models.summary import board_paper, board_summary
+from csp_bot.models.summary import board_paper
 
 # Items each list shows in chat; the counts stay whole and /report has every item. A group
 # may receive 20 messages a minute, so a summary must stay a few messages long.
@@ -29,7 +29,11 @@ async def summary_command(update: Update, context: Ctx) -> None:
     code = context.args[0] if context.args else None
     try:
         summary = await context.db.run(
-            board_summary, at=context.now(), quiet_after=context.quiet_after, code=code
+            context.services.summaries.summary,
+            at=context.now(),
+            quiet_after=context.quiet_after,
+            code=code,
+            shown=LIST_LIMIT,
         )
     except NotFound as unknown:
         await send(update, context, "problem.html", problem=str(unknown))

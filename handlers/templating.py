@@ -55,6 +55,9 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            # Templates ship with the code: compiled once, never checked for changes on disk
+            # (which costs a stat() per template per render).
+            auto_reload=False,
         )
         self.env.filters.update(
             mark=lambda status: STATUS_MARKS[Status(status)],
@@ -77,6 +80,7 @@ class Templates:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,
         )
         env.filters.update(self.env.filters)
         # Filters rather than macros: the paper lists every action, and macros are slow.

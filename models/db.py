@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
+from csp_bot.models.data_version import watch_writes
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -35,14 +37,16 @@ def make_engine(url: str) -> Engine:
         # an update's. A connection dropped anyway (the server restarted) fails its
         # transaction, which rolls back whole; SQLAlchemy then discards the pool, and
         # `Database` runs the operation again on a new connection.
-        return create_engine(
+        engine = create_engine(
             url,
             pool_pre_ping=False,
             pool_recycle=POSTGRES_RECYCLE_SECONDS,
             connect_args=_postgres_options(url),
         )
-    engine = create_engine(url, connect_args={"check_same_thread": False})
-    event.listen(engine, "connect", _tune_sqlite)
+    else:
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _tune_sqlite)
+    watch_writes(engine)
     return engine
 
 
@@ -127,6 +131,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        watch_writes(engine)
         workers = 1 if is_sqlite(engine) else POSTGRES_WORKERS
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
         # Long background work (a reminder planning round) runs on a thread and connection

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from csp_bot.models.audit import Actor, record_change, snapshot
@@ -126,23 +127,24 @@ def check_note(text: str) -> str:
 
 def funding_year(session: Session, *, year: int) -> FundingYear:
     """Each stream's contributions in the financial year starting in `year`."""
-    rows = session.exec(
-        select(FundingDecision, Organisation.name)
-        .join(Organisation, col(Organisation.id) == FundingDecision.organisation_id)
-        .where(FundingDecision.financial_year == year)
-        .order_by(col(Organisation.name))
-    ).all()
-    by_stream: dict[int, list[Contribution]] = {}
-    for decision, organisation in rows:
-        by_stream.setdefault(decision.stream_id, []).append(
-            Contribution(
-                organisation,
-                decision.amount_pence,
-                decision.status,
-                decision.note,
-                decision.decided_at,
-            )
+    # Rows of columns rather than ORM entities: the summary reads two years of every
+    # partner's contributions, and tracked objects cost more than the query.
+    rows = session.execute(
+        sql_select(
+            col(FundingDecision.stream_id),
+            col(Organisation.name),
+            col(FundingDecision.amount_pence),
+            col(FundingDecision.status),
+            col(FundingDecision.note),
+            col(FundingDecision.decided_at),
         )
+        .join(Organisation, col(Organisation.id) == FundingDecision.organisation_id)
+        .where(col(FundingDecision.financial_year) == year)
+        .order_by(col(Organisation.name))
+    )
+    by_stream: dict[int, list[Contribution]] = {}
+    for stream_id, *contribution in rows:
+        by_stream.setdefault(stream_id, []).append(Contribution(*contribution))
     streams = session.exec(select(FundingStream).order_by(col(FundingStream.id))).all()
     return FundingYear(
         year,

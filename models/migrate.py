@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from csp_bot.models.data_version import MIGRATING
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -27,7 +29,11 @@ def upgrade(engine: Engine) -> list[str]:
     before = current_revision(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        connection.info[MIGRATING] = True
+        try:
+            command.upgrade(config, "head")
+        finally:
+            del connection.info[MIGRATING]
     script = ScriptDirectory.from_config(config)
     applied = [rev.revision for rev in script.iterate_revisions("head", before)]
     return list(reversed(applied))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -183,15 +183,28 @@ def query_action_views(
     at: datetime,
     quiet_after: timedelta,
     where: ColumnElement[bool] | None = None,
+    first_by: Sequence[Any] = (),
+    limit: int | None = None,
 ) -> list[ActionView]:
     """Actions (filtered by the SQL condition `where`), in plan order, with exception flags.
 
+    `first_by` orders them before plan order does; `limit` keeps the first so many.
+
     For the domain's own operations: above `models`, callers use the named ones.
 
-    One statement whatever the number of actions, and no pass over every update: see
-    `_last_update_at`.
+    One statement whatever the number of actions, and no pass over the updates: the time of
+    each action's latest live update is kept on the action (`Action.last_update_at`).
     """
-    query = _views_select()
+    last_at = col(Action.last_update_at)
+    query = (
+        sql_select(*_VIEW_COLUMNS, col(Priority.code), col(Organisation.name), last_at)
+        .join(Priority, col(Priority.id) == Action.priority_id)
+        .join(Organisation, col(Organisation.id) == Action.lead_organisation_id)
+        # Plan order: the priority's, then the action's (by the action's own column, which
+        # its indexes hold).
+        .order_by(*first_by, col(Action.priority_id), col(Action.id))
+        .limit(limit)
+    )
     if where is not None:
         query = query.where(where)
     # Plain rows rather than ORM entities: the status overview reads every action, and
@@ -202,10 +215,15 @@ def query_action_views(
 
 @functools.cache
 def _views_select() -> Select[*tuple[Any, ...]]:
-    """The views' query with no condition, built once: building it (the subqueries of
-    `_last_update_at`) costs more than running it for one action."""
+    """The views' query with no condition, built once: building it costs more than running
+    it for one action."""
     return (
-        sql_select(*_VIEW_COLUMNS, col(Priority.code), col(Organisation.name), _last_update_at())
+        sql_select(
+            *_VIEW_COLUMNS,
+            col(Priority.code),
+            col(Organisation.name),
+            col(Action.last_update_at),
+        )
         .join(Priority, col(Priority.id) == Action.priority_id)
         .join(Organisation, col(Organisation.id) == Action.lead_organisation_id)
         .order_by(col(Priority.id), col(Action.id))
@@ -215,28 +233,6 @@ def _views_select() -> Select[*tuple[Any, ...]]:
 @functools.cache
 def _view_by_ref() -> Select[*tuple[Any, ...]]:
     return _views_select().where(col(Action.ref) == bindparam("ref"))
-
-
-def _last_update_at() -> Any:
-    """The time of an action's latest live update, for use inside a query on Action.
-
-    An action's `status_at` is the time of its latest live update whenever it is the time of
-    any live update: each update sets it to its own time, and /undo puts back the time from
-    before the update it withdraws. So one index probe confirms it, and the aggregate over
-    the action's updates (which reads rows scattered across the whole table) runs only for
-    actions where it does not hold: those never updated, or whose update was withdrawn.
-    """
-    live = (col(ProgressUpdate.action_id) == Action.id) & col(ProgressUpdate.withdrawn_at).is_(None)
-    confirmed = (
-        select(ProgressUpdate.id)
-        .where(live, col(ProgressUpdate.created_at) == Action.status_at)
-        .correlate(Action)
-        .exists()
-    )
-    latest = (
-        select(func.max(ProgressUpdate.created_at)).where(live).correlate(Action).scalar_subquery()
-    )
-    return case((confirmed, col(Action.status_at)), else_=latest)
 
 
 _VIEW_COLUMNS = (
@@ -336,29 +332,95 @@ def status_overview(
     session: Session, *, at: datetime, quiet_after: timedelta
 ) -> list[PriorityStatus]:
     """Per priority: how many actions are in each status, overdue and quiet."""
-    views = action_views(session, at=at, quiet_after=quiet_after)
+    counts = status_counts(session, at=at, quiet_after=quiet_after)
     priorities = session.exec(select(Priority).order_by(col(Priority.id))).all()
-    return priority_statuses(priorities, views)
+    return [priority_status(p, counts.get(p.id or 0)) for p in priorities]
 
 
-def priority_statuses(
-    priorities: Iterable[Priority], views: Iterable[ActionView]
-) -> list[PriorityStatus]:
-    """Each priority's counts from views already read (the summary reuses its own)."""
-    by_code: dict[str, list[ActionView]] = {}
-    for view in views:
-        by_code.setdefault(view.priority_code, []).append(view)
-    return [_priority_status(p, by_code.get(p.code, [])) for p in priorities]
+@dataclass
+class StatusCounts:
+    """One priority's actions counted by status and flag, and its latest live update."""
+
+    counts: Counter[Status]
+    overdue: int = 0
+    quiet: int = 0
+    latest_update_at: datetime | None = None
+    # The earliest moment one of its open actions that is not quiet yet becomes quiet.
+    next_quiet_at: datetime | None = None
 
 
-def _priority_status(priority: Priority, views: list[ActionView]) -> PriorityStatus:
-    counts = Counter(view.status for view in views)
+def exception_flags(
+    *, at: datetime, quiet_after: timedelta
+) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """`overdue` and `quiet` as SQL conditions on Action, meaning what `ActionView` says."""
+    unfinished = col(Action.status) != Status.COMPLETE
+    overdue = unfinished & (col(Action.due_on) < at.date())
+    quiet = unfinished & (last_activity() <= at - quiet_after)
+    return overdue, quiet
+
+
+def last_activity() -> Any:
+    """An action's latest live update, or with none the time the plan set its status."""
+    return func.coalesce(col(Action.last_update_at), col(Action.status_at))
+
+
+def status_counts(
+    session: Session,
+    *,
+    at: datetime,
+    quiet_after: timedelta,
+    where: ColumnElement[bool] | None = None,
+) -> dict[int, StatusCounts]:
+    """Each priority's counts by priority id, in one GROUP BY over the actions: counting
+    needs no action built in Python."""
+    overdue, quiet = exception_flags(at=at, quiet_after=quiet_after)
+    unfinished_fresh = (col(Action.status) != Status.COMPLETE) & ~quiet
+    query = sql_select(
+        col(Action.priority_id),
+        col(Action.status),
+        func.count(),
+        func.sum(case((overdue, 1), else_=0)),
+        func.sum(case((quiet, 1), else_=0)),
+        func.max(col(Action.last_update_at)),
+        func.min(case((unfinished_fresh, last_activity()))),
+    ).group_by(col(Action.priority_id), col(Action.status))
+    if where is not None:
+        query = query.where(where)
+    counted: dict[int, StatusCounts] = {}
+    for priority_id, status, *figures in session.connection().execute(query).all():
+        _add(counted.setdefault(priority_id, StatusCounts(Counter())), Status(status), figures)
+    for counts in counted.values():
+        if counts.next_quiet_at is not None:
+            counts.next_quiet_at += quiet_after
+    return counted
+
+
+def _add(counts: StatusCounts, status: Status, figures: list[Any]) -> None:
+    number, overdue, quiet, latest, fresh = figures
+    counts.counts[status] += number
+    counts.overdue += overdue or 0
+    counts.quiet += quiet or 0
+    counts.latest_update_at = _latest(counts.latest_update_at, as_utc(latest))
+    fresh = as_utc(fresh)
+    if fresh is not None and (counts.next_quiet_at is None or fresh < counts.next_quiet_at):
+        counts.next_quiet_at = fresh
+
+
+def _latest(first: datetime | None, second: datetime | None) -> datetime | None:
+    if first is None or second is None:
+        return first if second is None else second
+    return max(first, second)
+
+
+def priority_status(priority: Priority, counts: StatusCounts | None) -> PriorityStatus:
+    """A priority's line in /status from its counts (None: it has no actions)."""
+    counts = counts or StatusCounts(Counter())
     return PriorityStatus(
         code=priority.code,
         title=priority.title,
-        counts={status: counts.get(status, 0) for status in STATUS_ORDER},
-        overdue=sum(view.overdue for view in views),
-        quiet=sum(view.quiet for view in views),
+        counts={status: counts.counts.get(status, 0) for status in STATUS_ORDER},
+        overdue=counts.overdue,
+        quiet=counts.quiet,
     )
 
 
@@ -464,10 +526,23 @@ def log_progress(
     update["id"] = session.connection().execute(_INSERT_UPDATE, update).scalar_one()
     # "Since" moves only when the status does (an update that keeps it keeps its date).
     changed_at = at if status != action["status"] else _since(action)
-    moved = {**action, "status": status, "status_at": at, "status_changed_at": changed_at}
+    last_at = max(at, action["last_update_at"] or at)
+    moved = {
+        **action,
+        "status": status,
+        "status_at": at,
+        "status_changed_at": changed_at,
+        "last_update_at": last_at,
+    }
     session.connection().execute(
         _MOVE_ACTION,
-        {"action_id": action["id"], "new_status": status, "at": at, "changed_at": changed_at},
+        {
+            "action_id": action["id"],
+            "new_status": status,
+            "at": at,
+            "changed_at": changed_at,
+            "last_at": last_at,
+        },
     )
     note_write(session)
     before, after = (row_snapshot(_action_columns(row)) for row in (action, moved))
@@ -498,6 +573,7 @@ _MOVE_ACTION = (
         status=bindparam("new_status"),
         status_at=bindparam("at"),
         status_changed_at=bindparam("changed_at"),
+        last_update_at=bindparam("last_at"),
     )
 )
 # The action with what its view shows; on PostgreSQL only the action's row is locked (not
@@ -587,7 +663,7 @@ def _view_after(
     `status_at`; before (a refusal), the view's last update time is not shown, so none
     is read for it.
     """
-    last = moved["status_at"] if moved is not action else None
+    last = moved["last_update_at"] if moved is not action else None
     row = (
         *(moved[name] for name in _VIEW_NAMES if name != "status_at"),
         _since(moved),
@@ -683,6 +759,7 @@ def undo_last_update(
     action.status, action.status_at = _standing_status(session, update.action_id)
     changed = status_changed_at(session, where=_is_id(update.action_id))
     action.status_changed_at = changed.get(update.action_id, action.status_at)
+    action.last_update_at = _latest_live_at(session, update.action_id)
     record_change(session, actor=actor, at=at, record=action, before=before)
     return Undone(update=_update_view(update, action.ref, member.name), action_status=action.status)
 
@@ -709,3 +786,9 @@ def _standing_status(session: Session, action_id: int) -> tuple[Status, datetime
     first = session.exec(updates.order_by(col(ProgressUpdate.id))).first()
     assert first is not None, "an update is being withdrawn, so the action has one"
     return first.previous_status, first.previous_status_at
+
+
+def _latest_live_at(session: Session, action_id: int) -> datetime | None:
+    """When the action's latest live update was made (None with none left)."""
+    live = (col(ProgressUpdate.action_id) == action_id) & col(ProgressUpdate.withdrawn_at).is_(None)
+    return as_utc(session.exec(select(func.max(ProgressUpdate.created_at)).where(live)).one())

@@ -1,24 +1,27 @@
 """The board's view of the plan: the exception summary and the board paper's data.
 
 `/summary`, the HTML board paper and the actions CSV all read `board_summary` or
-`board_paper`, which build on `models.progress.action_views`: a figure is computed once,
-here, and only formatted by what shows it.
+`board_paper`: a figure is computed once, here, and only formatted by what shows it.
 
-Every read is a fixed number of SQL statements whatever the size of the plan: one query
-over the actions and a few over their updates, never a query per action.
+Every read is a fixed number of SQL statements whatever the size of the plan, never a query
+per action. Counts are made by the database (GROUP BY); only the actions the summary lists
+(the exceptions) are read whole, and the board paper reads every action.
 """
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, func, type_coerce
+from sqlalchemy import ColumnElement, String, case, func, type_coerce
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
+from csp_bot.models.data_version import data_version
 from csp_bot.models.deadlines import DeadlineView, upcoming_deadlines
 from csp_bot.models.enums import FundingStatus, Status
 from csp_bot.models.errors import NotFound
@@ -28,11 +31,24 @@ from csp_bot.models.progress import (
     ActionView,
     Direction,
     PriorityStatus,
+    StatusCounts,
     direction,
-    priority_statuses,
+    exception_flags,
+    last_activity,
+    priority_status,
     query_action_views,
+    status_counts,
 )
-from csp_bot.models.tables import Action, Meeting, Member, PlanInfo, Priority, ProgressUpdate
+from csp_bot.models.tables import (
+    Action,
+    Meeting,
+    Member,
+    Organisation,
+    PlanInfo,
+    Priority,
+    ProgressUpdate,
+)
+from csp_bot.models.types import as_utc
 
 # With no board meeting on record, "since the last meeting" means this long ago.
 FALLBACK_WINDOW = timedelta(days=28)
@@ -118,7 +134,8 @@ class FundingPosition:
 
     years: tuple[FundingYear, ...]
 
-    @property
+    # Worked out once: the summary's template asks for it for each year it shows.
+    @functools.cached_property
     def open_decisions(self) -> list[OpenDecision]:
         return [
             OpenDecision(year.year, stream.code, stream.name, contribution)
@@ -129,9 +146,23 @@ class FundingPosition:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class ExceptionTotals:
+    """How many actions are off track, at risk, overdue and quiet."""
+
+    red: int
+    amber: int
+    overdue: int
+    quiet: int
+
+
 @dataclass(frozen=True)
 class BoardSummary:
-    """Everything `/summary` shows, exception first, in highlight-report order."""
+    """Everything `/summary` shows, exception first, in highlight-report order.
+
+    Each exception list holds its first `shown` lines (all of them when `shown` is None);
+    `totals` counts them whole.
+    """
 
     at: datetime
     plan_title: str
@@ -144,6 +175,8 @@ class BoardSummary:
     amber: list[ActionLine]
     overdue: list[ActionLine]
     quiet: list[ActionLine]
+    # How many each list holds: the lists may hold only their first few (`shown`).
+    totals: ExceptionTotals
     funding: FundingPosition
     next_deadline: DeadlineView | None
     next_meeting: MeetingView | None
@@ -176,46 +209,211 @@ class BoardPaper:
 
 
 def board_summary(
-    session: Session, *, at: datetime, quiet_after: timedelta, code: str | None = None
+    session: Session,
+    *,
+    at: datetime,
+    quiet_after: timedelta,
+    code: str | None = None,
+    shown: int | None = None,
 ) -> BoardSummary:
-    """The exception summary for the whole plan, or for the priority with `code`."""
-    summary, _ = _read(session, at=at, quiet_after=quiet_after, code=code, every_note=False)
+    """The exception summary for the whole plan, or for the priority with `code`, with the
+    first `shown` actions of each exception list (None: all)."""
+    summary, _, _ = _read(
+        session, at=at, quiet_after=quiet_after, code=code, every_note=False, shown=shown
+    )
     return summary
 
 
 def board_paper(session: Session, *, at: datetime, quiet_after: timedelta) -> BoardPaper:
     """The board paper's data: the whole-plan summary and every action's latest update."""
-    summary, lines = _read(session, at=at, quiet_after=quiet_after, code=None, every_note=True)
+    summary, lines, _ = _read(session, at=at, quiet_after=quiet_after, code=None, every_note=True)
     return BoardPaper(summary=summary, actions=lines)
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """A summary as read, the data version it was read at, and the moments it holds for."""
+
+    version: int
+    since: datetime
+    until: datetime
+    summary: BoardSummary
+
+
+class SummaryCache:
+    """`board_summary`, kept for each scope while nothing it shows can have changed.
+
+    A kept summary is served only while the data version is the one it was read at (every
+    write transaction counts the version up: `models.data_version`) and the clock is before
+    the first moment the passing of time alone would change it: midnight (overdue, the
+    deadlines and the financial year go by the date), the next board meeting, the next open
+    action going quiet, and without a meeting the first update leaving the 28-day window.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str | None, timedelta, int | None], _Kept] = {}
+
+    def summary(
+        self,
+        session: Session,
+        *,
+        at: datetime,
+        quiet_after: timedelta,
+        code: str | None = None,
+        shown: int | None = None,
+    ) -> BoardSummary:
+        """As `board_summary`: from the cache when it is current, else read and kept."""
+        version = data_version(session)
+        key = (None if code is None else code.strip().upper(), quiet_after, shown)
+        kept = self._kept.get(key)
+        if kept is not None and kept.version == version and kept.since <= at < kept.until:
+            return _moved_to(kept.summary, at)
+        summary, _, until = _read(
+            session, at=at, quiet_after=quiet_after, code=code, every_note=False, shown=shown
+        )
+        self._kept[key] = _Kept(version, at, until, summary)
+        return summary
+
+
+def _moved_to(summary: BoardSummary, at: datetime) -> BoardSummary:
+    """A kept summary as read at `at`: only the moment, and a fallback baseline, move."""
+    baseline = summary.baseline
+    if baseline.meeting is None:
+        baseline = Baseline(at=at - FALLBACK_WINDOW, meeting=None)
+    return replace(summary, at=at, baseline=baseline)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What one read covers: the moment, the quiet period, the priority, the baseline."""
+
+    at: datetime
+    quiet_after: timedelta
+    where: ColumnElement[bool] | None
+    baseline: Baseline
+
+
 def _read(
-    session: Session, *, at: datetime, quiet_after: timedelta, code: str | None, every_note: bool
-) -> tuple[BoardSummary, list[ActionLine]]:
+    session: Session,
+    *,
+    at: datetime,
+    quiet_after: timedelta,
+    code: str | None,
+    every_note: bool,
+    shown: int | None = None,
+) -> tuple[BoardSummary, list[ActionLine], datetime]:
     priorities = list(session.exec(select(Priority).order_by(col(Priority.id))).all())
     scope = _scope(priorities, code)
     in_scope = None if scope is None else col(Action.priority_id) == scope.id
-    views = query_action_views(session, at=at, quiet_after=quiet_after, where=in_scope)
-    baseline = last_board_meeting(session, at=at)
-    was = statuses_at(session, moment=baseline.at, where=in_scope)
-    noted = None if every_note else col(Action.status).in_((Status.RED, Status.AMBER))
-    lines = _Lines(was, latest_updates(session, where=_both(in_scope, noted)))
+    counts = status_counts(session, at=at, quiet_after=quiet_after, where=in_scope)
+    read = _Scope(at, quiet_after, in_scope, last_board_meeting(session, at=at))
+    every = None
+    if every_note:
+        every = query_action_views(session, at=at, quiet_after=quiet_after, where=in_scope)
+    lists, lines = _exceptions(session, read, every, shown)
     plan = session.exec(select(PlanInfo)).first()
     summary = BoardSummary(
         at=at,
         plan_title=plan.title if plan else "Community Safety Partnership plan",
         board=plan.board if plan else "The board",
         scope=scope,
-        baseline=baseline,
+        baseline=read.baseline,
         quiet_days=quiet_after.days,
-        priorities=_priority_lines([p for p in priorities if scope in (None, p)], views, was),
-        **_exception_lists(views, lines),
+        priorities=_priority_lines(
+            [p for p in priorities if scope in (None, p)],
+            counts,
+            _status_changes(session, moment=read.baseline.at, where=in_scope),
+        ),
+        **lists,
+        totals=_totals(counts),
         funding=_funding(session, at=at),
         next_deadline=next(iter(upcoming_deadlines(session, today=at.date())), None),
         next_meeting=next(iter(upcoming_meetings(session, at=at, limit=1)), None),
-        returns=organisation_returns(views, since=baseline.at),
+        returns=_organisation_returns(session, since=read.baseline.at, where=in_scope),
     )
-    return summary, [lines(view) for view in views] if every_note else []
+    until = _holds_until(session, summary, counts, at)
+    return summary, [lines(view) for view in every or []], until
+
+
+def _exceptions(
+    session: Session, read: _Scope, every: list[ActionView] | None, shown: int | None
+) -> tuple[dict[str, list[ActionLine]], _Lines]:
+    """The four exception lists, and the maker of lines (`every`: the paper's every action).
+
+    For the paper, from every action; otherwise the first `shown` of each list read in its
+    own order by SQL, so that only what the summary shows is read whole.
+    """
+    if every is None:
+        lists = _exception_views(session, read, shown)
+        ids = {view.id for views in lists.values() for view in views}
+        moves = _moves_since(session, moment=read.baseline.at, ids=ids)
+        noted = {view.id for view in lists["red"] + lists["amber"]}
+        latest = latest_updates(session, where=col(Action.id).in_(noted))
+    else:
+        lists = _sorted_exceptions(every)
+        moves = _moves_since(session, moment=read.baseline.at, where=read.where)
+        latest = latest_updates(session, where=read.where)
+    lines = _Lines({move.action_id: move.was for move in moves}, latest)
+    return {name: [lines(view) for view in views] for name, views in lists.items()}, lines
+
+
+def _exception_views(
+    session: Session, read: _Scope, shown: int | None
+) -> dict[str, list[ActionView]]:
+    """Off track and at risk in plan order, overdue soonest due first, quiet stalest first:
+    the same orders as `_sorted_exceptions`, each list cut to `shown` by the database."""
+    overdue, quiet = exception_flags(at=read.at, quiet_after=read.quiet_after)
+    status = col(Action.status)
+    wanted = {
+        "red": (status == Status.RED, ()),
+        "amber": (status == Status.AMBER, ()),
+        "overdue": (overdue, (col(Action.due_on),)),
+        "quiet": (quiet, (last_activity(),)),
+    }
+    return {
+        name: query_action_views(
+            session,
+            at=read.at,
+            quiet_after=read.quiet_after,
+            where=_both(read.where, condition),
+            first_by=order,
+            limit=shown,
+        )
+        for name, (condition, order) in wanted.items()
+    }
+
+
+def _totals(counts: dict[int, StatusCounts]) -> ExceptionTotals:
+    return ExceptionTotals(
+        red=sum(c.counts[Status.RED] for c in counts.values()),
+        amber=sum(c.counts[Status.AMBER] for c in counts.values()),
+        overdue=sum(c.overdue for c in counts.values()),
+        quiet=sum(c.quiet for c in counts.values()),
+    )
+
+
+def _holds_until(
+    session: Session, summary: BoardSummary, counts: dict[int, StatusCounts], at: datetime
+) -> datetime:
+    """The first moment after `at` at which time passing alone changes `summary`."""
+    tomorrow = at.date() + timedelta(days=1)
+    moments = [
+        datetime.combine(tomorrow, time(), tzinfo=at.tzinfo),
+        datetime.combine(at.astimezone(UTC).date() + timedelta(days=1), time(), tzinfo=UTC),
+    ]
+    moments += [c.next_quiet_at for c in counts.values() if c.next_quiet_at is not None]
+    if summary.next_meeting is not None:
+        moments.append(summary.next_meeting.starts_at)
+    if summary.baseline.meeting is None:
+        oldest = session.exec(
+            select(func.min(ProgressUpdate.created_at)).where(
+                _live(), col(ProgressUpdate.created_at) >= summary.baseline.at
+            )
+        ).one()
+        leaving = as_utc(oldest)
+        if leaving is not None:
+            moments.append(leaving + FALLBACK_WINDOW)
+    return min(moments)
 
 
 @dataclass(frozen=True)
@@ -230,17 +428,14 @@ class _Lines:
         return ActionLine(view, self.latest.get(view.id), before, travel(before, view.status))
 
 
-def _exception_lists(views: list[ActionView], line: _Lines) -> dict[str, list[ActionLine]]:
-    """Off track and at risk in plan order, overdue soonest due first, quiet stalest first.
-
-    Lines are made for the exceptions only: the summary reads every action but shows few.
-    """
+def _sorted_exceptions(views: list[ActionView]) -> dict[str, list[ActionView]]:
+    """Off track and at risk in plan order, overdue soonest due first, quiet stalest first."""
     exceptions = [view for view in views if _exception(view)]
     return {
-        "red": [line(view) for view in exceptions if view.status == Status.RED],
-        "amber": [line(view) for view in exceptions if view.status == Status.AMBER],
-        "overdue": [line(view) for view in sorted(exceptions, key=_due) if view.overdue],
-        "quiet": [line(view) for view in sorted(exceptions, key=_last_activity) if view.quiet],
+        "red": [view for view in exceptions if view.status == Status.RED],
+        "amber": [view for view in exceptions if view.status == Status.AMBER],
+        "overdue": [view for view in sorted(exceptions, key=_due) if view.overdue],
+        "quiet": [view for view in sorted(exceptions, key=_last_activity) if view.quiet],
     }
 
 
@@ -294,24 +489,31 @@ def overall_rag(statuses: Iterable[Status]) -> Status:
 
 
 def _priority_lines(
-    priorities: list[Priority], views: list[ActionView], was: dict[int, Status]
+    priorities: list[Priority], counts: dict[int, StatusCounts], changes: list[_Change]
 ) -> list[PriorityLine]:
-    grouped: dict[str, list[ActionView]] = {}
-    for view in views:
-        grouped.setdefault(view.priority_code, []).append(view)
+    before = {priority_id: Counter(c.counts) for priority_id, c in counts.items()}
+    for change in changes:
+        # The actions' status then in place of their status now.
+        before[change.priority_id][change.now] -= change.actions
+        before[change.priority_id][change.was] += change.actions
     return [
-        _priority_line(status, grouped.get(status.code, []), was)
-        for status in priority_statuses(priorities, views)
+        _priority_line(p, counts.get(_id(p)), before.get(_id(p), Counter())) for p in priorities
     ]
 
 
+def _id(priority: Priority) -> int:
+    assert priority.id is not None
+    return priority.id
+
+
 def _priority_line(
-    status: PriorityStatus, views: list[ActionView], was: dict[int, Status]
+    priority: Priority, counts: StatusCounts | None, before: Counter[Status]
 ) -> PriorityLine:
-    now = overall_rag(view.status for view in views)
-    before = overall_rag(was.get(view.id, view.status) for view in views)
-    updates = [view.last_update_at for view in views if view.last_update_at is not None]
-    return PriorityLine(status, now, before, travel(before, now), max(updates, default=None))
+    status = priority_status(priority, counts)
+    now = overall_rag(s for s, number in status.counts.items() if number > 0)
+    was = overall_rag(s for s, number in before.items() if number > 0)
+    latest = counts.latest_update_at if counts else None
+    return PriorityLine(status, now, was, travel(was, now), latest)
 
 
 # --- the queries the summary adds to the progress layer ------------------------------------
@@ -338,28 +540,123 @@ def _actions_where(where: ColumnElement[bool] | None) -> ColumnElement[bool] | N
     return col(ProgressUpdate.action_id).in_(select(Action.id).where(where))
 
 
-def statuses_at(
-    session: Session, *, moment: datetime, where: ColumnElement[bool] | None = None
-) -> dict[int, Status]:
-    """The status each action had at `moment`, for actions whose status has moved since.
+@dataclass(frozen=True, slots=True)
+class _Move:
+    """An action whose status has moved since a moment: its priority, status then and now."""
+
+    action_id: int
+    priority_id: int
+    was: Status
+    now: Status
+
+
+def _moves_since(
+    session: Session,
+    *,
+    moment: datetime,
+    where: ColumnElement[bool] | None = None,
+    ids: Iterable[int] | None = None,
+) -> list[_Move]:
+    """The actions whose status has moved since `moment`, with the status they had then.
 
     The first live update at or after `moment` records what it moved the action from; an
     action missing from the answer has had no live update since, so its status is current.
     """
     query = (
-        select(ProgressUpdate.action_id, type_coerce(ProgressUpdate.previous_status, String))
+        sql_select(
+            col(ProgressUpdate.action_id),
+            type_coerce(ProgressUpdate.previous_status, String),
+            col(Action.priority_id),
+            col(Action.status),
+        )
+        .join(Action, col(Action.id) == ProgressUpdate.action_id)
         .where(_live(), col(ProgressUpdate.created_at) >= moment)
         .order_by(col(ProgressUpdate.created_at), col(ProgressUpdate.id))
     )
-    in_scope = _actions_where(where)
-    if in_scope is not None:
-        query = query.where(in_scope)
-    # Oldest first: the first seen for an action is its first since `moment`. The updates
-    # since the last meeting are few next to all of them, and read by the created_at index.
-    first: dict[int, str] = {}
-    for action_id, previous in session.connection().execute(query).all():
-        first.setdefault(action_id, previous)
-    return {action_id: _STATUSES[previous] for action_id, previous in first.items()}
+    if where is not None:
+        query = query.where(where)
+    if ids is not None:
+        # On the update's own column: its index on (action, time) finds them.
+        query = query.where(col(ProgressUpdate.action_id).in_(ids))
+    first: dict[int, _Move] = {}
+    for action_id, previous, priority_id, now in session.connection().execute(query).all():
+        if action_id not in first:
+            first[action_id] = _Move(action_id, priority_id, _STATUSES[previous], Status(now))
+    return list(first.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """How many of a priority's actions have moved from one status to another."""
+
+    priority_id: int
+    was: Status
+    now: Status
+    actions: int
+
+
+def _status_changes(
+    session: Session, *, moment: datetime, where: ColumnElement[bool] | None
+) -> list[_Change]:
+    """`_moves_since` counted per priority by the database: a summary needs the priorities'
+    RAG at the baseline, not each action's, and the updates since are many.
+
+    Only actions whose latest update is since `moment` have moved; for each, its first
+    update since is found through the index on (action, time).
+    """
+    first = (
+        select(type_coerce(ProgressUpdate.previous_status, String))
+        .where(
+            col(ProgressUpdate.action_id) == Action.id,
+            _live(),
+            col(ProgressUpdate.created_at) >= moment,
+        )
+        .order_by(col(ProgressUpdate.created_at), col(ProgressUpdate.id))
+        .limit(1)
+        .correlate(Action)
+        .scalar_subquery()
+        .label("was")
+    )
+    moved = sql_select(col(Action.priority_id), first, col(Action.status)).where(
+        col(Action.last_update_at) >= moment
+    )
+    if where is not None:
+        moved = moved.where(where)
+    # Grouped outside: grouping by the subquery itself would run it twice per action.
+    rows = moved.subquery()
+    query = sql_select(rows.c.priority_id, rows.c.was, rows.c.status, func.count()).group_by(
+        rows.c.priority_id, rows.c.was, rows.c.status
+    )
+    return [
+        _Change(priority_id, _STATUSES[was], Status(now), actions)
+        for priority_id, was, now, actions in session.connection().execute(query).all()
+    ]
+
+
+def _organisation_returns(
+    session: Session, *, since: datetime, where: ColumnElement[bool] | None
+) -> list[OrganisationReturn]:
+    """Per lead organisation: open actions, how many were updated since `since`, and when
+    it last sent an update; in order of name. Counted in SQL, one row per organisation."""
+    last_at = col(Action.last_update_at)
+    query = (
+        sql_select(
+            col(Organisation.id),
+            col(Organisation.name),
+            func.sum(case((col(Action.status) != Status.COMPLETE, 1), else_=0)),
+            func.sum(case((last_at >= since, 1), else_=0)),
+            func.max(last_at),
+        )
+        .join(Organisation, col(Organisation.id) == Action.lead_organisation_id)
+        .group_by(col(Organisation.id), col(Organisation.name))
+    )
+    if where is not None:
+        query = query.where(where)
+    returns = [
+        OrganisationReturn(org_id, name, open_ or 0, updated or 0, as_utc(last))
+        for org_id, name, open_, updated, last in session.connection().execute(query).all()
+    ]
+    return sorted(returns, key=lambda organisation: organisation.organisation)
 
 
 def latest_updates(
@@ -411,29 +708,6 @@ def latest_updates(
 def _latest(row: Any) -> LatestUpdate:
     _, note, mitigation, forecast, created_at, author = row
     return LatestUpdate(note, mitigation, forecast, author or "plan import", created_at)
-
-
-def organisation_returns(
-    views: Iterable[ActionView], *, since: datetime
-) -> list[OrganisationReturn]:
-    """Per lead organisation: open actions, how many were updated since `since`, and when
-    it last sent an update; in order of name."""
-    grouped: dict[int, list[ActionView]] = {}
-    for view in views:
-        grouped.setdefault(view.lead_organisation_id, []).append(view)
-    returns = [_returns(org, views, since) for org, views in grouped.items()]
-    return sorted(returns, key=lambda organisation: organisation.organisation)
-
-
-def _returns(organisation_id: int, views: list[ActionView], since: datetime) -> OrganisationReturn:
-    updates = [view.last_update_at for view in views if view.last_update_at is not None]
-    return OrganisationReturn(
-        organisation_id=organisation_id,
-        organisation=views[0].lead_organisation,
-        open_actions=sum(view.status != Status.COMPLETE for view in views),
-        updated_since=sum(update >= since for update in updates),
-        last_update_at=max(updates, default=None),
-    )
 
 
 def _funding(session: Session, *, at: datetime) -> FundingPosition:

@@ -74,6 +74,12 @@ class Action(SQLModel, table=True):
     """One piece of delivery under a priority, owned by a partner organisation."""
 
     __tablename__ = "action"
+    # For the exception queries: the summary reads the actions in trouble, not all of them.
+    __table_args__ = (
+        Index("ix_action_status", "status", "priority_id"),
+        Index("ix_action_due_on", "due_on"),
+        Index("ix_action_last_update_at", "last_update_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     ref: str = Field(unique=True, index=True)
     priority_id: int = Field(foreign_key="priority.id", index=True)
@@ -91,6 +97,9 @@ class Action(SQLModel, table=True):
     # When the status last changed: "off track since ...". None reads as `status_at`, for
     # rows written in bulk without it.
     status_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The time of its latest live update (None: never updated, or every update withdrawn),
+    # kept by `models.progress` so that lists need not search the updates for it.
+    last_update_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ProgressUpdate(SQLModel, table=True):
@@ -280,6 +289,15 @@ class OutboxEntry(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     message_id: int | None = Field(default=None, sa_type=BigInteger)
     detail: str = ""
+
+
+class DataVersion(SQLModel, table=True):
+    """One row counting committed write transactions (`models.data_version`): an answer
+    cached under one count is current for as long as the count stays the same."""
+
+    __tablename__ = "data_version"
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    version: int = Field(default=0, sa_type=BigInteger)
 
 
 class InboxUpdate(SQLModel, table=True):

@@ -355,7 +355,7 @@ def test_remove_refuses_a_member_on_record(
     assert code == 2
     assert err.startswith(
         f"csp-bot: member {people['police'].id} (Dan) cannot be removed: the partnership's "
-        "records refer to them (1 progress updates, 1 audit entries of changes they made)."
+        "records refer to them (1 progress updates, 2 audit entries of changes they made)."
     )
     assert f"csp-bot member deactivate {people['police'].id}" in err
     assert member_row(db, POLICE.id).active is True

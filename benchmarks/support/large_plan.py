@@ -185,6 +185,7 @@ def _actions(connection: Connection, size: PlanSize, codes: list[str], rng: rand
                 "due_on": (NOW + timedelta(days=rng.randint(-60, 400))).date(),
                 "status": live[-1][_STATUS] if live else final.value,
                 "status_at": live[-1][_CREATED] if live else LONG_AGO,
+                "last_update_at": max((row[_CREATED] for row in live), default=None),
             }
         )
         history.extend(rows)

@@ -1,0 +1,84 @@
+"""Benchmark: how the reads and the planning round grow with the plan.
+
+At 1,000, 10,000 and 50,000 actions (25 updates an action, members in proportion), runs
+`bench_summary.py --no-report` for `/summary` (data changed before each), `/status` and the
+peak memory, and `bench_reminders.py --planning-only` for the planning round (on the SQLite
+database it builds itself), each in a process of its own, and prints one table: the
+README's scaling table. Exits 1 if a run missed a target or failed.
+
+    .venv/bin/python benchmarks/bench_scaling.py [--sizes 1000,10000,50000] [--database-url URL]
+
+Arguments it does not know are ignored (`./dev bench` passes its own to every benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# The lines of each benchmark's output that the table takes, by the start of the line.
+SUMMARY_LINES = {
+    "/summary": "/summary, data changed, median",
+    "/status": "/status median",
+    "peak memory": "peak memory, the chat commands",
+}
+# The planning round, as `bench_reminders.py` prints it (whatever its wording of the rest).
+PLANNING = re.compile(r"^\s*(computing what is due.*|.*planning round.*)$", re.IGNORECASE)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,50000", help="numbers of actions")
+    parser.add_argument("--runs", type=int, default=10, help="timed runs of each command")
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite, temporary)")
+    args, _ = parser.parse_known_args()
+    failed = False
+    print(f"{'actions':>8}  {'/summary':>22}  {'/status':>22}  {'peak memory':>12}  planning")
+    for size in (int(size) for size in args.sizes.split(",")):
+        summary, summary_ok = run_summary(size, args.runs, args.database_url)
+        planning, planning_ok = run_planning(size)
+        failed |= not (summary_ok and planning_ok)
+        print(
+            f"{size:>8,}  {summary['/summary']:>22}  {summary['/status']:>22}  "
+            f"{summary['peak memory']:>12}  {planning}",
+            flush=True,
+        )
+    load = ", ".join(f"{figure:.2f}" for figure in os.getloadavg())
+    print(f"load average (1, 5, 15 min) at the end: {load}")
+    return 1 if failed else 0
+
+
+def run_summary(size: int, runs: int, url: str | None) -> tuple[dict[str, str], bool]:
+    command = [sys.executable, str(HERE / "bench_summary.py"), "--no-report"]
+    command += ["--actions", str(size), "--runs", str(runs), *_url(url)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    figures = {key: "failed" for key in SUMMARY_LINES}
+    for line in done.stdout.splitlines():
+        for key, start in SUMMARY_LINES.items():
+            if line.startswith(start):
+                figures[key] = line[len(start) :].split("target")[0].strip()
+    return figures, done.returncode == 0
+
+
+def run_planning(size: int) -> tuple[str, bool]:
+    """The planning figure of `bench_reminders.py`, on the database it builds itself."""
+    command = [sys.executable, str(HERE / "bench_reminders.py"), "--planning-only"]
+    command += ["--actions", str(size)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    found = [
+        match.group(1).strip() for match in map(PLANNING.match, done.stdout.splitlines()) if match
+    ]
+    return (found[-1].split(" ms")[0] + " ms" if found else "failed"), done.returncode == 0
+
+
+def _url(url: str | None) -> list[str]:
+    return ["--database-url", url] if url else []
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""A count of committed write transactions, so that a cached answer knows it is current.
+
+Every transaction that writes to a table the answers read counts `data_version` up, in the
+same transaction, at its commit: a reader that sees the count unchanged sees the same data.
+It is watched at the engine, below the ORM, so writes through Core or plain SQL count too.
+Writes that no answer reads (the inbox, the reminder outbox, dialogue drafts, the audit
+trail, ...) do not count: otherwise every incoming message would empty the caches.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
+
+# Set on a connection (by `models.migrate`) while migrations run: the table may not exist.
+MIGRATING = "csp_bot_migrating"
+_CHANGED = "csp_bot_data_changed"
+# The row is made by the first write (a database nobody has written to holds none).
+_BUMP = (
+    "INSERT INTO data_version (id, version) VALUES (1, 1)"
+    " ON CONFLICT (id) DO UPDATE SET version = data_version.version + 1"
+)
+_READ = "SELECT version FROM data_version WHERE id = 1"
+_WRITE = re.compile(
+    r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)', re.IGNORECASE
+)
+# Tables no cached answer reads: writing them leaves every answer as it was.
+UNREAD = frozenset(
+    {
+        "data_version",
+        "alembic_version",
+        "inbox_update",
+        "reminder_outbox",
+        "dialogue_draft",
+        "reminder_preference",
+        "action_snooze",
+        "meeting_reply",
+        "invite",
+        "audit_entry",
+    }
+)
+
+
+def watch_writes(engine: Engine) -> None:
+    """Count up `data_version` at the commit of every transaction that wrote data."""
+    if not event.contains(engine, "commit", _count_up):
+        event.listen(engine, "before_cursor_execute", _note_write)
+        event.listen(engine, "commit", _count_up)
+        event.listen(engine, "rollback", _forget)
+
+
+def data_version(session: Session) -> int:
+    """The count as this transaction sees it."""
+    return int(session.connection().exec_driver_sql(_READ).scalar_one_or_none() or 0)
+
+
+def _note_write(
+    connection: Connection, _cursor: Any, statement: str, *_args: Any, **_kwargs: Any
+) -> None:
+    # `info` belongs to the pooled connection and outlives this transaction: the flag is
+    # cleared at its commit or rollback.
+    if connection.info.get(MIGRATING):
+        return
+    written = _WRITE.match(statement)
+    if written is not None and written.group(1).lower() not in UNREAD:
+        connection.info[_CHANGED] = True
+
+
+def _count_up(connection: Connection) -> None:
+    # Still inside the transaction (the event comes before the database's COMMIT).
+    if connection.info.pop(_CHANGED, False):
+        connection.exec_driver_sql(_BUMP)
+
+
+def _forget(connection: Connection) -> None:
+    connection.info.pop(_CHANGED, None)

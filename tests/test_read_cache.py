@@ -1,0 +1,135 @@
+"""A kept /summary is never stale: any write, or the clock passing a moment that matters,
+makes the next one read the plan again."""
+
+from __future__ import annotations
+
+from sqlalchemy import event, update
+from sqlmodel import Session
+
+from csp_bot.handlers.templating import Templates
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.data_version import data_version
+from csp_bot.models.db import Database
+from csp_bot.models.enums import Status
+from csp_bot.models.membership import MemberView
+from csp_bot.models.summary import SummaryCache, board_summary
+from csp_bot.models.tables import Action, DialogueDraft
+from tests.harness import Harness
+from tests.test_summary import QUIET, at, log, section, seed_exceptions, summary_text
+
+
+def version(db: Database) -> int:
+    return db.call(data_version)
+
+
+def fresh(db: Database, templates: Templates, clock: FakeClock, code: str | None = None) -> str:
+    summary = db.call(board_summary, at=clock(), quiet_after=QUIET, code=code)
+    return templates.render("summary.html", s=summary, limit=10, more="")
+
+
+def kept(
+    db: Database,
+    templates: Templates,
+    cache: SummaryCache,
+    clock: FakeClock,
+    code: str | None = None,
+) -> str:
+    summary = db.call(cache.summary, at=clock(), quiet_after=QUIET, code=code)
+    return templates.render("summary.html", s=summary, limit=10, more="")
+
+
+def statements(db: Database, job: object) -> int:
+    seen: list[object] = []
+
+    def record(*args: object) -> None:
+        seen.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert callable(job)
+        job()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return len(seen)
+
+
+def test_every_write_transaction_counts_and_reads_do_not(
+    db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    before = version(db)
+    log(db, clock, people["police"], "SOC-1", Status.AMBER, "Provider late")
+    assert version(db) == before + 1  # one transaction, however many rows it wrote
+    db.call(board_summary, at=clock(), quiet_after=QUIET)
+    assert version(db) == before + 1
+    # Plain SQL outside the ORM counts too.
+    with db.engine.begin() as connection:
+        connection.execute(update(Action).where(Action.ref == "SOC-2").values(owner="Someone"))
+    assert version(db) == before + 2
+    # A write that is rolled back does not, nor one to a table no answer reads.
+    with db.engine.connect() as connection:
+        connection.execute(update(Action).values(owner="Nobody"))
+        connection.rollback()
+
+    def draft(session: Session) -> None:
+        session.add(DialogueDraft(user_id=1, touched_at=clock()))
+
+    db.call(draft)
+    assert version(db) == before + 2
+
+
+async def test_a_summary_asked_again_after_an_update_shows_it(
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    seed_exceptions(db, clock, people)
+    first = await summary_text(bot)
+    assert first.count("<b>🔴 Off track: 2</b>") == 1
+    assert first == await summary_text(bot)  # served again, the same
+    assert "SOC-2" not in section(first, "<b>🔴 Off track")
+    log(db, clock, people["chair"], "SOC-2", Status.RED, "Venue lost")
+    again = section(await summary_text(bot), "<b>🔴 Off track")
+    assert again.startswith("<b>🔴 Off track: 3</b>") and "Venue lost" in again
+    # A change made by another process (plain SQL: the command line, a restore) counts too.
+    with db.engine.begin() as connection:
+        connection.execute(update(Action).where(Action.ref == "SOC-2").values(title="Renamed"))
+    assert "<b>SOC-2</b> Renamed" in await summary_text(bot)
+
+
+def test_a_kept_summary_reads_one_row(
+    db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    seed_exceptions(db, clock, people)
+    cache = SummaryCache()
+    db.call(cache.summary, at=clock(), quiet_after=QUIET)
+    clock.advance(minutes=1)
+    assert statements(db, lambda: db.call(cache.summary, at=clock(), quiet_after=QUIET)) == 1
+
+
+def test_the_passing_of_time_alone_moves_a_kept_summary_on(
+    db: Database, clock: FakeClock, people: dict[str, MemberView], templates: Templates
+) -> None:
+    """At every moment the kept summary says what a fresh one says: actions going quiet or
+    overdue, midnight, a board meeting starting, updates leaving the 28-day window."""
+    seed_exceptions(db, clock, people)
+    cache = SummaryCache()
+    # From the week before the 16 Sep meeting to seven weeks after the last update, in steps
+    # that cross midnight, the meeting's start and the moment SOC-1's update goes quiet.
+    at(clock, "2021-09-10")
+    for _ in range(120):
+        for code in (None, "SOC"):
+            assert kept(db, templates, cache, clock, code) == fresh(db, templates, clock, code)
+        clock.advance(hours=11, minutes=7)
+
+
+def test_no_meeting_on_record_the_window_slides(
+    db: Database, clock: FakeClock, people: dict[str, MemberView], templates: Templates
+) -> None:
+    """With no board meeting, "since" is 28 days ago: an update leaving that window changes
+    the summary, and the kept one follows."""
+    police = people["police"]
+    cache = SummaryCache()
+    log(db, clock, police, "SOC-1", Status.AMBER, "Provider late")
+    clock.advance(days=2)
+    log(db, clock, police, "SOC-1", Status.GREEN, "Provider on site")
+    for _ in range(60):
+        assert kept(db, templates, cache, clock) == fresh(db, templates, clock)
+        clock.advance(hours=13)
