@@ -13,6 +13,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 P = ParamSpec("P")
@@ -22,6 +23,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 WROTE = "csp_bot_wrote"
 SQLITE_CACHE_KIB = 64 * 1024
 POSTGRES_WORKERS = 4
+
+# The database itself failed (not one row's data): a caller lets it through, to try again later.
+DatabaseFailure = SQLAlchemyError
 
 
 def make_engine(url: str) -> Engine:
