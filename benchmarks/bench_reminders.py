@@ -48,6 +48,8 @@ from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.enums import OrgKind, Recurrence, Role, Status
 from csp_bot.models.localtime import wall_clock
+from csp_bot.models.reminder_facts import load_facts
+from csp_bot.models.reminder_types import recorded_index
 from csp_bot.models.tables import (
     Action,
     Deadline,
@@ -58,8 +60,7 @@ from csp_bot.models.tables import (
     Priority,
     ProgressUpdate,
 )
-from csp_bot.scheduler.due import due_reminders, recorded_index
-from csp_bot.scheduler.facts import load_facts
+from csp_bot.scheduler.due import due_reminders
 from csp_bot.scheduler.pacing import OVERALL_PER_SECOND
 from csp_bot.scheduler.rounds import plan_reminders
 

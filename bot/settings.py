@@ -12,8 +12,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from csp_bot.models.localtime import parse_offsets, parse_quiet_hours
+from csp_bot.models.reminder_types import LOOKBACK
 from csp_bot.models.retention import Retention
-from csp_bot.scheduler.due import LOOKBACK
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 

@@ -23,9 +23,7 @@ from csp_bot.handlers.faults import NoAnswer, NotAccepted, TokenRefused, decidin
 from csp_bot.handlers.reminder_messages import Composed, compose
 from csp_bot.handlers.replies import split_message
 from csp_bot.models.backoff import Backoff
-from csp_bot.models.reminder_types import OutboxState
-from csp_bot.scheduler.content import Circumstances, Content, Withheld
-from csp_bot.scheduler.outbox import (
+from csp_bot.models.outbox import (
     PendingReminder,
     claim,
     mark_unreachable,
@@ -34,6 +32,8 @@ from csp_bot.scheduler.outbox import (
     release,
     settle_entry,
 )
+from csp_bot.models.reminder_types import OutboxState
+from csp_bot.scheduler.content import Circumstances, Content, Withheld
 from csp_bot.scheduler.pacing import Pacer
 from csp_bot.scheduler.rounds import plan_reminders, read_pending
 

@@ -13,7 +13,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from csp_bot.models.data_version import watch_writes
@@ -28,6 +28,9 @@ POSTGRES_WORKERS = 4
 # PostgreSQL connections are replaced after half an hour, before servers, proxies or
 # firewalls that drop idle connections (commonly after an hour or more) would.
 POSTGRES_RECYCLE_SECONDS = 1800
+
+# The database itself failed (not one row's data): a caller lets it through, to try again later.
+DatabaseFailure = SQLAlchemyError
 
 
 def make_engine(url: str) -> Engine:

@@ -1,8 +1,21 @@
-"""The vocabularies of meetings and reminders: replies, reminder kinds, topics, outbox states."""
+"""The vocabularies of meetings and reminders: replies, reminder kinds, topics, outbox states.
+
+Also the plain values reminder planning works with: the facts it reads (`reminder_facts`),
+the reminders it records (`Due`, keyed by `Key`) and those the outbox already holds."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
+
+from csp_bot.models.enums import Role
+
+log = logging.getLogger(__name__)
 
 
 class Reply(StrEnum):
@@ -99,3 +112,113 @@ class OutboxState(StrEnum):
     # Telegram would not take it (server errors, dropped connections) however often it was
     # tried: it never arrived. Listed in the coordinator's digest.
     FAILED = "failed"
+
+
+# --- what reminder planning reads and records ------------------------------------------------
+
+# Missed reminders older than this are no longer looked at (longer than the longest offset).
+LOOKBACK = timedelta(days=35)
+
+
+class Key(NamedTuple):
+    """What makes a reminder one reminder: sent at most once per key."""
+
+    kind: ReminderKind
+    subject_id: int
+    member_id: int
+    occurrence: str
+
+
+# What planning works out on its own: ("deadline", 7), ("member", 12), ...
+Subject = tuple[str, int]
+
+
+def report_failure(subject: Subject, reported: set[Subject]) -> None:
+    """Log the exception being handled for `subject`, unless it was logged before."""
+    if subject in reported:
+        return
+    reported.add(subject)
+    kind, subject_id = subject
+    log.exception(
+        "cannot work out the reminders for %s %s: skipped (logged once)", kind, subject_id
+    )
+
+
+# The reminders already recorded: for each (kind, subject, occurrence), the members. Planning
+# looks up a whole occasion at once, then each member with a cheap integer test.
+Recorded = Mapping[tuple[ReminderKind, int, str], AbstractSet[int]]
+
+
+def recorded_index(keys: Iterable[Key]) -> dict[tuple[ReminderKind, int, str], set[int]]:
+    """Index recorded keys the way `due_reminders` looks them up."""
+    index: dict[tuple[ReminderKind, int, str], set[int]] = {}
+    for kind, subject_id, member_id, occurrence in keys:
+        index.setdefault((kind, subject_id, occurrence), set()).add(member_id)
+    return index
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An active member as reminders see them."""
+
+    id: int
+    role: Role
+    organisation_id: int
+    muted: frozenset[Topic] = frozenset()
+    snoozed_until: datetime | None = None
+    unreachable: bool = False
+
+
+@dataclass(frozen=True)
+class MeetingFacts:
+    id: int
+    starts_at: datetime
+
+
+@dataclass(frozen=True)
+class DeadlineFacts:
+    id: int
+    due_on: date
+    yearly: bool
+    organisation_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class ActionFacts:
+    id: int
+    due_on: date | None
+    complete: bool
+    lead_organisation_id: int
+    owner_member_id: int | None
+    # The latest update not taken back, and the time its status last changed otherwise.
+    last_update_at: datetime | None
+    last_activity: datetime
+    snoozed_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the rules look at, read in one transaction."""
+
+    recipients: Sequence[Recipient]
+    meetings: Sequence[MeetingFacts]
+    deadlines: Sequence[DeadlineFacts]
+    actions: Sequence[ActionFacts]
+    plan_starts_at: datetime | None = None
+
+
+class Due(NamedTuple):
+    """A reminder to record now, in the state it starts in (a flat tuple: plans make many)."""
+
+    kind: ReminderKind
+    subject_id: int
+    member_id: int
+    occurrence: str
+    fire_at: datetime
+    send_at: datetime
+    expires_at: datetime
+    state: OutboxState
+
+    @property
+    def key(self) -> Key:
+        return Key(self.kind, self.subject_id, self.member_id, self.occurrence)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
-
+from csp_bot.models.db import DatabaseFailure
 from csp_bot.models.deadlines import DeadlineView, get_deadline
 from csp_bot.models.digest import Digest, weekly_digest
 from csp_bot.models.enums import Status
@@ -31,6 +30,9 @@ from csp_bot.models.returns import (
     returns_since,
 )
 from csp_bot.models.tables import Member, OutboxEntry
+
+if TYPE_CHECKING:  # a session is only passed through to the domain operations in `models`
+    from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,7 @@ def reminder_content(
         return Withheld(OutboxState.UNDELIVERABLE, "the member has blocked the bot")
     try:
         return READERS[entry.kind](session, entry, member, when)
-    except SQLAlchemyError:
+    except DatabaseFailure:
         raise  # the database failed, not this reminder: it stays pending for the next round
     except Exception:  # this reminder's data cannot be read: it must not stop the others
         log.exception("could not read reminder %s (%s); it is dropped", entry.id, entry.kind)

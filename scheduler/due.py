@@ -1,8 +1,8 @@
 """What is due: every reminder whose moment has come, worked out from the data and a clock.
 
 `due_reminders` is a pure function. It is given the facts (members, meetings, deadlines,
-actions, loaded by `models.reminders.load_facts`), the rules (offsets, quiet hours) and the
-time, plus the reminders already recorded in the outbox, and returns what to record now:
+actions, loaded by `models.reminder_facts.load_facts`), the rules (offsets, quiet hours) and
+the time, plus the reminders already recorded in the outbox, and returns what to record now:
 reminders to send, and those whose moment passed while the bot could not send them. The
 database stays the source of truth; the scheduler only decides how often to ask.
 
@@ -14,26 +14,32 @@ already logged, and keeps it between rounds, so each is logged once, not every m
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import partial
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from csp_bot.models.access import CHAIRS, INVITED, ORGANISATION_CONTACTS
 from csp_bot.models.deadlines import yearly_date
 from csp_bot.models.enums import Role
 from csp_bot.models.localtime import Offset, local_moment, parse_offsets
-from csp_bot.models.reminder_types import OutboxState, ReminderKind, Topic
+from csp_bot.models.reminder_types import (
+    LOOKBACK,
+    ActionFacts,
+    DeadlineFacts,
+    Due,
+    Facts,
+    MeetingFacts,
+    OutboxState,
+    Recipient,
+    Recorded,
+    ReminderKind,
+    Subject,
+    report_failure,
+)
 from csp_bot.scheduler.timing import SEARCH_DAYS, WorkingCalendar
 
-log = logging.getLogger(__name__)
-
-# Missed reminders older than this are no longer looked at (longer than the longest offset).
-LOOKBACK = timedelta(days=35)
 # A reminder that would land after its event is pulled earlier, by at most this much.
 LOOKAHEAD = timedelta(days=SEARCH_DAYS)
 # Reminders about a date (a deadline, a due date) count from this time of day.
@@ -61,93 +67,6 @@ OFFSET_KINDS = frozenset(
 )
 
 
-class Key(NamedTuple):
-    """What makes a reminder one reminder: sent at most once per key."""
-
-    kind: ReminderKind
-    subject_id: int
-    member_id: int
-    occurrence: str
-
-
-# What planning works out on its own: ("deadline", 7), ("member", 12), ...
-Subject = tuple[str, int]
-
-
-def report_failure(subject: Subject, reported: set[Subject]) -> None:
-    """Log the exception being handled for `subject`, unless it was logged before."""
-    if subject in reported:
-        return
-    reported.add(subject)
-    kind, subject_id = subject
-    log.exception(
-        "cannot work out the reminders for %s %s: skipped (logged once)", kind, subject_id
-    )
-
-
-# The reminders already recorded: for each (kind, subject, occurrence), the members. Planning
-# looks up a whole occasion at once, then each member with a cheap integer test.
-Recorded = Mapping[tuple[ReminderKind, int, str], AbstractSet[int]]
-
-
-def recorded_index(keys: Iterable[Key]) -> dict[tuple[ReminderKind, int, str], set[int]]:
-    """Index recorded keys the way `due_reminders` looks them up."""
-    index: dict[tuple[ReminderKind, int, str], set[int]] = {}
-    for kind, subject_id, member_id, occurrence in keys:
-        index.setdefault((kind, subject_id, occurrence), set()).add(member_id)
-    return index
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """An active member as reminders see them."""
-
-    id: int
-    role: Role
-    organisation_id: int
-    muted: frozenset[Topic] = frozenset()
-    snoozed_until: datetime | None = None
-    unreachable: bool = False
-
-
-@dataclass(frozen=True)
-class MeetingFacts:
-    id: int
-    starts_at: datetime
-
-
-@dataclass(frozen=True)
-class DeadlineFacts:
-    id: int
-    due_on: date
-    yearly: bool
-    organisation_ids: frozenset[int]
-
-
-@dataclass(frozen=True)
-class ActionFacts:
-    id: int
-    due_on: date | None
-    complete: bool
-    lead_organisation_id: int
-    owner_member_id: int | None
-    # The latest update not taken back, and the time its status last changed otherwise.
-    last_update_at: datetime | None
-    last_activity: datetime
-    snoozed_until: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Facts:
-    """Everything the rules look at, read in one transaction."""
-
-    recipients: Sequence[Recipient]
-    meetings: Sequence[MeetingFacts]
-    deadlines: Sequence[DeadlineFacts]
-    actions: Sequence[ActionFacts]
-    plan_starts_at: datetime | None = None
-
-
 @dataclass(frozen=True)
 class Rules:
     """The settings that shape reminders."""
@@ -158,23 +77,6 @@ class Rules:
     deadline_offsets: tuple[Offset, ...]
     action_offsets: tuple[Offset, ...]
     quiet_after: timedelta
-
-
-class Due(NamedTuple):
-    """A reminder to record now, in the state it starts in (a flat tuple: plans make many)."""
-
-    kind: ReminderKind
-    subject_id: int
-    member_id: int
-    occurrence: str
-    fire_at: datetime
-    send_at: datetime
-    expires_at: datetime
-    state: OutboxState
-
-    @property
-    def key(self) -> Key:
-        return Key(self.kind, self.subject_id, self.member_id, self.occurrence)
 
 
 @dataclass(frozen=True)

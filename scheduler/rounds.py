@@ -8,19 +8,22 @@ Neither knows how a reminder reaches a member: `handlers.delivery` does the send
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
-
-from csp_bot.scheduler.content import Circumstances, Content, Withheld, reminder_content
-from csp_bot.scheduler.due import Due, Rules, Subject, due_reminders
-from csp_bot.scheduler.facts import load_facts
-from csp_bot.scheduler.outbox import (
+from csp_bot.models.outbox import (
     pending_entry,
     record_due,
     recorded_keys,
     settle_entry,
     sweep_interrupted,
 )
+from csp_bot.models.reminder_facts import load_facts
+from csp_bot.models.reminder_types import Due, Subject
+from csp_bot.scheduler.content import Circumstances, Content, Withheld, reminder_content
+from csp_bot.scheduler.due import Rules, due_reminders
+
+if TYPE_CHECKING:  # a session is only passed through to the domain operations in `models`
+    from sqlmodel import Session
 
 
 def plan_reminders(

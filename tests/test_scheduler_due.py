@@ -11,19 +11,20 @@ import pytest
 
 from csp_bot.models.enums import Role
 from csp_bot.models.localtime import parse_offsets, parse_quiet_hours, wall_clock
-from csp_bot.models.reminder_types import OutboxState, ReminderKind, Topic
-from csp_bot.scheduler.due import (
+from csp_bot.models.reminder_types import (
     ActionFacts,
     DeadlineFacts,
     Due,
     Facts,
     Key,
     MeetingFacts,
+    OutboxState,
     Recipient,
-    Rules,
-    due_reminders,
+    ReminderKind,
+    Topic,
     recorded_index,
 )
+from csp_bot.scheduler.due import Rules, due_reminders
 from csp_bot.scheduler.timing import WorkingCalendar
 
 LONDON = ZoneInfo("Europe/London")

@@ -19,10 +19,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from csp_bot.models.backoff import Backoff
-from csp_bot.models.reminder_types import OutboxState, ReminderKind
+from csp_bot.models.reminder_types import (
+    LOOKBACK,
+    Due,
+    Key,
+    OutboxState,
+    Recorded,
+    ReminderKind,
+    recorded_index,
+)
 from csp_bot.models.reminders import preference_row
 from csp_bot.models.tables import Member, OutboxEntry
-from csp_bot.scheduler.due import LOOKBACK, Due, Key, Recorded, recorded_index
 
 # A row still `sending` after this long was interrupted: it is marked unconfirmed.
 SENDING_TIMEOUT = timedelta(minutes=10)

@@ -17,7 +17,16 @@ from sqlmodel import Session, col, select
 
 from csp_bot.models.enums import Recurrence, Status
 from csp_bot.models.localtime import local_moment
-from csp_bot.models.reminder_types import Topic
+from csp_bot.models.reminder_types import (
+    ActionFacts,
+    DeadlineFacts,
+    Facts,
+    MeetingFacts,
+    Recipient,
+    Subject,
+    Topic,
+    report_failure,
+)
 from csp_bot.models.tables import (
     Action,
     ActionSnooze,
@@ -30,15 +39,6 @@ from csp_bot.models.tables import (
     ReminderPreference,
 )
 from csp_bot.models.types import as_utc
-from csp_bot.scheduler.due import (
-    ActionFacts,
-    DeadlineFacts,
-    Facts,
-    MeetingFacts,
-    Recipient,
-    Subject,
-    report_failure,
-)
 
 T = TypeVar("T")
 
