@@ -32,7 +32,7 @@ from telegram.ext import ApplicationHandlerStop, BaseHandler, MessageHandler, fi
 
 from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import button as guarded_button
-from csp_bot.handlers.guard import command, guarded
+from csp_bot.handlers.guard import command, guarded, refuse_forged
 from csp_bot.handlers.keyboards import callback
 from csp_bot.handlers.policy import may_use
 from csp_bot.handlers.replies import (
@@ -82,6 +82,7 @@ class Alert:
 
     text: str
     forged: bool = False
+    stale: bool = False  # a button of a step no longer open: logged, as forged ones are
 
 
 @dataclass(frozen=True)
@@ -255,14 +256,14 @@ def _press_outcome(
     pressed: tuple[int, int] | None,
 ) -> Outcome:
     if not data or not all(data) or not (data == [CANCEL] or dialogue.well_formed(data)):
-        return Alert(turn.render("button_forged.html"), forged=True)
+        return Alert(turn.render("button_expired.html"), forged=True)
     current = (
         draft is not None
         and draft.dialogue == dialogue.name
         and (draft.message_id is None or pressed is None or draft.message_id == pressed[1])
     )
     if not current:
-        return Alert(turn.render("button_expired.html"))
+        return Alert(turn.render("button_expired.html"), stale=True)
     assert draft is not None
     if data == [CANCEL]:
         return _cancelled(turn, dialogue, draft)
@@ -282,15 +283,6 @@ def markup(buttons: Buttons) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-async def refuse_forged(update: Update, context: Ctx) -> None:
-    """Callback data the bot never made: refuse, and log who sent it. The one check every
-    button of the bot goes through."""
-    query = update.callback_query
-    assert query is not None
-    log.warning("refused callback data %r from user %s", query.data, query.from_user.id)
-    await query.answer(context.templates.render("button_forged.html"), show_alert=True)
-
-
 async def show(update: Update, context: Ctx, applied: Applied) -> None:
     """Show the outcome of a transaction: alerts, replies, the next step."""
     query = update.callback_query
@@ -299,6 +291,8 @@ async def show(update: Update, context: Ctx, applied: Applied) -> None:
         if applied.alert.forged:
             await refuse_forged(update, context)
         else:
+            if applied.alert.stale:
+                log.info("stale callback data %r from user %s", query.data, query.from_user.id)
             await query.answer(applied.alert.text, show_alert=True)
     elif applied.expired is not None:
         await _say_expired(update, context, applied.expired)
@@ -640,9 +634,9 @@ class Dialogues:
         draft = lookup.open
         dialogue = self.by_name.get(draft.dialogue) if draft else None
         if action not in (FINISH, GO_ON, CARRY_ON, DISCARD):
-            return Applied(alert=Alert(turn.render("button_forged.html"), forged=True))
+            return Applied(alert=Alert(turn.render("button_expired.html"), forged=True))
         if draft is None or dialogue is None:
-            return Applied(alert=Alert(turn.render("button_expired.html")))
+            return Applied(alert=Alert(turn.render("button_expired.html"), stale=True))
         if draft.held and action == FINISH:
             return _finish_first(turn, user_id, dialogue, draft, pressed)
         if draft.held and action == GO_ON:
@@ -655,7 +649,7 @@ class Dialogues:
         if draft.paused and action == DISCARD:
             text = turn.render("dialogue_discarded.html", what=draft.what)
             return _commit(turn, user_id, dialogue, Move(turn.close(draft), Screen(text)), pressed)
-        return Applied(alert=Alert(turn.render("button_expired.html")))
+        return Applied(alert=Alert(turn.render("button_expired.html"), stale=True))
 
     def _go_on(
         self,
@@ -669,7 +663,7 @@ class Dialogues:
         dialogue = self.starting(held)
         member = turn.context.acting_member
         if dialogue is None or not may_use(member.role, dialogue.name):
-            return Applied(alert=Alert(turn.render("button_expired.html")))
+            return Applied(alert=Alert(turn.render("button_expired.html"), stale=True))
         args = "" if held.split()[0].lower().startswith("/start") else _arguments(held)
         gone = turn.render("dialogue_discarded.html", what=old.what)
         # Closed first, so a start that is refused (a Say) still leaves nothing open.

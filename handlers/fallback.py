@@ -6,7 +6,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
 
 from csp_bot.handlers.context import Ctx
-from csp_bot.handlers.guard import load_member, refuse_outsider
+from csp_bot.handlers.guard import load_member, refuse_forged, refuse_outsider
 from csp_bot.handlers.replies import send
 
 
@@ -38,12 +38,10 @@ async def files_refused(update: Update, context: Ctx) -> None:
 
 async def stale_button(update: Update, context: Ctx) -> None:
     """A button no handler took (an old or forged one): say so, do nothing else."""
-    query = update.callback_query
-    assert query is not None
     if await load_member(update, context) is None:
         await refuse_outsider(update, context)
         return
-    await query.answer(context.templates.render("button_expired.html"), show_alert=True)
+    await refuse_forged(update, context)
 
 
 HANDLERS: list[BaseHandler[Update, Ctx, None]] = [

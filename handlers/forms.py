@@ -16,6 +16,7 @@ from telegram.constants import ChatType
 
 from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.dialogue import Alert, Dialogue, Move, Outcome, Say, Turn, begin, rows_of
+from csp_bot.handlers.keyboards import number
 from csp_bot.handlers.replies import send
 from csp_bot.models.dialogue import Buttons, Draft, Screen
 from csp_bot.models.errors import DomainError
@@ -113,26 +114,26 @@ class Form(Dialogue):
         return self._answered(turn, draft, step, value)
 
     def well_formed(self, data: list[str]) -> bool:
-        return data == [SAVE] or (len(data) == 2 and data[0].isdigit())
+        return data == [SAVE] or (len(data) == 2 and number(data[0]) is not None)
 
     def pressed(self, turn: Turn, draft: Draft, data: list[str]) -> Outcome:
         """Save, or a tap on an answer: it must belong to the current question."""
         step = self.step(int(draft.step))
         if data == [SAVE]:
             if step is not None:
-                return Alert(turn.render("button_expired.html"))
+                return Alert(turn.render("button_expired.html"), stale=True)
             confirmation = self.save(turn, draft.values)
             return Move(turn.close(draft), confirmation)
         index, value = data
         if step is None or index != draft.step:
             # A question already answered (a stale client can still show its buttons).
-            return Alert(turn.render("button_expired.html"))
+            return Alert(turn.render("button_expired.html"), stale=True)
         if value == SKIP and step.skippable:
             return self._answered(turn, draft, step, "")
         options = step.options(turn, draft.values) if step.options else []
         chosen = next((option for option in options if option.value == value), None)
         if chosen is None:
-            return Alert(turn.render("button_forged.html"), forged=True)
+            return Alert(turn.render("button_expired.html"), forged=True)
         return self._answered(
             turn, draft, step, chosen.value if chosen.stored is None else chosen.stored
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -11,9 +12,12 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from telegram.ext.filters import BaseFilter
 
 from csp_bot.handlers.context import Ctx
+from csp_bot.handlers.keyboards import oversized
 from csp_bot.handlers.policy import may_use, spec
 from csp_bot.handlers.replies import send
 from csp_bot.models.membership import MemberView, get_member
+
+log = logging.getLogger(__name__)
 
 Callback = Callable[[Update, Ctx], Coroutine[Any, Any, None]]
 
@@ -67,5 +71,27 @@ def command(
 
 
 def button(pattern: str, command_name: str, callback: Callback) -> BaseHandler[Update, Ctx, None]:
-    """A guarded handler for inline-button presses whose data matches `pattern`."""
-    return CallbackQueryHandler(guarded(command_name, callback), pattern=pattern)
+    """A guarded handler for inline-button presses whose data matches `pattern`: checked
+    like `command_name` when pressed, and refused as expired if no button could carry it."""
+    checked = guarded(command_name, callback)
+
+    @functools.wraps(callback)
+    async def if_well_formed(update: Update, context: Ctx) -> None:
+        query = update.callback_query
+        if query is not None and oversized(query.data):
+            await refuse_forged(update, context)
+        else:
+            await checked(update, context)
+
+    return CallbackQueryHandler(if_well_formed, pattern=pattern)
+
+
+async def refuse_forged(update: Update, context: Ctx) -> None:
+    """Callback data the bot never made (malformed, oversized, forged) or no longer offers:
+    "that button has expired", and a log line naming who sent it. Every button of the bot
+    ends here when its data does not check out, so nothing of it reaches a query."""
+    query = update.callback_query
+    assert query is not None
+    data = (query.data or "")[:80]  # a forged payload is not copied whole into the log
+    log.warning("refused callback data %r from user %s", data, query.from_user.id)
+    await query.answer(context.templates.render("button_expired.html"), show_alert=True)

@@ -9,11 +9,11 @@ from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.ext import BaseHandler
 
 from csp_bot.handlers.context import Ctx
-from csp_bot.handlers.dialogue import Turn, choice, refuse_forged
+from csp_bot.handlers.dialogue import Turn, choice
 from csp_bot.handlers.forms import Form, Option, Step, start_form
 from csp_bot.handlers.guard import button as guarded_button
-from csp_bot.handlers.guard import command
-from csp_bot.handlers.keyboards import button, parts
+from csp_bot.handlers.guard import command, refuse_forged
+from csp_bot.handlers.keyboards import button, number, parts
 from csp_bot.handlers.replies import acknowledge, send
 from csp_bot.models.access import ORGANISERS, is_invited
 from csp_bot.models.audit import Actor
@@ -190,10 +190,11 @@ async def on_meeting_button(update: Update, context: Ctx) -> None:
     query = update.callback_query
     assert query is not None
     pieces = parts(query.data, 4) or parts(query.data, 3)
-    if pieces is None or not pieces[2].isdigit():
+    meeting_id = number(pieces[2]) if pieces else None
+    if pieces is None or meeting_id is None:
         await refuse_forged(update, context)
         return
-    action, meeting_id = pieces[1], int(pieces[2])
+    action = pieces[1]
     if action == REPLY and len(pieces) == 4 and pieces[3] in REPLY_CODES:
         await _reply(update, context, meeting_id, REPLY_CODES[pieces[3]])
     elif action == CALENDAR and len(pieces) == 3:

@@ -122,7 +122,10 @@ async def test_form_buttons_are_checked_on_press(
     caplog.set_level(logging.WARNING)
     forged = bot.emulator.build_callback_update(CHAIR, first.message_id, "fm:meeting:0:other")
     await bot.process(forged)
-    assert bot.emulator.callback_answers[-1]["text"] == "That button isn't valid."
+    assert (
+        bot.emulator.callback_answers[-1]["text"]
+        == "That button has expired. Send the command again."
+    )
     assert "refused callback data 'fm:meeting:0:other'" in caplog.text
     board_name = data_of(bot.emulator, first, "North Northants CSP Board")
     await bot.press(CHAIR, first, board_name)

@@ -517,7 +517,7 @@ async def test_forged_callback_data_is_refused_and_logged(
         await bot.press(POLICE, picker, "u:zz:1")
     answers = [answer["text"] for answer in emulator.callback_answers[-2:]]
     assert answers[0].startswith("SOC-2 is led by")
-    assert answers[1] == "That button isn't valid."
+    assert answers[1] == "That button has expired. Send the command again."
     assert "refused update button for SOC-2" in caplog.text
     assert "refused callback data 'u:zz:1'" in caplog.text
     assert stored_updates(db) == []
