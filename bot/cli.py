@@ -12,6 +12,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from csp_bot.bot.cli_groups import add_group_commands
 from csp_bot.bot.member_export import export_page, write_export
 from csp_bot.bot.settings import Settings, SettingsError, load_settings
 from csp_bot.handlers.report import FORMATS, REPORT_FILES, render_format
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_schedule_commands(commands)
     add_report_command(commands)
     add_data_commands(commands)
+    add_group_commands(commands)
     return parser
 
 

@@ -113,7 +113,12 @@ async def send_to_private_chat(update: Update, context: Ctx) -> None:
 
 
 async def start_from_link(update: Update, context: Ctx) -> None:
-    """`/start update` (the group's deep link) opens the guided update."""
+    """`/start update` (the group's deep link) opens the guided update; typed in a group,
+    it points to the private chat, as /update does there."""
+    chat = update.effective_chat
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        await send_to_private_chat(update, context)
+        return
     await begin(update, context, UPDATE, "")
 
 

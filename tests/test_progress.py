@@ -16,6 +16,7 @@ from csp_bot.models.enums import Status
 from csp_bot.models.membership import MemberView
 from csp_bot.models.progress import log_progress
 from csp_bot.models.tables import Action, AuditEntry, ProgressUpdate
+from tests.conftest import link as link_group
 from tests.harness import PEOPLE, Harness, build_test_application
 
 POLICE = PEOPLE["police"].user
@@ -458,8 +459,13 @@ async def test_board_and_observers_read_only(
 
 
 async def test_group_gets_read_commands_and_a_link_for_updates(
-    bot: Harness, emulator: BotApiEmulator, people: dict[str, MemberView]
+    bot: Harness,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
 ) -> None:
+    link_group(db, clock, -500)
     status = await bot.send(CHAIR, "/status", chat_id=-500, chat_type="group")
     assert status[0].text.startswith("<b>Plan status</b>")
     assert (await bot.send(CHAIR, "/action SOC-1", chat_id=-500, chat_type="group"))[
