@@ -43,6 +43,8 @@ from csp_bot.handlers.replies import (
     send,
     send_text,
 )
+from csp_bot.models.audit import Actor, record_event
+from csp_bot.models.case_data import find_case_data
 from csp_bot.models.dialogue import (
     CLOSED,
     Buttons,
@@ -63,6 +65,10 @@ CANCEL = "x"
 # the command that was held; carry on with a dialogue on hold, or discard it.
 ENGINE = "dg"
 FINISH, GO_ON, CARRY_ON, DISCARD = "back", "go", "on", "drop"
+# The case-data check: the text held back, and what it seemed to contain; a press of
+# "store anyway" or "edit" decides. CLEARED marks a text the person chose to store.
+KEEP, EDIT = "keep", "edit"
+HELD, HELD_KIND, CLEARED = "_held", "_held_kind", "_cleared"
 
 
 # --- what a step returns ---------------------------------------------------------------------
@@ -244,7 +250,8 @@ def _answer(
     elif draft is None or draft.dialogue != dialogue.name:
         return Applied()
     else:
-        outcome = dialogue.typed(turn, draft, text or "")
+        # A new text replaces one held back by the case-data check: it is checked afresh.
+        outcome = dialogue.typed(turn, draft.without(HELD, HELD_KIND), text or "")
     return _commit(turn, user_id, dialogue, outcome, pressed)
 
 
@@ -273,6 +280,63 @@ def _press_outcome(
 def _cancelled(turn: Turn, dialogue: Dialogue, draft: Draft) -> Move:
     screen = Screen(dialogue.cancelled(turn, draft), in_place=False, toast="Cancelled")
     return Move(turn.close(draft), screen)
+
+
+# --- the case-data check ----------------------------------------------------------------------
+
+
+def case_data_check(turn: Turn, dialogue: Dialogue, draft: Draft, text: str) -> Move | None:
+    """Before free text is stored: if it looks like case data (a postcode, a phone number,
+    ...), hold it back and ask; None when it is clear, or the person chose to store it."""
+    if draft.values.get(CLEARED) == text:
+        return None
+    found = find_case_data(text)
+    if not found:
+        return None
+    held = turn.move(draft, draft.step, **{HELD: text, HELD_KIND: found[0].value})
+    warning = turn.render("case_data_ask.html", kinds=[kind.value for kind in found])
+    buttons = (
+        (choice("✏️ Edit it", ENGINE, EDIT), choice("Store anyway", ENGINE, KEEP)),
+        (dialogue.cancel_button(),),
+    )
+    return Move(held, Screen(warning, buttons))
+
+
+def _case_choice(
+    turn: Turn,
+    user_id: int,
+    dialogue: Dialogue,
+    draft: Draft,
+    action: str,
+    pressed: tuple[int, int] | None,
+) -> Applied:
+    """Store the held text as if typed again (the step goes on, and may store it), or ask
+    for it again. The choice is audited with the kind, never the text. The press's update
+    id is saved with the step, so a press handled again after a crash stores nothing twice."""
+    text, kind = draft.values[HELD], draft.values.get(HELD_KIND, "")
+    record_event(
+        turn.session,
+        actor=Actor.member(turn.context.acting_member.id),
+        at=turn.context.now(),
+        entity="case_data_check",
+        entity_id=None,
+        change="stored anyway" if action == KEEP else "edited",
+        detail={"kind": kind, "dialogue": draft.dialogue, "what": draft.what},
+    )
+    draft = draft.without(HELD, HELD_KIND)
+    if action == EDIT:
+        again = turn.render("case_data_edit.html")
+        return _commit(
+            turn,
+            user_id,
+            dialogue,
+            Move(draft, Screen(again, ((dialogue.cancel_button(),),))),
+            pressed,
+        )
+    outcome = dialogue.typed(turn, turn.move(draft, draft.step, **{CLEARED: text}), text)
+    if isinstance(outcome, Move):
+        outcome = Move(outcome.draft.without(CLEARED), outcome.screen)
+    return _commit(turn, user_id, dialogue, outcome, pressed)
 
 
 # --- showing what was stored -----------------------------------------------------------------
@@ -633,7 +697,7 @@ class Dialogues:
             return Applied(draft=lookup.draft, again=True)
         draft = lookup.open
         dialogue = self.by_name.get(draft.dialogue) if draft else None
-        if action not in (FINISH, GO_ON, CARRY_ON, DISCARD):
+        if action not in (FINISH, GO_ON, CARRY_ON, DISCARD, KEEP, EDIT):
             return Applied(alert=Alert(turn.render("button_expired.html"), forged=True))
         if draft is None or dialogue is None:
             return Applied(alert=Alert(turn.render("button_expired.html"), stale=True))
@@ -646,6 +710,8 @@ class Dialogues:
             return _commit(
                 turn, user_id, dialogue, Move(replace(draft, paused=False), screen), pressed
             )
+        if action in (KEEP, EDIT) and HELD in draft.values and not draft.paused:
+            return _case_choice(turn, user_id, dialogue, draft, action, pressed)
         if draft.paused and action == DISCARD:
             text = turn.render("dialogue_discarded.html", what=draft.what)
             return _commit(turn, user_id, dialogue, Move(turn.close(draft), Screen(text)), pressed)

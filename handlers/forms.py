@@ -15,7 +15,17 @@ from telegram import Update
 from telegram.constants import ChatType
 
 from csp_bot.handlers.context import Ctx
-from csp_bot.handlers.dialogue import Alert, Dialogue, Move, Outcome, Say, Turn, begin, rows_of
+from csp_bot.handlers.dialogue import (
+    Alert,
+    Dialogue,
+    Move,
+    Outcome,
+    Say,
+    Turn,
+    begin,
+    case_data_check,
+    rows_of,
+)
 from csp_bot.handlers.keyboards import number
 from csp_bot.handlers.replies import send
 from csp_bot.models.dialogue import Buttons, Draft, Screen
@@ -53,6 +63,8 @@ class Step:
     options: OptionsFor | None = None
     skippable: bool = False
     columns: int = 2
+    # Free text that could carry case data (an agenda, a note): checked before it is kept.
+    case_check: bool = False
 
 
 class Form(Dialogue):
@@ -111,6 +123,9 @@ class Form(Dialogue):
             value = step.read(turn, text, draft.values)
         except DomainError as problem:
             return Move(draft, self.ask(turn, draft, problem=str(problem)))
+        held = case_data_check(turn, self, draft, text) if step.case_check else None
+        if held is not None:
+            return held
         return self._answered(turn, draft, step, value)
 
     def well_formed(self, data: list[str]) -> bool:
@@ -147,9 +162,10 @@ class Form(Dialogue):
 
     def at_stake(self, draft: Draft) -> str | None:
         """Any answer given is kept: a form takes longer to fill in again than an update."""
-        if not draft.values:
+        answered = [name for name in draft.values if not name.startswith("_")]  # the engine's
+        if not answered:
             return None
-        return f"Answered so far: {len(draft.values)} of {len(self.steps)} questions."
+        return f"Answered so far: {len(answered)} of {len(self.steps)} questions."
 
 
 async def start_form(update: Update, context: Ctx, form: Form) -> None:

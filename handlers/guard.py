@@ -13,7 +13,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 from telegram.ext.filters import BaseFilter
 
 from csp_bot.handlers.context import Ctx
-from csp_bot.handlers.keyboards import oversized
+from csp_bot.handlers.keyboards import unreadable
 from csp_bot.handlers.policy import may_use, spec
 from csp_bot.handlers.replies import send
 from csp_bot.models.access import COORDINATOR
@@ -123,7 +123,7 @@ def button(pattern: str, command_name: str, callback: Callback) -> BaseHandler[U
     @functools.wraps(callback)
     async def if_well_formed(update: Update, context: Ctx) -> None:
         query = update.callback_query
-        if query is not None and oversized(query.data):
+        if query is not None and unreadable(query.data):
             await refuse_forged(update, context)
         else:
             await checked(update, context)

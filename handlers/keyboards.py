@@ -38,9 +38,12 @@ def number(part: str) -> int | None:
     return value if value <= LARGEST_NUMBER else None
 
 
-def oversized(data: str | None) -> bool:
-    """Callback data Telegram would never carry: missing, or over its 64-byte limit."""
-    return data is None or len(data.encode()) > CALLBACK_LIMIT
+def unreadable(data: str | None) -> bool:
+    """Callback data the bot never makes: missing, over Telegram's 64-byte limit, or with a
+    control character (PostgreSQL refuses NUL in a query's text)."""
+    if data is None or len(data.encode()) > CALLBACK_LIMIT:
+        return True
+    return any(not char.isprintable() for char in data)
 
 
 def button(label: str, *data: str | int) -> InlineKeyboardButton:

@@ -128,7 +128,9 @@ MEETING_FORM = Form(
         Step("title", "meeting_ask_title.html", read=_read_title, options=_board_name, columns=1),
         Step("starts_at", "meeting_ask_when.html", read=_read_when),
         Step("location", "meeting_ask_where.html", read=_read_where, skippable=True),
-        Step("agenda", "meeting_ask_agenda.html", read=_read_agenda, skippable=True),
+        Step(
+            "agenda", "meeting_ask_agenda.html", read=_read_agenda, skippable=True, case_check=True
+        ),
     ),
     summary="meeting_summary.html",
     save=_save,

@@ -24,6 +24,7 @@ from csp_bot.handlers.dialogue import (
     Say,
     Turn,
     begin,
+    case_data_check,
 )
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import number, page_of, pager
@@ -349,6 +350,9 @@ def _take_note(turn: Turn, draft: Draft, note: str) -> Outcome:
         cleaned = check_note(note)
     except DomainError as problem:
         return _ask_note(turn, draft, str(problem))
+    held = case_data_check(turn, UPDATE, draft, note)
+    if held is not None:
+        return held
     return _after_text(turn, turn.move(draft, NOTE, note=cleaned))
 
 
@@ -357,6 +361,9 @@ def _take_mitigation(turn: Turn, draft: Draft, text: str) -> Outcome:
         cleaned = check_note(text, what="mitigation")
     except DomainError as problem:
         return _ask_mitigation(turn, draft, str(problem))
+    held = case_data_check(turn, UPDATE, draft, text)
+    if held is not None:
+        return held
     return _after_text(turn, turn.move(draft, MITIGATION, mitigation=cleaned))
 
 
