@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlmodel import Session, SQLModel
 
 from csp_bot.bot.demo import EXAMPLE_PLAN
 from csp_bot.models.db import Database, make_engine
 from csp_bot.models.migrate import upgrade
 from csp_bot.models.plan_checks import PlanError
 from csp_bot.models.plan_import import import_plan_file
+from tests.test_forged_buttons import database_rows as rows
 
 SEED = 20211
 MUTATIONS = 200
@@ -97,23 +97,23 @@ def _retype(rng: random.Random, text: str) -> bytes:
     return _dump(data)
 
 
+def _some_key(rng: random.Random, data: Any) -> tuple[dict[str, Any], str]:
+    """A mapping somewhere in the plan, and one of its keys."""
+    path = rng.choice([p for p in _paths(data) if isinstance(p[-1], str)])
+    return _get(data, path[:-1]), path[-1]
+
+
 def _drop_key(rng: random.Random, text: str) -> bytes:
     data = _load(text)
-    path = rng.choice([p for p in _paths(data) if isinstance(p[-1], str)])
-    parent = data
-    for part in path[:-1]:
-        parent = parent[part]
-    del parent[path[-1]]
+    parent, key = _some_key(rng, data)
+    del parent[key]
     return _dump(data)
 
 
 def _rename_key(rng: random.Random, text: str) -> bytes:
     data = _load(text)
-    path = rng.choice([p for p in _paths(data) if isinstance(p[-1], str)])
-    parent = data
-    for part in path[:-1]:
-        parent = parent[part]
-    parent[path[-1] + rng.choice(["s", "_x", "!"])] = parent.pop(path[-1])
+    parent, key = _some_key(rng, data)
+    parent[key + rng.choice(["s", "_x", "!"])] = parent.pop(key)
     return _dump(data)
 
 
@@ -210,18 +210,6 @@ def mutations() -> list[tuple[str, bytes]]:
         edit = rng.choice(EDITS)
         made.append((f"{number}-{edit.__name__.strip('_')}", edit(rng, text)))
     return made
-
-
-def rows(db: Database) -> dict[str, list[tuple[str, ...]]]:
-    def read(session: Session) -> dict[str, list[tuple[str, ...]]]:
-        return {
-            table.name: sorted(
-                tuple(map(repr, row)) for row in session.connection().execute(table.select())
-            )
-            for table in SQLModel.metadata.sorted_tables
-        }
-
-    return db.call(read)
 
 
 @pytest.fixture
