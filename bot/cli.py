@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
+from csp_bot.bot.cli_groups import add_group_commands
 from csp_bot.models.clock import system_clock  # light: the standard library only
 
 # Only what building the parser needs is imported here: `csp-bot --help` (and a mistyped
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_schedule_commands(commands)
     add_report_command(commands)
     add_data_commands(commands)
+    add_group_commands(commands)
     return parser
 
 

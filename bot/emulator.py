@@ -727,6 +727,21 @@ def _wait(seconds: float, cancel: threading.Event | None) -> None:
 
 # --- the emulator ----------------------------------------------------------------------------
 
+# What an administrator's ChatMember carries besides its status and user.
+_ADMIN_RIGHTS: JSON = {
+    "can_be_edited": False,
+    "is_anonymous": False,
+    "can_manage_chat": True,
+    "can_delete_messages": False,
+    "can_manage_video_chats": False,
+    "can_restrict_members": False,
+    "can_promote_members": False,
+    "can_change_info": False,
+    "can_invite_users": False,
+    "can_post_stories": False,
+    "can_edit_stories": False,
+    "can_delete_stories": False,
+}
 _SENDING_METHODS = frozenset({"sendmessage", "senddocument", "sendphoto"})
 _NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "
@@ -777,6 +792,7 @@ class BotApiEmulator:
         self._files: dict[str, _StoredFile] = {}
         self._refusals: dict[str, _ApiError] = {}
         self._blocked: set[int] = set()
+        self._left: set[int] = set()  # groups the bot has left (leaveChat) or was removed from
         self._flood = _FloodControl()
         self._pollers = 0
         self._offsets: list[int | None] = []
@@ -800,6 +816,7 @@ class BotApiEmulator:
             "answercallbackquery": self._answer_callback_query,
             "sendchataction": self._send_chat_action,
             "getfile": self._get_file,
+            "leavechat": self._leave_chat,
             "close": lambda params: True,
             "logout": lambda params: True,
         }
@@ -972,6 +989,8 @@ class BotApiEmulator:
         chat_id = _chat_id(params)
         if chat_id in self._blocked:
             raise _ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self._left:
+            raise self._not_a_member(chat_id)
         if self.enforce_limits:
             self._check_flood(chat_id)
         return chat_id
@@ -1147,6 +1166,59 @@ class BotApiEmulator:
         _chat_id(params)
         _need(params, "action", str)
         return True
+
+    def _leave_chat(self, params: Params) -> bool:
+        """The bot leaves a group; Telegram then tells it so with a my_chat_member update."""
+        chat_id = _chat_id(params)
+        if chat_id > 0:
+            raise _bad("chat member status can't be changed in private chats")
+        if chat_id in self._left:
+            raise self._not_a_member(chat_id)
+        self._left.add(chat_id)
+        chat = self._chat_json(chat_id)
+        update = self._chat_member_update(self.bot_user(), chat, "member", "left")
+        self._pending.append(update)
+        self._changed()
+        return True
+
+    def _not_a_member(self, chat_id: int) -> _ApiError:
+        kind = self._chat_json(chat_id).get("type", "group")
+        return _ApiError(403, f"Forbidden: bot is not a member of the {kind} chat")
+
+    def left_chat(self, chat_id: int) -> bool:
+        """Whether the bot has left (or been removed from) a group."""
+        with self._cond:
+            return chat_id in self._left
+
+    def _chat_member_update(self, actor: JSON, chat: JSON, old: str, new: str) -> JSON:
+        bot = self.bot_user()
+        rights = _ADMIN_RIGHTS if new == "administrator" else {}
+        change = {
+            "chat": chat,
+            "from": actor,
+            "date": self._now(),
+            "old_chat_member": {"status": old, "user": bot},
+            "new_chat_member": {"status": new, "user": bot} | rights,
+        }
+        return self._new_update("my_chat_member", change)
+
+    def build_bot_added_update(
+        self,
+        user: EmulatedUser,
+        chat_id: int,
+        *,
+        chat_type: str = "group",
+        removed: bool = False,
+    ) -> JSON:
+        """The my_chat_member update Telegram sends when `user` adds the bot to a group (or,
+        `removed`, takes it out); not queued."""
+        with self._cond:
+            chat = self._user_chat(user, chat_id, chat_type)
+            if removed:
+                self._left.add(chat_id)
+                return self._chat_member_update(user.to_json(), chat, "member", "left")
+            self._left.discard(chat_id)
+            return self._chat_member_update(user.to_json(), chat, "left", "member")
 
     def _get_file(self, params: Params) -> JSON:
         stored = self._files.get(_need(params, "file_id", str))

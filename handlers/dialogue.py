@@ -32,7 +32,7 @@ from telegram.ext import ApplicationHandlerStop, BaseHandler, MessageHandler, fi
 
 from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import button as guarded_button
-from csp_bot.handlers.guard import command, guarded
+from csp_bot.handlers.guard import command, guarded, refuse_forged
 from csp_bot.handlers.keyboards import callback
 from csp_bot.handlers.policy import may_use
 from csp_bot.handlers.replies import (
@@ -43,6 +43,8 @@ from csp_bot.handlers.replies import (
     send,
     send_text,
 )
+from csp_bot.models.audit import Actor, record_event
+from csp_bot.models.case_data import find_case_data
 from csp_bot.models.dialogue import (
     CLOSED,
     Buttons,
@@ -64,6 +66,10 @@ CANCEL = "x"
 # the command that was held; carry on with a dialogue on hold, or discard it.
 ENGINE = "dg"
 FINISH, GO_ON, CARRY_ON, DISCARD = "back", "go", "on", "drop"
+# The case-data check: the text held back, and what it seemed to contain; a press of
+# "store anyway" or "edit" decides. CLEARED marks a text the person chose to store.
+KEEP, EDIT = "keep", "edit"
+HELD, HELD_KIND, CLEARED = "_held", "_held_kind", "_cleared"
 
 
 # --- what a step returns ---------------------------------------------------------------------
@@ -83,6 +89,7 @@ class Alert:
 
     text: str
     forged: bool = False
+    stale: bool = False  # a button of a step no longer open: logged, as forged ones are
 
 
 @dataclass(frozen=True)
@@ -244,7 +251,8 @@ def _answer(
     elif draft is None or draft.dialogue != dialogue.name:
         return Applied()
     else:
-        outcome = dialogue.typed(turn, draft, text or "")
+        # A new text replaces one held back by the case-data check: it is checked afresh.
+        outcome = dialogue.typed(turn, draft.without(HELD, HELD_KIND), text or "")
     return _commit(turn, user_id, dialogue, outcome, pressed)
 
 
@@ -256,14 +264,14 @@ def _press_outcome(
     pressed: tuple[int, int] | None,
 ) -> Outcome:
     if not data or not all(data) or not (data == [CANCEL] or dialogue.well_formed(data)):
-        return Alert(turn.render("button_forged.html"), forged=True)
+        return Alert(turn.render("button_expired.html"), forged=True)
     current = (
         draft is not None
         and draft.dialogue == dialogue.name
         and (draft.message_id is None or pressed is None or draft.message_id == pressed[1])
     )
     if not current:
-        return Alert(turn.render("button_expired.html"))
+        return Alert(turn.render("button_expired.html"), stale=True)
     assert draft is not None
     if data == [CANCEL]:
         return _cancelled(turn, dialogue, draft)
@@ -275,21 +283,69 @@ def _cancelled(turn: Turn, dialogue: Dialogue, draft: Draft) -> Move:
     return Move(turn.close(draft), screen)
 
 
+# --- the case-data check ----------------------------------------------------------------------
+
+
+def case_data_check(turn: Turn, dialogue: Dialogue, draft: Draft, text: str) -> Move | None:
+    """Before free text is stored: if it looks like case data (a postcode, a phone number,
+    ...), hold it back and ask; None when it is clear, or the person chose to store it."""
+    if draft.values.get(CLEARED) == text:
+        return None
+    found = find_case_data(text)
+    if not found:
+        return None
+    held = turn.move(draft, draft.step, **{HELD: text, HELD_KIND: found[0].value})
+    warning = turn.render("case_data_ask.html", kinds=[kind.value for kind in found])
+    buttons = (
+        (choice("✏️ Edit it", ENGINE, EDIT), choice("Store anyway", ENGINE, KEEP)),
+        (dialogue.cancel_button(),),
+    )
+    return Move(held, Screen(warning, buttons))
+
+
+def _case_choice(
+    turn: Turn,
+    user_id: int,
+    dialogue: Dialogue,
+    draft: Draft,
+    action: str,
+    pressed: tuple[int, int] | None,
+) -> Applied:
+    """Store the held text as if typed again (the step goes on, and may store it), or ask
+    for it again. The choice is audited with the kind, never the text. The press's update
+    id is saved with the step, so a press handled again after a crash stores nothing twice."""
+    text, kind = draft.values[HELD], draft.values.get(HELD_KIND, "")
+    record_event(
+        turn.session,
+        actor=Actor.member(turn.context.acting_member.id),
+        at=turn.context.now(),
+        entity="case_data_check",
+        entity_id=None,
+        change="stored anyway" if action == KEEP else "edited",
+        detail={"kind": kind, "dialogue": draft.dialogue, "what": draft.what},
+    )
+    draft = draft.without(HELD, HELD_KIND)
+    if action == EDIT:
+        again = turn.render("case_data_edit.html")
+        return _commit(
+            turn,
+            user_id,
+            dialogue,
+            Move(draft, Screen(again, ((dialogue.cancel_button(),),))),
+            pressed,
+        )
+    outcome = dialogue.typed(turn, turn.move(draft, draft.step, **{CLEARED: text}), text)
+    if isinstance(outcome, Move):
+        outcome = Move(outcome.draft.without(CLEARED), outcome.screen)
+    return _commit(turn, user_id, dialogue, outcome, pressed)
+
+
 # --- showing what was stored -----------------------------------------------------------------
 
 
 def markup(buttons: Buttons) -> InlineKeyboardMarkup | None:
     rows = [[InlineKeyboardButton(label, callback_data=data) for label, data in r] for r in buttons]
     return InlineKeyboardMarkup(rows) if rows else None
-
-
-async def refuse_forged(update: Update, context: Ctx) -> None:
-    """Callback data the bot never made: refuse, and log who sent it. The one check every
-    button of the bot goes through."""
-    query = update.callback_query
-    assert query is not None
-    log.warning("refused callback data %r from user %s", query.data, query.from_user.id)
-    await query.answer(context.templates.render("button_forged.html"), show_alert=True)
 
 
 async def show(update: Update, context: Ctx, applied: Applied) -> None:
@@ -300,6 +356,8 @@ async def show(update: Update, context: Ctx, applied: Applied) -> None:
         if applied.alert.forged:
             await refuse_forged(update, context)
         else:
+            if applied.alert.stale:
+                log.info("stale callback data %r from user %s", query.data, query.from_user.id)
             await query.answer(applied.alert.text, show_alert=True)
     elif applied.expired is not None:
         await _say_expired(update, context, applied.expired)
@@ -641,10 +699,10 @@ class Dialogues:
             return Applied(draft=lookup.draft, again=True)
         draft = lookup.open
         dialogue = self.by_name.get(draft.dialogue) if draft else None
-        if action not in (FINISH, GO_ON, CARRY_ON, DISCARD):
-            return Applied(alert=Alert(turn.render("button_forged.html"), forged=True))
+        if action not in (FINISH, GO_ON, CARRY_ON, DISCARD, KEEP, EDIT):
+            return Applied(alert=Alert(turn.render("button_expired.html"), forged=True))
         if draft is None or dialogue is None:
-            return Applied(alert=Alert(turn.render("button_expired.html")))
+            return Applied(alert=Alert(turn.render("button_expired.html"), stale=True))
         if draft.held and action == FINISH:
             return _finish_first(turn, user_id, dialogue, draft, pressed)
         if draft.held and action == GO_ON:
@@ -654,10 +712,12 @@ class Dialogues:
             return _commit(
                 turn, user_id, dialogue, Move(replace(draft, paused=False), screen), pressed
             )
+        if action in (KEEP, EDIT) and HELD in draft.values and not draft.paused:
+            return _case_choice(turn, user_id, dialogue, draft, action, pressed)
         if draft.paused and action == DISCARD:
             text = turn.render("dialogue_discarded.html", what=draft.what)
             return _commit(turn, user_id, dialogue, Move(turn.close(draft), Screen(text)), pressed)
-        return Applied(alert=Alert(turn.render("button_expired.html")))
+        return Applied(alert=Alert(turn.render("button_expired.html"), stale=True))
 
     def _go_on(
         self,
@@ -671,7 +731,7 @@ class Dialogues:
         dialogue = self.starting(held)
         member = turn.context.acting_member
         if dialogue is None or not may_use(member.role, dialogue.name):
-            return Applied(alert=Alert(turn.render("button_expired.html")))
+            return Applied(alert=Alert(turn.render("button_expired.html"), stale=True))
         args = "" if held.split()[0].lower().startswith("/start") else _arguments(held)
         gone = turn.render("dialogue_discarded.html", what=old.what)
         # Closed first, so a start that is refused (a Say) still leaves nothing open.

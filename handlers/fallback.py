@@ -13,13 +13,24 @@ from telegram.ext import (
 )
 
 from csp_bot.handlers.context import Ctx
-from csp_bot.handlers.guard import load_member, refuse_outsider
+from csp_bot.handlers.guard import (
+    group_refusal,
+    load_member,
+    refuse_forged,
+    refuse_in_group,
+    refuse_outsider,
+)
 from csp_bot.handlers.replies import send
 
 
 async def unknown_command(update: Update, context: Ctx) -> None:
     """A command no handler took: a short hint and /help (outsiders: how to join)."""
-    if await load_member(update, context) is None:
+    member = await load_member(update, context)
+    refusal = await group_refusal(update, context, member, "help")
+    if refusal is not None:
+        await refuse_in_group(update, context, refusal, "help")
+        return
+    if member is None:
         await refuse_outsider(update, context)
         return
     message = update.effective_message
@@ -62,12 +73,15 @@ EDITS = MessageHandler(filters.UpdateType.EDITED_MESSAGE, edited_message)
 
 async def stale_button(update: Update, context: Ctx) -> None:
     """A button no handler took (an old or forged one): say so, do nothing else."""
-    query = update.callback_query
-    assert query is not None
-    if await load_member(update, context) is None:
+    member = await load_member(update, context)
+    refusal = await group_refusal(update, context, member, "help")
+    if refusal is not None:
+        await refuse_in_group(update, context, refusal, "help")
+        return
+    if member is None:
         await refuse_outsider(update, context)
         return
-    await query.answer(context.templates.render("button_expired.html"), show_alert=True)
+    await refuse_forged(update, context)
 
 
 HANDLERS: list[BaseHandler[Update, Ctx, None]] = [

@@ -15,7 +15,18 @@ from telegram import Update
 from telegram.constants import ChatType
 
 from csp_bot.handlers.context import Ctx
-from csp_bot.handlers.dialogue import Alert, Dialogue, Move, Outcome, Say, Turn, begin, rows_of
+from csp_bot.handlers.dialogue import (
+    Alert,
+    Dialogue,
+    Move,
+    Outcome,
+    Say,
+    Turn,
+    begin,
+    case_data_check,
+    rows_of,
+)
+from csp_bot.handlers.keyboards import number
 from csp_bot.handlers.replies import send
 from csp_bot.models.dialogue import Buttons, Draft, Screen
 from csp_bot.models.errors import DomainError
@@ -52,6 +63,8 @@ class Step:
     options: OptionsFor | None = None
     skippable: bool = False
     columns: int = 2
+    # Free text that could carry case data (an agenda, a note): checked before it is kept.
+    case_check: bool = False
 
 
 class Form(Dialogue):
@@ -111,29 +124,32 @@ class Form(Dialogue):
         except DomainError as problem:
             # Only what was wrong: the question and its buttons are still just above.
             return Say(turn.render("form_try_again.html", problem=str(problem)))
+        held = case_data_check(turn, self, draft, text) if step.case_check else None
+        if held is not None:
+            return held
         return self._answered(turn, draft, step, value)
 
     def well_formed(self, data: list[str]) -> bool:
-        return data == [SAVE] or (len(data) == 2 and data[0].isdigit())
+        return data == [SAVE] or (len(data) == 2 and number(data[0]) is not None)
 
     def pressed(self, turn: Turn, draft: Draft, data: list[str]) -> Outcome:
         """Save, or a tap on an answer: it must belong to the current question."""
         step = self.step(int(draft.step))
         if data == [SAVE]:
             if step is not None:
-                return Alert(turn.render("button_expired.html"))
+                return Alert(turn.render("button_expired.html"), stale=True)
             confirmation = self.save(turn, draft.values)
             return Move(turn.close(draft), confirmation)
         index, value = data
         if step is None or index != draft.step:
             # A question already answered (a stale client can still show its buttons).
-            return Alert(turn.render("button_expired.html"))
+            return Alert(turn.render("button_expired.html"), stale=True)
         if value == SKIP and step.skippable:
             return self._answered(turn, draft, step, "")
         options = step.options(turn, draft.values) if step.options else []
         chosen = next((option for option in options if option.value == value), None)
         if chosen is None:
-            return Alert(turn.render("button_forged.html"), forged=True)
+            return Alert(turn.render("button_expired.html"), forged=True)
         return self._answered(
             turn, draft, step, chosen.value if chosen.stored is None else chosen.stored
         )
@@ -147,9 +163,10 @@ class Form(Dialogue):
 
     def at_stake(self, draft: Draft) -> str | None:
         """Any answer given is kept: a form takes longer to fill in again than an update."""
-        if not draft.values:
+        answered = [name for name in draft.values if not name.startswith("_")]  # the engine's
+        if not answered:
             return None
-        return f"Answered so far: {len(draft.values)} of {len(self.steps)} questions."
+        return f"Answered so far: {len(answered)} of {len(self.steps)} questions."
 
 
 async def start_form(update: Update, context: Ctx, form: Form) -> None:

@@ -162,7 +162,7 @@ DECIDE_FORM = Form(
         Step("year", "funding_ask_year.html", read=_read_year, options=_years, columns=3),
         Step("amount", "funding_ask_amount.html", read=_read_amount),
         Step("status", "funding_ask_status.html", read=_read_status, options=_statuses),
-        Step("note", "funding_ask_note.html", read=_read_note, skippable=True),
+        Step("note", "funding_ask_note.html", read=_read_note, skippable=True, case_check=True),
     ),
     summary="funding_summary.html",
     save=_save,

@@ -10,6 +10,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 T = TypeVar("T")
 CALLBACK_LIMIT = 64
 SEPARATOR = ":"
+# The largest number a button carries (an id, a page): a database's 32-bit integer. A
+# bigger one was never offered, and would overflow the query it reached.
+LARGEST_NUMBER = 2**31 - 1
 
 
 def callback(*parts: str | int) -> str:
@@ -24,6 +27,23 @@ def parts(data: str | None, expected: int) -> list[str] | None:
     """The parts of callback data, or None when it does not have the expected shape."""
     pieces = (data or "").split(SEPARATOR)
     return pieces if len(pieces) == expected and all(pieces) else None
+
+
+def number(part: str) -> int | None:
+    """A number in callback data, or None for anything the bot could not have made. ASCII
+    digits only: "²" is a digit to Python's isdigit() and no number to int()."""
+    if not (part.isascii() and part.isdecimal()) or len(part) > len(str(LARGEST_NUMBER)):
+        return None
+    value = int(part)
+    return value if value <= LARGEST_NUMBER else None
+
+
+def unreadable(data: str | None) -> bool:
+    """Callback data the bot never makes: missing, over Telegram's 64-byte limit, or with a
+    control character (PostgreSQL refuses NUL in a query's text)."""
+    if data is None or len(data.encode()) > CALLBACK_LIMIT:
+        return True
+    return any(not char.isprintable() for char in data)
 
 
 def button(label: str, *data: str | int) -> InlineKeyboardButton:

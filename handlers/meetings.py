@@ -10,11 +10,11 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Mess
 from telegram.ext import BaseHandler
 
 from csp_bot.handlers.context import Ctx
-from csp_bot.handlers.dialogue import Turn, choice, refuse_forged
+from csp_bot.handlers.dialogue import Turn, choice
 from csp_bot.handlers.forms import Form, Option, Step, start_form
 from csp_bot.handlers.guard import button as guarded_button
-from csp_bot.handlers.guard import command
-from csp_bot.handlers.keyboards import button, callback, parts
+from csp_bot.handlers.guard import command, refuse_forged
+from csp_bot.handlers.keyboards import button, callback, number, parts
 from csp_bot.handlers.replies import acknowledge, send
 from csp_bot.models.access import ORGANISERS, is_invited
 from csp_bot.models.audit import Actor
@@ -146,7 +146,9 @@ MEETING_FORM = Form(
         Step("title", "meeting_ask_title.html", read=_read_title, options=_board_name, columns=1),
         Step("starts_at", "meeting_ask_when.html", read=_read_when),
         Step("location", "meeting_ask_where.html", read=_read_where, skippable=True),
-        Step("agenda", "meeting_ask_agenda.html", read=_read_agenda, skippable=True),
+        Step(
+            "agenda", "meeting_ask_agenda.html", read=_read_agenda, skippable=True, case_check=True
+        ),
     ),
     summary="meeting_summary.html",
     save=_save,
@@ -211,10 +213,11 @@ async def on_meeting_button(update: Update, context: Ctx) -> None:
     query = update.callback_query
     assert query is not None
     pieces = parts(query.data, 4) or parts(query.data, 3)
-    if pieces is None or not pieces[2].isdigit():
+    meeting_id = number(pieces[2]) if pieces else None
+    if pieces is None or meeting_id is None:
         await refuse_forged(update, context)
         return
-    action, meeting_id = pieces[1], int(pieces[2])
+    action = pieces[1]
     if action == REPLY and len(pieces) == 4 and pieces[3] in REPLY_CODES:
         await _reply(update, context, meeting_id, REPLY_CODES[pieces[3]])
     elif action == CALENDAR and len(pieces) == 3:

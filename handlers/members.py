@@ -13,6 +13,7 @@ from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command
 from csp_bot.handlers.keyboards import button, keyboard, page_of, pager, parts
+from csp_bot.handlers.keyboards import number as to_number
 from csp_bot.handlers.replies import edit_in_place, send, send_text
 from csp_bot.models.audit import Actor
 from csp_bot.models.errors import DomainError, NotFound
@@ -22,8 +23,6 @@ log = logging.getLogger(__name__)
 
 MEMBERS = "mb"
 PAGE_SIZE = 10
-# The largest member id a button may carry: anything longer was never offered.
-ID_DIGITS = 12
 
 
 async def members_command(update: Update, context: Ctx) -> None:
@@ -72,10 +71,11 @@ async def on_members_button(update: Update, context: Ctx) -> None:
     query = update.callback_query
     assert query is not None
     pieces = parts(query.data, 3)
-    if pieces is None or pieces[1] not in ("p", "d", "y") or not _is_number(pieces[2]):
+    number = to_number(pieces[2]) if pieces else None
+    if pieces is None or pieces[1] not in ("p", "d", "y") or number is None:
         await _expired(update, context)
         return
-    verb, number = pieces[1], int(pieces[2])
+    verb = pieces[1]
     if verb == "p":
         await query.answer()
         text, markup = await _page(context, number)
@@ -86,15 +86,10 @@ async def on_members_button(update: Update, context: Ctx) -> None:
         await _deactivate(update, context, number)
 
 
-def _is_number(text: str) -> bool:
-    # isdecimal, not isdigit: "²" is a digit to Python and no number to int().
-    return text.isascii() and text.isdecimal() and len(text) <= ID_DIGITS
-
-
 async def _expired(update: Update, context: Ctx) -> None:
     query = update.callback_query
     assert query is not None
-    log.warning("refused members button %r from user %s", query.data, query.from_user.id)
+    log.warning("refused callback data %r from user %s", query.data, query.from_user.id)
     await query.answer("That button has expired. Send /members again.", show_alert=True)
 
 

@@ -56,6 +56,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "reminders", "/reminders", "choose the reminders you get, or snooze them", EVERYONE
     ),
     CommandSpec("members", "/members", "the members, and deactivating one", COORDINATOR),
+    CommandSpec(
+        "link",
+        "/link board|partnership",
+        "in a group: answer there, for the board or the partnership",
+        COORDINATOR,
+    ),
 )
 
 _BY_NAME = {spec.name: spec for spec in COMMANDS}

@@ -24,9 +24,10 @@ from csp_bot.handlers.dialogue import (
     Say,
     Turn,
     begin,
+    case_data_check,
 )
 from csp_bot.handlers.guard import command
-from csp_bot.handlers.keyboards import page_of, pager
+from csp_bot.handlers.keyboards import number, page_of, pager
 from csp_bot.handlers.replies import send
 from csp_bot.handlers.templating import STATUS_MARKS
 from csp_bot.models import access
@@ -115,7 +116,12 @@ async def send_to_private_chat(update: Update, context: Ctx) -> None:
 
 
 async def start_from_link(update: Update, context: Ctx) -> None:
-    """`/start update` (the group's deep link) opens the guided update."""
+    """`/start update` (the group's deep link) opens the guided update; typed in a group,
+    it points to the private chat, as /update does there."""
+    chat = update.effective_chat
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        await send_to_private_chat(update, context)
+        return
     await begin(update, context, UPDATE, "")
 
 
@@ -158,7 +164,7 @@ class UpdateDialogue(Dialogue):
     def pressed(self, turn: Turn, draft: Draft, data: list[str]) -> Outcome:
         expected, handle = STEP_BUTTONS[data[0]]
         if draft.step != expected:
-            return Alert(turn.render("button_expired.html"))
+            return Alert(turn.render("button_expired.html"), stale=True)
         return handle(turn, draft, data[1])
 
     def what(self, draft: Draft) -> str:
@@ -290,9 +296,10 @@ def _offer_closest(turn: Turn, unknown: UnknownAction) -> Outcome:
 
 def _page(turn: Turn, draft: Draft, value: str) -> Outcome:
     """Show another page of the action picker."""
-    if not value.isdigit():
-        return Alert(turn.render("button_forged.html"), forged=True)
-    return Move(turn.move(draft, ACTION), _action_picker(turn, _updatable(turn), page=int(value)))
+    page = number(value)
+    if page is None:
+        return Alert(turn.render("button_expired.html"), forged=True)
+    return Move(turn.move(draft, ACTION), _action_picker(turn, _updatable(turn), page=page))
 
 
 def _picked_action(turn: Turn, draft: Draft, ref: str) -> Outcome:
@@ -301,7 +308,7 @@ def _picked_action(turn: Turn, draft: Draft, ref: str) -> Outcome:
     try:
         action = _find(turn, ref)
     except UnknownAction:
-        return Alert(turn.render("button_forged.html"), forged=True)
+        return Alert(turn.render("button_expired.html"), forged=True)
     if not may_update(member, action.lead_organisation_id):
         log.warning("refused update button for %s from member %s", ref, member.id)
         return Alert(refusal(member, action))
@@ -316,7 +323,7 @@ def _ask_status(turn: Turn, draft: Draft, action: ActionView) -> Outcome:
 def _picked_status(turn: Turn, draft: Draft, value: str) -> Outcome:
     """The partner chose a status: ask for the note."""
     if value not in {status.value for status in UPDATE_STATUSES}:
-        return Alert(turn.render("button_forged.html"), forged=True)
+        return Alert(turn.render("button_expired.html"), forged=True)
     return _ask_note(turn, turn.move(draft, NOTE, status=value), None)
 
 
@@ -328,7 +335,7 @@ def _ask_note(turn: Turn, draft: Draft, problem: str | None) -> Outcome:
 def _picked_forecast(turn: Turn, draft: Draft, key: str) -> Outcome:
     """The last step: the forecast is chosen, so the update is stored."""
     if key not in FORECASTS:
-        return Alert(turn.render("button_forged.html"), forged=True)
+        return Alert(turn.render("button_expired.html"), forged=True)
     label, forecast = FORECASTS[key]
     chosen = turn.render("update_forecast_chosen.html", label=label)
     return _submit(turn, draft, forecast, prior=chosen)
@@ -348,6 +355,9 @@ def _take_note(turn: Turn, draft: Draft, note: str) -> Outcome:
         cleaned = check_note(note)
     except DomainError as problem:
         return _ask_note(turn, draft, str(problem))
+    held = case_data_check(turn, UPDATE, draft, note)
+    if held is not None:
+        return held
     return _after_text(turn, turn.move(draft, NOTE, note=cleaned))
 
 
@@ -356,6 +366,9 @@ def _take_mitigation(turn: Turn, draft: Draft, text: str) -> Outcome:
         cleaned = check_note(text, what="mitigation")
     except DomainError as problem:
         return _ask_mitigation(turn, draft, str(problem))
+    held = case_data_check(turn, UPDATE, draft, text)
+    if held is not None:
+        return held
     return _after_text(turn, turn.move(draft, MITIGATION, mitigation=cleaned))
 
 

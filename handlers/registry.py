@@ -9,6 +9,7 @@ from csp_bot.handlers import (
     deadlines,
     fallback,
     funding,
+    groups,
     meetings,
     members,
     membership,
@@ -29,6 +30,8 @@ def dialogues() -> Dialogues:
 def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
     """Feature handlers first; the fallbacks that answer anything must come last."""
     return [
+        # ignored updates (channel posts, other bots' commands) before anything answers
+        *groups.HANDLERS,
         # progress first: its `/start update` deep link must win over plain /start
         *progress.HANDLERS,
         *dialogues().handlers(),

@@ -9,17 +9,16 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler
 
 from csp_bot.handlers.context import Ctx
-from csp_bot.handlers.dialogue import refuse_forged
 from csp_bot.handlers.guard import button as guarded_button
-from csp_bot.handlers.guard import command
-from csp_bot.handlers.keyboards import button, parts
+from csp_bot.handlers.guard import command, refuse_forged
+from csp_bot.handlers.keyboards import button, number, parts
 from csp_bot.handlers.replies import edit_in_place, send, send_text
 from csp_bot.handlers.templating import STATUS_MARKS
 from csp_bot.models.access import CHAIRS, UPDATERS, is_invited
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
 from csp_bot.models.membership import MemberView
-from csp_bot.models.progress import action_by_id, log_progress
+from csp_bot.models.progress import ActionView, action_by_id, log_progress, may_update, refusal
 from csp_bot.models.reminder_types import Topic
 from csp_bot.models.reminders import Preferences, get_preferences, set_topic, snooze, snooze_action
 
@@ -55,21 +54,18 @@ async def on_checkin_button(update: Update, context: Ctx) -> None:
     query = update.callback_query
     assert query is not None
     pieces = parts(query.data, 3)
-    if (
-        pieces is None
-        or not pieces[1].isdigit()
-        or pieces[2] not in {*CHECKIN_STATUSES, SNOOZE_CODE}
-    ):
+    action_id = number(pieces[1]) if pieces else None
+    if pieces is None or action_id is None or pieces[2] not in {*CHECKIN_STATUSES, SNOOZE_CODE}:
         await refuse_forged(update, context)
         return
     view = await context.db.run(
-        action_by_id, action_id=int(pieces[1]), at=context.now(), quiet_after=context.quiet_after
+        action_by_id, action_id=action_id, at=context.now(), quiet_after=context.quiet_after
     )
     if view is None:
         await refuse_forged(update, context)
         return
     if pieces[2] == SNOOZE_CODE:
-        await _snooze_checkin(update, context, view.id, view.ref)
+        await _snooze_checkin(update, context, view)
     else:
         await _record_checkin(update, context, view.ref, CHECKIN_STATUSES[pieces[2]])
 
@@ -96,20 +92,23 @@ async def _record_checkin(update: Update, context: Ctx, ref: str, status: Status
     await send(update, context, "reminder_checkin_recorded.html", logged=logged, status=status)
 
 
-async def _snooze_checkin(update: Update, context: Ctx, action_id: int, ref: str) -> None:
+async def _snooze_checkin(update: Update, context: Ctx, view: ActionView) -> None:
+    """The snooze silences the action's prompts for all its owners, so it needs the right
+    to update that action, as /update would (checked now, not when the button was sent)."""
     query = update.callback_query
     assert query is not None
     member = context.acting_member
-    if member.role not in UPDATERS:
-        await query.answer("Only those who update actions can snooze a check-in.", show_alert=True)
+    if not may_update(member, view.lead_organisation_id):
+        log.warning("refused check-in snooze of %s from member %s", view.ref, member.id)
+        await query.answer(refusal(member, view), show_alert=True)
         return
     until = context.now() + SNOOZE_ACTION
     await context.db.run(
-        snooze_action, action_id=action_id, member_id=member.id, until=until, at=context.now()
+        snooze_action, action_id=view.id, member_id=member.id, until=until, at=context.now()
     )
     await query.answer("Snoozed for a week")
     await query.edit_message_reply_markup(reply_markup=None)
-    await send(update, context, "reminder_checkin_snoozed.html", ref=ref, until=until)
+    await send(update, context, "reminder_checkin_snoozed.html", ref=view.ref, until=until)
 
 
 # --- /reminders --------------------------------------------------------------------------------

@@ -6,10 +6,9 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler
 
 from csp_bot.handlers.context import Ctx
-from csp_bot.handlers.dialogue import refuse_forged
 from csp_bot.handlers.guard import button as guarded_button
-from csp_bot.handlers.guard import command
-from csp_bot.handlers.keyboards import button, keyboard, pager, parts
+from csp_bot.handlers.guard import command, refuse_forged
+from csp_bot.handlers.keyboards import button, keyboard, number, pager, parts
 from csp_bot.handlers.replies import acknowledge, edit_in_place, send, send_text
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.errors import NotFound
@@ -87,11 +86,22 @@ async def on_action_button(update: Update, context: Ctx) -> None:
     query = update.callback_query
     assert query is not None
     pieces = parts(query.data, 2)
-    if pieces is None:
+    if pieces is None or not await _exists(context, pieces[1]):
+        # The bot only offers references that exist: any other was forged or is stale.
         await refuse_forged(update, context)
         return
     await acknowledge(query)
     await show_action(update, context, pieces[1])
+
+
+async def _exists(context: Ctx, ref: str) -> bool:
+    try:
+        await context.db.run(
+            find_action, ref=ref, at=context.now(), quiet_after=context.quiet_after
+        )
+    except UnknownAction:
+        return False
+    return True
 
 
 async def history_command(update: Update, context: Ctx) -> None:
@@ -113,11 +123,12 @@ async def on_history_button(update: Update, context: Ctx) -> None:
     query = update.callback_query
     assert query is not None
     pieces = parts(query.data, 3)
-    if pieces is None or not pieces[2].isdigit():
+    page = number(pieces[2]) if pieces else None
+    if pieces is None or page is None:
         await refuse_forged(update, context)
         return
     try:
-        text, markup = await _history_page(context, pieces[1], int(pieces[2]))
+        text, markup = await _history_page(context, pieces[1], page)
     except UnknownAction:
         await refuse_forged(update, context)
         return

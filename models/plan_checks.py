@@ -7,6 +7,7 @@ then what the types alone cannot see (periods, names, references, duplicates).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from csp_bot.models.limits import NESTING_DEPTH, PLAN_FILE_BYTES
 from csp_bot.models.plan_file import (
     EVERY_ORGANISATION,
     RESPONSIBLE_PARTNERS,
@@ -43,7 +45,18 @@ class PlanError(Exception):
 
 
 class _PlanLoader(yaml.SafeLoader):
-    """A SafeLoader that leaves dates and times as text, so that bad ones are reported here."""
+    """A SafeLoader that leaves dates and times as text, so that bad ones are reported here,
+    and refuses YAML aliases (`*name`): a few of them can expand to billions of nodes."""
+
+    source = "<plan>"
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.get_event()  # type: ignore[no-untyped-call]
+            line = event.start_mark.line + 1 if event.start_mark else 1
+            name = f"{self.source}:{line}"
+            raise PlanError([f"{name}: a YAML alias (*{event.anchor}): write the value out"])
+        return super().compose_node(parent, index)
 
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -66,6 +79,11 @@ class Problem:
 def load_plan_file(path: Path) -> PlanFile:
     """Read and check a plan file; raises PlanError listing every problem with its line."""
     try:
+        if path.stat().st_size > PLAN_FILE_BYTES:
+            size = path.stat().st_size
+            raise PlanError(
+                [f"{path}:1: the file is {size:,} bytes; the limit is {PLAN_FILE_BYTES:,}"]
+            )
         text = path.read_text(encoding="utf-8-sig")  # Windows editors may add a BOM
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
@@ -75,6 +93,7 @@ def load_plan_file(path: Path) -> PlanFile:
 
 def parse_plan(text: str, *, source: str = "<plan>") -> PlanFile:
     """Check a plan file's text; raises PlanError listing every problem with its line."""
+    _refuse_control_characters(text, source)
     root, data = _read_yaml(text, source)
     problems = list(_duplicate_keys(root))
     try:
@@ -87,19 +106,70 @@ def parse_plan(text: str, *, source: str = "<plan>") -> PlanFile:
     return plan
 
 
+# Control characters other than tab, newline and carriage return: no plan needs them, and
+# PostgreSQL refuses NUL in text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _refuse_control_characters(text: str, source: str) -> None:
+    found = _CONTROL.search(text)
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        code = f"U+{ord(found.group()):04X}"
+        raise PlanError([f"{source}:{line}: a control character ({code}): plans are plain text"])
+
+
+_QUOTED = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|#[^\n]*")
+
+
+def _refuse_deep_brackets(text: str, source: str) -> None:
+    """Flow collections (`[[[...]]]`) nested past the limit, found before PyYAML composes
+    them (recursively, and slowly: 20,000 levels took seconds and ended in RecursionError)."""
+    depth, line = 0, 1
+    for char in _QUOTED.sub("", text):
+        if char in "[{":
+            depth += 1
+            if depth > NESTING_DEPTH:
+                raise PlanError([f"{source}:{line}: nested more than {NESTING_DEPTH} levels deep"])
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        elif char == "\n":
+            line += 1
+
+
 def _read_yaml(text: str, source: str) -> tuple[yaml.Node, Any]:
+    _refuse_deep_brackets(text, source)
     loader = _PlanLoader(text)
+    loader.source = source
     try:
         root = loader.get_single_node()
         if root is None:
             raise PlanError([f"{source}:1: the file is empty (see docs/plan-format.md)"])
+        _check_shape(root, source)
         return root, loader.construct_document(root)
+    except RecursionError:
+        # PyYAML composes nodes recursively: a file nested this deep is no plan.
+        raise PlanError([f"{source}:1: nested more than {NESTING_DEPTH} levels deep"]) from None
     except yaml.MarkedYAMLError as error:
         raise PlanError([_yaml_error(source, error)]) from None
     except yaml.YAMLError as error:
         raise PlanError([f"{source}: not valid YAML: {error}"]) from None
     finally:
         loader.dispose()
+
+
+def _check_shape(root: yaml.Node, source: str) -> None:
+    """No deeper than NESTING_DEPTH levels (walked without recursion)."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > NESTING_DEPTH:
+            line = node.start_mark.line + 1
+            raise PlanError([f"{source}:{line}: nested more than {NESTING_DEPTH} levels deep"])
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((value, depth + 1) for _, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in node.value)
 
 
 def _yaml_error(source: str, error: yaml.MarkedYAMLError) -> str:

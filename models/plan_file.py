@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from csp_bot.models.enums import FundingStatus, OrgKind, Recurrence, Status
+from csp_bot.models.limits import AMOUNT_PENCE, NAME, NOTE, TITLE
 from csp_bot.models.localtime import existing_local
 from csp_bot.models.values import (
     PLAN_TIMEZONE,
@@ -110,7 +111,10 @@ def _number_as_text(value: object) -> object:
 
 
 def _money(value: object) -> int:
-    return parse_money(_require_text(_number_as_text(value)))
+    pence = parse_money(_require_text(_number_as_text(value)))
+    if pence > AMOUNT_PENCE:
+        raise ValueError(f"{show_value(value)} is over the limit of £{AMOUNT_PENCE // 100:,}")
+    return pence
 
 
 def _financial_year(value: object) -> int:
@@ -127,9 +131,12 @@ def quote_hint(value: object) -> str:
     return ""
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME)]
 OptionalText = Annotated[
-    str, BeforeValidator(_none_as_empty), StringConstraints(strip_whitespace=True)
+    str,
+    BeforeValidator(_none_as_empty),
+    StringConstraints(strip_whitespace=True, max_length=NOTE),
 ]
 Code = Annotated[str, BeforeValidator(_code)]
 Ref = Annotated[str, BeforeValidator(_ref)]
@@ -165,8 +172,8 @@ class PlanDetails(_Entry):
 class OrganisationEntry(_Entry):
     """A partner organisation; other sections name it by `name` or `short_name`."""
 
-    name: Text
-    short_name: Text | None = None
+    name: Name
+    short_name: Name | None = None
     kind: OrgKindWord
 
     def names(self) -> list[str]:

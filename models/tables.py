@@ -317,3 +317,15 @@ class InboxUpdate(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     received_at: datetime = Field(sa_type=UTCDateTime)
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class GroupLink(SQLModel, table=True):
+    """A group chat the coordinator has linked to the bot, and whose audience it is: the
+    bot answers plan data in no other group (`models.groups`)."""
+
+    __tablename__ = "group_link"
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(sa_type=BigInteger, unique=True, index=True)
+    audience: str  # models.groups.Audience
+    title: str = ""
+    linked_at: datetime = Field(sa_type=UTCDateTime)

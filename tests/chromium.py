@@ -18,7 +18,7 @@ import websocket
 
 # A4's width less the paper's @page side margins (14 mm each): the content box, in CSS px.
 CONTENT_WIDTH_PX = (210 - 2 * 14) / 25.4 * 96
-STARTUP_POLLS = 300
+STARTUP_POLLS = 1200  # two minutes: Chromium starts slowly on a busy machine
 LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
 
 

@@ -21,6 +21,7 @@ from csp_bot.handlers.templating import Templates
 from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
+from csp_bot.models.groups import Audience, link_group
 from csp_bot.models.membership import MemberView, add_member
 from csp_bot.models.migrate import upgrade
 from csp_bot.models.plan_import import import_plan_file
@@ -151,3 +152,15 @@ def cli_at(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("csp_bot.bot.cli.system_clock", clock)
     return tmp_path
+
+
+def link(db: Database, clock: FakeClock, chat_id: int, audience: str = "board") -> None:
+    """Link a group chat as the coordinator would, so the bot answers there."""
+    db.call(
+        link_group,
+        chat_id=chat_id,
+        audience=Audience(audience),
+        title=f"Group {chat_id}",
+        at=clock(),
+        actor=CLI,
+    )

@@ -35,6 +35,13 @@ def test_the_report_formats_are_the_reports_own() -> None:
     assert cli.REPORT_FORMATS == FORMATS
 
 
+def test_the_group_audiences_are_the_models_own() -> None:
+    from csp_bot.bot.cli_groups import AUDIENCES
+    from csp_bot.models.groups import Audience
+
+    assert tuple(audience.value for audience in Audience) == AUDIENCES
+
+
 def test_an_unknown_format_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["report", "--format", "pdf"])

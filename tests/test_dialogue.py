@@ -364,7 +364,9 @@ async def test_the_engines_own_buttons_are_checked_on_press(
 ) -> None:
     _, offer = await held_by_another_update(bot)
     await bot.press(CHAIR, offer, "dg:zz")
-    assert emulator.callback_answers[-1]["text"] == "That button isn't valid."
+    assert (
+        emulator.callback_answers[-1]["text"] == "That button has expired. Send the command again."
+    )
     await bot.press(CHAIR, offer, data_for(emulator, offer, "↩️"))
     assert await bot.press(CHAIR, offer, "dg:go") == []  # the choice was made already
     assert emulator.callback_answers[-1]["text"] == EXPIRED

@@ -15,6 +15,7 @@ from csp_bot.models.db import Database
 from csp_bot.models.meetings import meetings_ics
 from csp_bot.models.membership import MemberView
 from csp_bot.models.tables import AuditEntry, Meeting
+from tests.conftest import link
 from tests.harness import PEOPLE, Harness
 from tests.reminder_helpers import restarted, schedule
 from tests.test_cli import env, run_cli  # noqa: F401  (the command-line test setup)
@@ -122,7 +123,10 @@ async def test_form_buttons_are_checked_on_press(
     caplog.set_level(logging.WARNING)
     forged = bot.emulator.build_callback_update(CHAIR, first.message_id, "fm:meeting:0:other")
     await bot.process(forged)
-    assert bot.emulator.callback_answers[-1]["text"] == "That button isn't valid."
+    assert (
+        bot.emulator.callback_answers[-1]["text"]
+        == "That button has expired. Send the command again."
+    )
     assert "refused callback data 'fm:meeting:0:other'" in caplog.text
     board_name = data_of(bot.emulator, first, "North Northants CSP Board")
     await bot.press(CHAIR, first, board_name)
@@ -140,7 +144,10 @@ async def test_only_the_chair_and_coordinator_schedule_meetings(
     assert "Sorry, /meeting isn't available to a board member" in await bot.reply(BOARD, "/meeting")
 
 
-async def test_the_form_is_not_run_in_a_group(bot: Harness, people: dict[str, MemberView]) -> None:
+async def test_the_form_is_not_run_in_a_group(
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    link(db, clock, -100555)
     reply = await bot.reply(CHAIR, "/meeting", chat_id=-100555, chat_type="group")
     assert reply.startswith("Please send /meeting in a private chat")
 

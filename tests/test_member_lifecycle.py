@@ -26,7 +26,7 @@ from csp_bot.models.membership import InviteError, MemberView, create_invite, re
 from csp_bot.models.migrate import upgrade
 from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.tables import AuditEntry, DialogueDraft, Invite, Member
-from tests.conftest import POSTGRES_URL, START, postgres_schema_url, register
+from tests.conftest import POSTGRES_URL, START, link, postgres_schema_url, register
 from tests.harness import PEOPLE, Harness, Person
 from tests.reminder_helpers import set_clock, texts, tick
 from tests.test_membership import new_invite
@@ -182,7 +182,10 @@ async def test_members_lists_everyone_for_the_coordinator(
     assert "🚫 Deactivate Mike" not in labels  # not yourself
 
 
-async def test_members_is_not_shown_in_a_group(bot: Harness, people: dict[str, MemberView]) -> None:
+async def test_members_is_not_shown_in_a_group(
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    link(db, clock, -100)
     text = await bot.reply(COORDINATOR, "/members", chat_id=-100, chat_type="group")
     assert text == "Send /members to me in a private chat."
 

@@ -47,6 +47,7 @@ decide       y     y     .     .       .
 deadlines    y     y     y     y       y
 reminders    y     y     y     y       y
 members      y     .     .     .       .
+link         y     .     .     .       .
 """
 # The rules beyond the command table, role × rule, the same way.
 RULE_TABLE = """

@@ -16,6 +16,7 @@ from csp_bot.models.enums import Status
 from csp_bot.models.membership import MemberView
 from csp_bot.models.progress import log_progress
 from csp_bot.models.tables import Action, AuditEntry, ProgressUpdate
+from tests.conftest import link as link_group
 from tests.harness import PEOPLE, Harness, build_test_application
 
 POLICE = PEOPLE["police"].user
@@ -458,8 +459,13 @@ async def test_board_and_observers_read_only(
 
 
 async def test_group_gets_read_commands_and_a_link_for_updates(
-    bot: Harness, emulator: BotApiEmulator, people: dict[str, MemberView]
+    bot: Harness,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
 ) -> None:
+    link_group(db, clock, -500)
     status = await bot.send(CHAIR, "/status", chat_id=-500, chat_type="group")
     assert status[0].text.startswith("<b>Plan status</b>")
     assert (await bot.send(CHAIR, "/action SOC-1", chat_id=-500, chat_type="group"))[
@@ -517,7 +523,7 @@ async def test_forged_callback_data_is_refused_and_logged(
         await bot.press(POLICE, picker, "u:zz:1")
     answers = [answer["text"] for answer in emulator.callback_answers[-2:]]
     assert answers[0].startswith("SOC-2 is led by")
-    assert answers[1] == "That button isn't valid."
+    assert answers[1] == "That button has expired. Send the command again."
     assert "refused update button for SOC-2" in caplog.text
     assert "refused callback data 'u:zz:1'" in caplog.text
     assert stored_updates(db) == []

@@ -499,7 +499,9 @@ async def test_check_in_buttons_are_checked_again_on_press(
         PEOPLE["police"].user, soc1.message_id, "ck:99999:g"
     )
     await bot.process(forged)
-    assert emulator.callback_answers[-1]["text"] == "That button isn't valid."
+    assert (
+        emulator.callback_answers[-1]["text"] == "That button has expired. Send the command again."
+    )
     assert "refused callback data 'ck:99999:g'" in caplog.text
     # The observer may not update actions: the domain refuses, nothing is stored.
     action_id = emulator.buttons(soc1)[0][1].split(":")[1]
@@ -580,7 +582,11 @@ async def test_reminders_command_turns_kinds_off_and_snoozes(
     forged = await bot.process(
         bot.emulator.build_callback_update(chair, settings_message.message_id, "rm:s:365")
     )
-    assert forged == [] and emulator.callback_answers[-1]["text"] == "That button isn't valid."
+    assert (
+        forged == []
+        and emulator.callback_answers[-1]["text"]
+        == "That button has expired. Send the command again."
+    )
 
 
 # --- subjects that change ------------------------------------------------------------------

@@ -25,6 +25,7 @@ from csp_bot.models.tables import (
     Priority,
     ProgressUpdate,
 )
+from tests.conftest import link
 from tests.harness import PEOPLE, Harness
 
 QUIET = timedelta(days=28)
@@ -281,8 +282,9 @@ async def test_summary_of_one_priority(
 
 
 async def test_the_chair_asks_in_the_boards_group(
-    bot: Harness, people: dict[str, MemberView]
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
 ) -> None:
+    link(db, clock, -4242)
     sent = await bot.send(CHAIR, "/summary", chat_id=-4242, chat_type="group")
     assert sent and all(message.chat_id == -4242 for message in sent)
     assert sent[0].text.startswith("<b>Highlight summary</b>")
@@ -291,8 +293,14 @@ async def test_the_chair_asks_in_the_boards_group(
 @pytest.mark.parametrize("person", ["police", "observer"])
 @pytest.mark.parametrize("chat", ["private", "group"])
 async def test_partners_and_observers_may_not_ask(
-    bot: Harness, people: dict[str, MemberView], person: str, chat: str
+    bot: Harness,
+    db: Database,
+    clock: FakeClock,
+    people: dict[str, MemberView],
+    person: str,
+    chat: str,
 ) -> None:
+    link(db, clock, -4242)
     group = {"chat_id": -4242, "chat_type": "group"} if chat == "group" else {}
     text = await bot.reply(PEOPLE[person].user, "/summary", **group)
     assert text.startswith("Sorry, /summary isn't available to a")
