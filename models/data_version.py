@@ -77,4 +77,7 @@ def _count_up(connection: Connection) -> None:
 
 
 def _forget(connection: Connection) -> None:
-    connection.info.pop(_CHANGED, None)
+    # A connection the server dropped has nothing to forget, and reading its `info` would
+    # try to reconnect in the middle of the rollback.
+    if not connection.invalidated:
+        connection.info.pop(_CHANGED, None)
