@@ -57,7 +57,12 @@ class Browser:
             stderr=self.log,
         )
         self.ids = itertools.count(1)
-        self.socket = websocket.create_connection(self._page_url(), timeout=60)
+        try:
+            self.socket = websocket.create_connection(self._page_url(), timeout=60)
+        except BaseException:
+            self.process.kill()  # a browser that never answered must not outlive the test
+            self.log.close()
+            raise
 
     def _page_url(self) -> str:
         """The page's websocket, once Chromium says where its DevTools server listens."""
