@@ -29,6 +29,7 @@ from csp_bot.models.audit import Actor
 from csp_bot.models.clock import ShiftedClock
 from csp_bot.models.db import Database
 from csp_bot.models.enums import Status
+from csp_bot.models.inbox import unfinished_updates
 from csp_bot.models.membership import add_member
 from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.progress import log_progress
@@ -43,6 +44,9 @@ DEMO = Actor("demo set-up")
 # How long the bot may stay silent before the demo prompts again.
 REPLY_WAIT_SECONDS = 5.0
 SETTLE_SECONDS = 0.3
+# The longest the demo waits for the bot to finish an update (the board paper takes seconds
+# on a busy machine) before it prompts again anyway.
+HANDLED_WAIT_SECONDS = 60.0
 # The first reminder round starts two seconds after the bot; it is given this long to end.
 FIRST_ROUND_WAIT_SECONDS = 30.0
 POLL_SECONDS = 0.1
@@ -128,6 +132,7 @@ class Demo:
 
     async def run(self, member: str | None, plan: Path) -> int:
         services = make_services(self.settings, clock=self.clock)
+        self.db = services.db
         seed(services.db, plan)
         with EmulatorServer(self.emulator) as server:
             application = build_application(
@@ -189,6 +194,7 @@ class Demo:
         else:
             self.emulator.send_text(self.me.user, line)
         await asyncio.to_thread(self.emulator.wait_for_change, since, REPLY_WAIT_SECONDS)
+        await self.until_handled()
         await self.settle()
         self.show_alerts()
         self.show_new_messages()
@@ -202,6 +208,21 @@ class Demo:
                 kind = "alert" if answer.get("show_alert") else "notice"
                 self.say(f"bot ({kind}): {answer['text']}")
         self.answers_shown = len(answers)
+
+    async def until_handled(self) -> None:
+        """Wait until the bot has taken every update sent and finished handling it, so a slow
+        reply (the board paper) is shown before the next prompt however busy the machine."""
+        waited = 0.0
+        while waited < HANDLED_WAIT_SECONDS and not await self.all_handled():
+            await asyncio.sleep(POLL_SECONDS)
+            waited += POLL_SECONDS
+
+    async def all_handled(self) -> bool:
+        # Confirmed by the poller means stored in the inbox; stored and not done means the
+        # bot is still on it.
+        if self.emulator.pending_updates():
+            return False
+        return not await self.db.run(unfinished_updates)
 
     async def settle(self) -> None:
         """Wait until the bot has been quiet for a moment, so multi-part replies arrive whole."""
