@@ -17,17 +17,17 @@ from csp_bot.models.dialogue import Screen
 from csp_bot.models.enums import FundingStatus
 from csp_bot.models.errors import DomainError
 from csp_bot.models.funding import (
-    check_amount,
     check_financial_year,
-    check_note,
     financial_year_of,
     funded_years,
     funding_year,
     organisation_choices,
     preview_decision,
+    read_amount,
     record_decision,
     stream_choices,
 )
+from csp_bot.models.limits import check_note
 from csp_bot.models.membership import find_organisation
 from csp_bot.models.values import format_financial_year, format_money
 
@@ -95,7 +95,7 @@ def _read_year(turn: Turn, text: str, values: dict[str, str]) -> str:
 
 
 def _read_amount(turn: Turn, text: str, values: dict[str, str]) -> str:
-    return str(check_amount(text))
+    return str(read_amount(text))
 
 
 def _read_status(turn: Turn, text: str, values: dict[str, str]) -> str:
@@ -107,7 +107,7 @@ def _read_status(turn: Turn, text: str, values: dict[str, str]) -> str:
 
 
 def _read_note(turn: Turn, text: str, values: dict[str, str]) -> str:
-    return check_note(text)
+    return check_note(text, required=False)
 
 
 def _describe(turn: Turn, values: dict[str, str]) -> dict[str, object]:

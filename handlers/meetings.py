@@ -20,14 +20,13 @@ from csp_bot.models.access import ORGANISERS, is_invited
 from csp_bot.models.audit import Actor
 from csp_bot.models.dialogue import Screen
 from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.limits import check_place, check_title
 from csp_bot.models.meetings import (
     MeetingView,
     attendance,
     board_name,
     check_agenda,
-    check_location,
     check_meeting_time,
-    check_meeting_title,
     get_meeting,
     ics_filename,
     meetings_ics,
@@ -92,7 +91,7 @@ def _board_name(turn: Turn, values: dict[str, str]) -> list[Option]:
 
 
 def _read_title(turn: Turn, text: str, values: dict[str, str]) -> str:
-    return check_meeting_title(text)
+    return check_title(text)
 
 
 def _read_when(turn: Turn, text: str, values: dict[str, str]) -> str:
@@ -101,11 +100,13 @@ def _read_when(turn: Turn, text: str, values: dict[str, str]) -> str:
 
 
 def _read_where(turn: Turn, text: str, values: dict[str, str]) -> str:
-    return check_location(text)
+    return check_place(text)
 
 
 def _read_agenda(turn: Turn, text: str, values: dict[str, str]) -> str:
-    return "\n".join(check_agenda(text.splitlines()))
+    # Split on line feeds only: splitlines() also splits on control characters (U+000B,
+    # U+001C, ...), which would vanish instead of being refused.
+    return "\n".join(check_agenda(text.split("\n")))
 
 
 def _describe(turn: Turn, values: dict[str, str]) -> dict[str, object]:

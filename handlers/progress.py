@@ -34,11 +34,11 @@ from csp_bot.models import access
 from csp_bot.models.dialogue import Buttons, Draft, Screen
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
+from csp_bot.models.limits import check_note
 from csp_bot.models.progress import (
     ActionView,
     NotPermitted,
     UnknownAction,
-    check_note,
     find_action,
     log_progress,
     may_update,

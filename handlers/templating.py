@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from csp_bot.models import limits
 from csp_bot.models.enums import Role, Status
 from csp_bot.models.localtime import day_phrase, local_day
 from csp_bot.models.progress import Direction
@@ -69,7 +70,10 @@ class Templates:
             trend=lambda direction: TRENDS[Direction(direction)],
             money=format_money,
             fy=format_financial_year,
+            thousands=lambda number: f"{number:,}",
         )
+        # The input limits, so that a question states the limit its answer is checked against.
+        self.env.globals["limits"] = limits
 
     @functools.cached_property
     def paper(self) -> Environment:

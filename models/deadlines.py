@@ -11,12 +11,11 @@ from sqlmodel import Session, col, func, select
 from csp_bot.models.audit import Actor, record_change
 from csp_bot.models.enums import OrgKind, Recurrence
 from csp_bot.models.errors import DomainError
+from csp_bot.models.limits import check_note, check_title
 from csp_bot.models.membership import find_organisation
 from csp_bot.models.tables import Deadline, DeadlineOrganisation, Organisation
-from csp_bot.models.texts import clean_text, parse_day
+from csp_bot.models.texts import parse_day
 
-TITLE_LIMIT = 120
-DESCRIPTION_LIMIT = 1000
 RESPONSIBLE_PARTNERS = "responsible"
 EVERY_ORGANISATION = "all"
 
@@ -114,7 +113,7 @@ def add_deadline(
     if due_on is None or not due_on.strip():
         raise DomainError("A deadline needs a date (e.g. 2027-01-31).")
     day = parse_day(due_on)
-    title = clean_text(title, what="title", limit=TITLE_LIMIT)
+    title = check_title(title)
     if session.exec(select(Deadline).where(func.lower(Deadline.title) == title.lower())).first():
         raise DomainError(f"There is already a deadline called “{title}”.")
     organisation_ids = _organisation_ids(session, organisations or [RESPONSIBLE_PARTNERS])
@@ -122,9 +121,7 @@ def add_deadline(
         title=title,
         due_on=day,
         recurrence=Recurrence.YEARLY if yearly else Recurrence.ONCE,
-        description=clean_text(
-            description, what="description", limit=DESCRIPTION_LIMIT, required=False
-        ),
+        description=check_note(description, what="description", required=False),
     )
     record_change(session, actor=actor, at=at, record=deadline, before=None)
     assert deadline.id is not None

@@ -15,8 +15,8 @@ from sqlmodel import Session, col, select
 from csp_bot.models.audit import Actor, record_change, snapshot
 from csp_bot.models.enums import FundingStatus
 from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.limits import check_amount, check_note
 from csp_bot.models.tables import FundingDecision, FundingStream, Organisation
-from csp_bot.models.texts import clean_text
 from csp_bot.models.values import (
     FIRST_YEAR,
     LAST_YEAR,
@@ -27,8 +27,6 @@ from csp_bot.models.values import (
 )
 
 YEARS_AHEAD = 10
-NOTE_LIMIT = 500
-AMOUNT_LIMIT_PENCE = 100_000_000_00  # £100m: more than any CSP stream, catches typos
 
 
 @dataclass(frozen=True)
@@ -108,21 +106,15 @@ def check_financial_year(text: str, *, today: date) -> int:
     return year
 
 
-def check_amount(text: str) -> int:
-    """Pence in an amount typed as £12,500 or 12500.50."""
+def read_amount(text: str) -> int:
+    """Pence in an amount typed as £12,500 or 12500.50, up to the limit of £1 billion."""
     try:
         pence = parse_money(text)
     except ValueError:
         raise DomainError(
             f"“{text.strip()}” is not an amount of money (e.g. £12,500 or 12500.50)."
         ) from None
-    if pence > AMOUNT_LIMIT_PENCE:
-        raise DomainError("That amount is over £100 million: please check it.")
-    return pence
-
-
-def check_note(text: str) -> str:
-    return clean_text(text, what="note", limit=NOTE_LIMIT, required=False)
+    return check_amount(pence)
 
 
 def funding_year(session: Session, *, year: int) -> FundingYear:
@@ -253,7 +245,9 @@ def record_decision(
             status=status,
             decided_at=at,
         )
-    decision.amount_pence, decision.status, decision.note = amount_pence, status, check_note(note)
+    # Checked again here, whoever calls (as a meeting is when it is scheduled).
+    decision.amount_pence = check_amount(amount_pence)
+    decision.status, decision.note = status, check_note(note, required=False)
     decision.decided_at = at
     record_change(session, actor=actor, at=at, record=decision, before=before)
     return Decision(

@@ -13,14 +13,11 @@ from sqlmodel import Session, col, select
 from csp_bot.models.access import INVITED, is_invited
 from csp_bot.models.audit import Actor, record_change, record_removal, snapshot
 from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.limits import AGENDA_ITEMS, check_agenda_item, check_place, check_title
 from csp_bot.models.reminder_types import Reply
 from csp_bot.models.tables import Meeting, MeetingReply, Member, Organisation, PlanInfo
-from csp_bot.models.texts import clean_text, parse_when
+from csp_bot.models.texts import parse_when
 
-TITLE_LIMIT = 120
-LOCATION_LIMIT = 300
-AGENDA_ITEM_LIMIT = 300
-AGENDA_ITEMS = 30
 # Calendar entries need an end; board meetings in the plan run about two hours.
 MEETING_LENGTH = timedelta(hours=2)
 ICS_LINE_OCTETS = 75
@@ -52,10 +49,6 @@ def meeting_view(meeting: Meeting) -> MeetingView:
 # --- scheduling ----------------------------------------------------------------------------
 
 
-def check_meeting_title(text: str) -> str:
-    return clean_text(text, what="title", limit=TITLE_LIMIT)
-
-
 def check_meeting_time(text: str, *, zone: ZoneInfo, at: datetime) -> datetime:
     """The meeting's start from what was typed; DomainError if unreadable or not ahead."""
     starts_at = parse_when(text, zone=zone)
@@ -67,19 +60,16 @@ def check_meeting_time(text: str, *, zone: ZoneInfo, at: datetime) -> datetime:
     return starts_at
 
 
-def check_location(text: str) -> str:
-    return clean_text(text, what="place or link", limit=LOCATION_LIMIT, required=False)
-
-
 def check_agenda(items: Iterable[str]) -> list[str]:
-    """Agenda items, one per line; empty lines dropped."""
-    cleaned = [
-        clean_text(item.lstrip("-•* "), what="agenda item", limit=AGENDA_ITEM_LIMIT)
-        for item in items
-        if item.strip().lstrip("-•* ")
-    ]
+    """Agenda items, one per line, without the bullets people type; empty lines dropped."""
+    # Only spaces and bullets are taken off before the check: str.strip() would also take
+    # the control characters Python counts as spaces, which the check refuses instead.
+    lines = (check_agenda_item(item.lstrip(" \t-•*"), required=False) for item in items)
+    cleaned = [line for line in lines if line]
     if len(cleaned) > AGENDA_ITEMS:
-        raise DomainError(f"An agenda can have up to {AGENDA_ITEMS} items.")
+        raise DomainError(
+            f"An agenda can have at most {AGENDA_ITEMS} items; yours has {len(cleaned)}."
+        )
     return cleaned
 
 
@@ -97,9 +87,9 @@ def schedule_meeting(
     if starts_at <= at:
         raise DomainError("A meeting must be scheduled ahead, not in the past.")
     meeting = Meeting(
-        title=check_meeting_title(title),
+        title=check_title(title),
         starts_at=starts_at,
-        location=check_location(location),
+        location=check_place(location),
         agenda="\n".join(check_agenda(agenda)),
     )
     clash = session.exec(

@@ -33,12 +33,12 @@ from csp_bot.models.audit import (
 from csp_bot.models.db import note_write
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.limits import check_note
 from csp_bot.models.membership import MemberView, active_member
 from csp_bot.models.status_since import status_changed_at
 from csp_bot.models.tables import Action, Member, Organisation, Priority, ProgressUpdate
 from csp_bot.models.types import UTCDateTime, as_utc
 
-NOTE_LIMIT = 1000
 UNDO_WINDOW = timedelta(minutes=15)
 # Worst first: the order in which exception lists show statuses.
 STATUS_ORDER = (Status.RED, Status.AMBER, Status.NOT_STARTED, Status.GREEN, Status.COMPLETE)
@@ -469,23 +469,6 @@ def _update_view(update: ProgressUpdate, ref: str, author: str | None) -> Update
 
 
 # --- the write side --------------------------------------------------------------------
-
-
-# Characters that show nothing: a note of only these (and spaces) is as empty as a blank one.
-INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"))
-
-
-def check_note(note: str, *, what: str = "note") -> str:
-    """A note stripped of surrounding space; DomainError if empty or over the limit."""
-    cleaned = note.strip()
-    if not cleaned.translate(INVISIBLE).strip():
-        raise DomainError(f"The {what} is empty.")
-    if len(cleaned) > NOTE_LIMIT:
-        raise DomainError(
-            f"The {what} is {len(cleaned)} characters; the limit is {NOTE_LIMIT}. "
-            "Please shorten it: nothing has been stored."
-        )
-    return cleaned
 
 
 def log_progress(

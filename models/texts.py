@@ -1,4 +1,4 @@
-"""Reading what people type for meetings, deadlines and funding: text, dates and times.
+"""Reading the dates and times people type for meetings, deadlines and funding.
 
 People in the UK write dates day first, so `10/12/2026` is 10 December; ISO dates work too.
 """
@@ -15,16 +15,6 @@ DATE_FORMATS = ("%d/%m/%Y", "%d %b %Y", "%d %B %Y", "%a %d %b %Y")
 TIME_FORMATS = ("%H:%M", "%H.%M", "%I:%M%p", "%I%p")
 WHEN_EXAMPLE = "e.g. 10/12/2026 14:00 or 2026-12-10 14:00"
 DAY_EXAMPLE = "e.g. 31/01/2027 or 2027-01-31"
-
-
-def clean_text(text: str, *, what: str, limit: int, required: bool = True) -> str:
-    """`text` trimmed; DomainError if it is empty (when required) or longer than `limit`."""
-    cleaned = " ".join(text.split()) if "\n" not in text.strip() else text.strip()
-    if required and not cleaned:
-        raise DomainError(f"The {what} is empty.")
-    if len(cleaned) > limit:
-        raise DomainError(f"The {what} is {len(cleaned)} characters; the limit is {limit}.")
-    return cleaned
 
 
 def parse_day(text: str) -> date:

@@ -604,7 +604,7 @@ async def test_note_over_1000_characters_is_refused(
 ) -> None:
     await bot.send(POLICE, "/update SOC-1 green")
     text = await bot.reply(POLICE, "y" * 1001)
-    assert "The note is 1001 characters; the limit is 1000." in text
+    assert "A note can be at most 1,000 characters; yours has 1,001." in text
     assert stored_updates(db) == []
 
 
