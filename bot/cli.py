@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from csp_bot.models.plan_checks import PlanError
 
     try:
+        check_ids(args)
         settings = load_settings()
         command: Command = args.command
         return command(args, settings)
@@ -57,6 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else "no answer"
         print(f"csp-bot: cannot use the database at CSPBOT_DATABASE_URL: {reason}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+
+
+def check_ids(args: argparse.Namespace) -> None:
+    """The ids a command was given, refused beyond what the database holds: a bigger one
+    names nothing, and would overflow the query rather than find nothing."""
+    from csp_bot.models.limits import check_record_id, check_telegram_id
+
+    if getattr(args, "id", None) is not None:
+        check_record_id(args.id, what="an id")
+    for name, what in (("telegram_id", "a Telegram id"), ("chat_id", "a chat id")):
+        if getattr(args, name, None) is not None:
+            check_telegram_id(getattr(args, name), what=what)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -386,7 +399,7 @@ def invite_create_command(args: argparse.Namespace, settings: Settings) -> int:
         organisation=args.org,
         role=args.role,
         at=local_now(settings),
-        valid_for=timedelta(days=days),
+        days=days,
         actor=CLI,
     )
     username = settings.bot_username or "<your_bot_username>"

@@ -20,6 +20,7 @@ from csp_bot.models.access import COORDINATOR
 from csp_bot.models.audit import Actor
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.groups import link_group, parse_audience, unlink_group
+from csp_bot.models.limits import TITLE, fitted
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ async def link_command(update: Update, context: Ctx) -> None:
         link_group,
         chat_id=chat.id,
         audience=audience,
-        title=chat.title or "",
+        title=fitted(chat.title or "", limit=TITLE),
         at=context.now(),
         actor=Actor.member(context.acting_member.id),
     )

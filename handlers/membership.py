@@ -13,6 +13,7 @@ from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import command, refuse_outsider
 from csp_bot.handlers.policy import CommandSpec, commands_for
 from csp_bot.handlers.replies import send
+from csp_bot.models.limits import NAME, fitted
 from csp_bot.models.membership import (
     InviteError,
     MemberView,
@@ -44,7 +45,7 @@ async def join_with_code(update: Update, context: Ctx, code: str) -> None:
             redeem_invite,
             code=code,
             telegram_id=user.id,
-            name=user.full_name,
+            name=fitted(user.full_name, limit=NAME),
             at=context.services.clock(),
         )
     except RejoinRefused as refused:

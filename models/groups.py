@@ -17,9 +17,8 @@ from sqlmodel import Session, col, select
 from csp_bot.models.audit import Actor, record_change, record_removal, snapshot
 from csp_bot.models.enums import Role
 from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.limits import check_title
 from csp_bot.models.tables import GroupLink
-
-TITLE_LIMIT = 128
 
 
 class Audience(StrEnum):
@@ -55,11 +54,12 @@ def link_group(
     session: Session, *, chat_id: int, audience: Audience, title: str, at: datetime, actor: Actor
 ) -> GroupView:
     """Link a group (or change its audience); audited."""
+    title = check_title(title, required=False)
     row = _row(session, chat_id)
     before = None if row is None else snapshot(row)
     if row is None:
         row = GroupLink(chat_id=chat_id, audience=audience.value, linked_at=at)
-    row.audience, row.title = audience.value, title[:TITLE_LIMIT]
+    row.audience, row.title = audience.value, title
     record_change(session, actor=actor, at=at, record=row, before=before)
     return _view(row)
 

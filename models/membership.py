@@ -14,7 +14,9 @@ from sqlmodel import Session, col, func, or_, select
 from csp_bot.models.audit import Actor, record_change, record_event, snapshot
 from csp_bot.models.enums import Role
 from csp_bot.models.errors import DomainError, NotFound
+from csp_bot.models.limits import check_name
 from csp_bot.models.tables import Invite, Member, Organisation
+from csp_bot.models.values import LAST_YEAR, OutOfRange, check_year
 
 INVITE_CODE_BYTES = 12
 
@@ -123,8 +125,7 @@ def add_member(
     """Register (or re-register) a member; the organisation and role must exist."""
     chosen_role = parse_role(role)
     org = find_organisation(session, name=organisation)
-    if not name.strip():
-        raise DomainError("a member needs a name")
+    name = check_name(name)
     member = session.exec(select(Member).where(Member.telegram_id == telegram_id)).first()
     before = None if member is None else snapshot(member)
     if member is None:
@@ -133,7 +134,7 @@ def add_member(
         )
     assert org.id is not None
     member.name, member.organisation_id, member.role, member.active = (
-        name.strip(),
+        name,
         org.id,
         chosen_role,
         True,
@@ -149,10 +150,10 @@ def create_invite(
     organisation: str,
     role: str,
     at: datetime,
-    valid_for: timedelta,
+    days: int,
     actor: Actor,
 ) -> Invite:
-    """A fresh one-time invite code for an organisation and role."""
+    """A fresh one-time invite code for an organisation and role, valid for `days`."""
     chosen_role = parse_role(role)
     org = find_organisation(session, name=organisation)
     assert org.id is not None
@@ -161,10 +162,23 @@ def create_invite(
         organisation_id=org.id,
         role=chosen_role,
         created_at=at,
-        expires_at=at + valid_for,
+        expires_at=_expiry(at, days),
     )
     record_change(session, actor=actor, at=at, record=invite, before=None)
     return invite
+
+
+def _expiry(at: datetime, days: int) -> datetime:
+    """When an invite made at `at` expires; DomainError if that is after 2100 (a date the
+    bot cannot plan with, if it can be written at all)."""
+    try:
+        expires_at = at + timedelta(days=days)
+        check_year(expires_at.year, shown=f"{expires_at:%d %b %Y}")
+    except (OverflowError, OutOfRange):
+        raise DomainError(
+            f"an invite valid for {days:,} days would expire after {LAST_YEAR}: give fewer days"
+        ) from None
+    return expires_at
 
 
 class RejoinRefused(InviteError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,7 @@ def test_twenty_people_redeeming_one_code_at_once_register_one(crowd_url: str) -
         organisation="Northants Police",
         role="partner",
         at=START,
-        valid_for=timedelta(days=7),
+        days=7,
         actor=CLI,
     )
     start_line = threading.Barrier(CROWD)

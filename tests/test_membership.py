@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import pytest
 from markupsafe import escape
@@ -26,7 +25,7 @@ def new_invite(db: Database, clock: FakeClock, *, role: str = "partner", days: i
         organisation="Northants Police",
         role=role,
         at=clock(),
-        valid_for=timedelta(days=days),
+        days=days,
         actor=CLI,
     )
     return invite.code
