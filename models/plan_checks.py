@@ -17,7 +17,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from csp_bot.models.limits import NESTING_DEPTH, PLAN_FILE_BYTES
+from csp_bot.models.limits import (
+    NESTING_DEPTH,
+    PLAN_FILE_BYTES,
+    character_code,
+    first_control_character,
+)
 from csp_bot.models.plan_file import (
     EVERY_ORGANISATION,
     RESPONSIBLE_PARTNERS,
@@ -106,16 +111,12 @@ def parse_plan(text: str, *, source: str = "<plan>") -> PlanFile:
     return plan
 
 
-# Control characters other than tab, newline and carriage return: no plan needs them, and
-# PostgreSQL refuses NUL in text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
 def _refuse_control_characters(text: str, source: str) -> None:
-    found = _CONTROL.search(text)
-    if found is not None:
-        line = text.count("\n", 0, found.start()) + 1
-        code = f"U+{ord(found.group()):04X}"
+    """No plan needs control characters (but tab and line ends), and PostgreSQL refuses NUL."""
+    index = first_control_character(text)
+    if index is not None:
+        line = text.count("\n", 0, index) + 1
+        code = character_code(text[index])
         raise PlanError([f"{source}:{line}: a control character ({code}): plans are plain text"])
 
 

@@ -13,10 +13,27 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from csp_bot.models.enums import FundingStatus, OrgKind, Recurrence, Status
-from csp_bot.models.limits import AMOUNT_PENCE, NAME, NOTE, TITLE
+from csp_bot.models.limits import (
+    AGENDA_ITEM,
+    AGENDA_ITEMS,
+    AMOUNT_PENCE,
+    NAME,
+    NOTE,
+    PLACE,
+    TITLE,
+    character_code,
+    first_control_character,
+)
 from csp_bot.models.localtime import existing_local
 from csp_bot.models.values import (
     PLAN_TIMEZONE,
@@ -131,13 +148,32 @@ def quote_hint(value: object) -> str:
     return ""
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME)]
+def _plain(value: str) -> str:
+    # The file was checked for control characters, but a quoted YAML string can still
+    # write one as an escape ("\x07", "\u0000").
+    index = first_control_character(value)
+    if index is not None:
+        raise ValueError(
+            f"a control character ({character_code(value[index])}): plans are plain text"
+        )
+    return value
+
+
+def _required(limit: int) -> StringConstraints:
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=limit)
+
+
+def _optional(limit: int) -> StringConstraints:
+    return StringConstraints(strip_whitespace=True, max_length=limit)
+
+
+Text = Annotated[str, _required(TITLE), AfterValidator(_plain)]
+Name = Annotated[str, _required(NAME), AfterValidator(_plain)]
 OptionalText = Annotated[
-    str,
-    BeforeValidator(_none_as_empty),
-    StringConstraints(strip_whitespace=True, max_length=NOTE),
+    str, BeforeValidator(_none_as_empty), _optional(NOTE), AfterValidator(_plain)
 ]
+Place = Annotated[str, BeforeValidator(_none_as_empty), _optional(PLACE), AfterValidator(_plain)]
+AgendaItem = Annotated[str, _required(AGENDA_ITEM), AfterValidator(_plain)]
 Code = Annotated[str, BeforeValidator(_code)]
 Ref = Annotated[str, BeforeValidator(_ref)]
 PlanDate = Annotated[date, BeforeValidator(_date)]
@@ -149,6 +185,7 @@ OrgKindWord = Annotated[OrgKind, BeforeValidator(_word_of(OrgKind))]
 FundingStatusWord = Annotated[FundingStatus, BeforeValidator(_word_of(FundingStatus))]
 RecurrenceWord = Annotated[Recurrence, BeforeValidator(_word_of(Recurrence))]
 TextList = Annotated[list[Text], BeforeValidator(_one_as_list)]
+Agenda = Annotated[list[AgendaItem], BeforeValidator(_one_as_list), Field(max_length=AGENDA_ITEMS)]
 
 
 # The file ----------------------------------------------------------------------------------
@@ -228,8 +265,8 @@ class MeetingEntry(_Entry):
 
     title: Text
     at: PlanDateTime
-    location: OptionalText = ""
-    agenda: TextList = Field(default_factory=list)
+    location: Place = ""
+    agenda: Agenda = Field(default_factory=list)
 
 
 class DeadlineEntry(_Entry):
