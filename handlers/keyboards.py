@@ -7,12 +7,14 @@ from typing import TypeVar
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from csp_bot.models.limits import RECORD_ID
+
 T = TypeVar("T")
 CALLBACK_LIMIT = 64
 SEPARATOR = ":"
-# The largest number a button carries (an id, a page): a database's 32-bit integer. A
-# bigger one was never offered, and would overflow the query it reached.
-LARGEST_NUMBER = 2**31 - 1
+# The largest number a button carries (an id, a page): a record's id, as the command line
+# takes one too. A bigger one was never offered, and would overflow the query it reached.
+LARGEST_NUMBER = RECORD_ID
 
 
 def callback(*parts: str | int) -> str:
