@@ -227,7 +227,16 @@ def _describe(detail: ErrorDetails) -> str:
         return f"expected keys and values, got {show_value(value)}"
     if kind == "string_too_short":
         return "must not be empty"
+    if kind in ("string_too_long", "too_long"):  # said as the chat and the command line say it
+        return _too_long(detail["ctx"]["max_length"], value)
     return detail["msg"].removeprefix("Value error, ")
+
+
+def _too_long(limit: int, value: object) -> str:
+    if isinstance(value, str):
+        return f"can be at most {limit:,} characters; this has {len(value.strip()):,}"
+    assert isinstance(value, list)  # pydantic's too_long is for text and lists only
+    return f"can have at most {limit:,} items; this has {len(value):,}"
 
 
 def _unknown_key(loc: Loc) -> str:
