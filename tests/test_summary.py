@@ -87,6 +87,43 @@ def test_last_update_follows_updates_and_undo(
     assert view(db, clock, "SOC-1").last_update_at == first
 
 
+def test_off_track_or_overdue_counts_each_action_once(
+    db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    # By 5 Jan 2022 the plan's two off-track actions (SOC-3, DASV-2) are overdue too.
+    clock.now = datetime.fromisoformat("2022-01-05T09:00:00+00:00")
+    summary = db.call(board_summary, at=clock(), quiet_after=QUIET, shown=10)
+    assert (summary.totals.red, summary.totals.overdue) == (2, 6)
+    assert summary.totals.off_track_or_overdue == 6
+    # Off track first, in plan order; then the other overdue ones, soonest due first.
+    assert [line.action.ref for line in summary.off_track_or_overdue(4)] == [
+        "SOC-3",
+        "DASV-2",
+        "SOC-2",
+        "SOC-4",
+    ]
+
+
+def test_one_prioritys_funding_is_its_lead_organisations(
+    db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    """Funding streams name no priority: a priority's funding lines are the contributions of
+    the organisations leading its actions (DASV: the council and the PFCC)."""
+    summary = db.call(board_summary, at=clock(), quiet_after=QUIET, code="DASV")
+    assert [
+        (d.year, d.stream_code, d.contribution.organisation) for d in summary.open_decisions
+    ] == [
+        (2022, "MAPPA", "North Northamptonshire Council"),
+        (2022, "IPV", "North Northamptonshire Council"),
+        (2022, "IPV", "Police, Fire and Crime Commissioner for Northamptonshire"),
+        (2022, "ECINS", "North Northamptonshire Council"),
+        (2022, "DHR", "North Northamptonshire Council"),
+        (2022, "DHR", "Police, Fire and Crime Commissioner for Northamptonshire"),
+    ]
+    whole = db.call(board_summary, at=clock(), quiet_after=QUIET)
+    assert len(whole.open_decisions) == 12
+
+
 # --- /summary ---------------------------------------------------------------------------------
 
 CHAIR = PEOPLE["chair"].user
