@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from sqlalchemy import ColumnElement
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
@@ -117,11 +118,14 @@ def read_amount(text: str) -> int:
     return check_amount(pence)
 
 
-def funding_year(session: Session, *, year: int) -> FundingYear:
-    """Each stream's contributions in the financial year starting in `year`."""
+def funding_year(
+    session: Session, *, year: int, where: ColumnElement[bool] | None = None
+) -> FundingYear:
+    """Each stream's contributions in the financial year starting in `year` (those of the
+    decisions matching `where`, when given)."""
     # Rows of columns rather than ORM entities: the summary reads two years of every
     # partner's contributions, and tracked objects cost more than the query.
-    rows = session.execute(
+    query = (
         sql_select(
             col(FundingDecision.stream_id),
             col(Organisation.name),
@@ -134,8 +138,10 @@ def funding_year(session: Session, *, year: int) -> FundingYear:
         .where(col(FundingDecision.financial_year) == year)
         .order_by(col(Organisation.name))
     )
+    if where is not None:
+        query = query.where(where)
     by_stream: dict[int, list[Contribution]] = {}
-    for stream_id, *contribution in rows:
+    for stream_id, *contribution in session.execute(query):
         by_stream.setdefault(stream_id, []).append(Contribution(*contribution))
     streams = session.exec(select(FundingStream).order_by(col(FundingStream.id))).all()
     return FundingYear(

@@ -101,11 +101,14 @@ def schedule_meeting(
     return meeting_view(meeting)
 
 
-def upcoming_meetings(session: Session, *, at: datetime, limit: int = 10) -> list[MeetingView]:
-    """The next meetings, soonest first."""
-    meetings = session.exec(
-        select(Meeting).where(Meeting.starts_at > at).order_by(col(Meeting.starts_at)).limit(limit)
-    ).all()
+def upcoming_meetings(
+    session: Session, *, at: datetime, limit: int | None = 10, before: datetime | None = None
+) -> list[MeetingView]:
+    """The next meetings (those starting before `before`, when given), soonest first."""
+    query = select(Meeting).where(Meeting.starts_at > at)
+    if before is not None:
+        query = query.where(Meeting.starts_at < before)
+    meetings = session.exec(query.order_by(col(Meeting.starts_at)).limit(limit)).all()
     return [meeting_view(meeting) for meeting in meetings]
 
 

@@ -343,6 +343,8 @@ class StatusCounts:
 
     counts: Counter[Status]
     overdue: int = 0
+    # Of the overdue ones, those off track: the summary counts off track or overdue once.
+    overdue_off_track: int = 0
     quiet: int = 0
     latest_update_at: datetime | None = None
     # The earliest moment one of its open actions that is not quiet yet becomes quiet.
@@ -399,6 +401,8 @@ def _add(counts: StatusCounts, status: Status, figures: list[Any]) -> None:
     number, overdue, quiet, latest, fresh = figures
     counts.counts[status] += number
     counts.overdue += overdue or 0
+    if status == Status.RED:
+        counts.overdue_off_track += overdue or 0
     counts.quiet += quiet or 0
     counts.latest_update_at = _latest(counts.latest_update_at, as_utc(latest))
     fresh = as_utc(fresh)

@@ -41,6 +41,7 @@ from csp_bot.models.progress import (
 )
 from csp_bot.models.tables import (
     Action,
+    FundingDecision,
     Meeting,
     Member,
     Organisation,
@@ -52,6 +53,10 @@ from csp_bot.models.types import as_utc
 
 # With no board meeting on record, "since the last meeting" means this long ago.
 FALLBACK_WINDOW = timedelta(days=28)
+# What the summary counts as coming ("the next six months" in its texts): board meetings
+# and deadlines within two board cycles, so a deadline the next meeting cannot reach is
+# seen before the one after.
+COMING_DAYS = 183
 # Funding decisions still to be settled: not yet confirmed, and not declined.
 OPEN_FUNDING = (FundingStatus.PROPOSED, FundingStatus.AGREED)
 _WORST_FIRST = (Status.RED, Status.AMBER, Status.GREEN)
@@ -145,6 +150,12 @@ class FundingPosition:
             if contribution.status in OPEN_FUNDING
         ]
 
+    def open_in(self, year: int) -> list[OpenDecision]:
+        """One year's open decisions, the longest open first, so that those recorded on the
+        same day come together and can be shown under that day once."""
+        opened = [decision for decision in self.open_decisions if decision.year == year]
+        return sorted(opened, key=lambda decision: decision.contribution.decided_at)
+
 
 @dataclass(frozen=True, slots=True)
 class ExceptionTotals:
@@ -154,6 +165,8 @@ class ExceptionTotals:
     amber: int
     overdue: int
     quiet: int
+    # Off track, overdue or both, each action once: what the board is asked to look at.
+    off_track_or_overdue: int
 
 
 @dataclass(frozen=True)
@@ -181,6 +194,9 @@ class BoardSummary:
     next_deadline: DeadlineView | None
     next_meeting: MeetingView | None
     returns: list[OrganisationReturn]
+    # The board meetings and deadlines of the next `COMING_DAYS` days, soonest first.
+    coming_meetings: list[MeetingView]
+    coming_deadlines: list[DeadlineView]
 
     @property
     def silent(self) -> list[OrganisationReturn]:
@@ -189,6 +205,17 @@ class BoardSummary:
     @property
     def open_decisions(self) -> list[OpenDecision]:
         return self.funding.open_decisions
+
+    def off_track_or_overdue(self, limit: int) -> list[ActionLine]:
+        """The first `limit` actions off track or overdue, each once: off track in plan
+        order, then the other overdue ones soonest due first.
+
+        The lists hold their first `shown` actions only, which is enough when `limit` is no
+        more than that: either `limit` of them are off track, or every off-track action is
+        held, and `shown` overdue ones leave room for the rest."""
+        off_track = {line.action.id for line in self.red}
+        others = [line for line in self.overdue if line.action.id not in off_track]
+        return (self.red + others)[:limit]
 
 
 @dataclass(frozen=True)
@@ -312,6 +339,7 @@ def _read(
         every = query_action_views(session, at=at, quiet_after=quiet_after, where=in_scope)
     lists, lines = _exceptions(session, read, every, shown)
     plan = session.exec(select(PlanInfo)).first()
+    calendar = _calendar(session, at=at)
     summary = BoardSummary(
         at=at,
         plan_title=plan.title if plan else "Community Safety Partnership plan",
@@ -326,10 +354,12 @@ def _read(
         ),
         **lists,
         totals=_totals(counts),
-        funding=_funding(session, at=at),
-        next_deadline=next(iter(upcoming_deadlines(session, today=at.date())), None),
-        next_meeting=next(iter(upcoming_meetings(session, at=at, limit=1)), None),
+        funding=_funding(session, at=at, scope=scope),
         returns=_organisation_returns(session, since=read.baseline.at, where=in_scope),
+        next_deadline=calendar.next_deadline,
+        next_meeting=calendar.next_meeting,
+        coming_meetings=calendar.meetings,
+        coming_deadlines=calendar.deadlines,
     )
     until = _holds_until(session, summary, counts, at)
     return summary, [lines(view) for view in every or []], until
@@ -384,11 +414,37 @@ def _exception_views(
 
 
 def _totals(counts: dict[int, StatusCounts]) -> ExceptionTotals:
+    red = sum(c.counts[Status.RED] for c in counts.values())
+    overdue = sum(c.overdue for c in counts.values())
     return ExceptionTotals(
-        red=sum(c.counts[Status.RED] for c in counts.values()),
+        red=red,
         amber=sum(c.counts[Status.AMBER] for c in counts.values()),
-        overdue=sum(c.overdue for c in counts.values()),
+        overdue=overdue,
         quiet=sum(c.quiet for c in counts.values()),
+        off_track_or_overdue=red + overdue - sum(c.overdue_off_track for c in counts.values()),
+    )
+
+
+@dataclass(frozen=True)
+class _Calendar:
+    """The next board meeting and deadline, and those of the next `COMING_DAYS` days."""
+
+    next_meeting: MeetingView | None
+    next_deadline: DeadlineView | None
+    meetings: list[MeetingView]
+    deadlines: list[DeadlineView]
+
+
+def _calendar(session: Session, *, at: datetime) -> _Calendar:
+    """Meetings count by date, as deadlines do: the window's end moves at midnight, when a
+    kept summary is read again anyway."""
+    deadlines = upcoming_deadlines(session, today=at.date())
+    end = datetime.combine(at.date() + timedelta(days=COMING_DAYS + 1), time(), tzinfo=UTC)
+    return _Calendar(
+        next_meeting=next(iter(upcoming_meetings(session, at=at, limit=1)), None),
+        next_deadline=next(iter(deadlines), None),
+        meetings=upcoming_meetings(session, at=at, limit=None, before=end),
+        deadlines=[d for d in deadlines if (d.due_on - at.date()).days <= COMING_DAYS],
     )
 
 
@@ -710,8 +766,19 @@ def _latest(row: Any) -> LatestUpdate:
     return LatestUpdate(note, mitigation, forecast, author or "plan import", created_at)
 
 
-def _funding(session: Session, *, at: datetime) -> FundingPosition:
+def _funding(session: Session, *, at: datetime, scope: Priority | None) -> FundingPosition:
+    """This financial year's funding and the next's; for one priority, only the
+    contributions of the organisations that lead one of its actions.
+
+    Funding streams serve the partnership as a whole and name no priority; the partners
+    delivering a priority are the ones whose money its board discussion turns on."""
     this_year = financial_year_of(at.date())
+    where = None
+    if scope is not None:
+        leads = select(Action.lead_organisation_id).where(Action.priority_id == _id(scope))
+        where = col(FundingDecision.organisation_id).in_(leads)
     return FundingPosition(
-        years=tuple(funding_year(session, year=year) for year in (this_year, this_year + 1))
+        years=tuple(
+            funding_year(session, year=year, where=where) for year in (this_year, this_year + 1)
+        )
     )

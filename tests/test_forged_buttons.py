@@ -32,6 +32,7 @@ PATTERNS = {
     "ck": "/my",
     "a": "/history SOC-1",
     "h": "/history SOC-1",
+    "sm": "/summary",
     "zz": "/help",  # no handler's pattern: the fallback
 }
 

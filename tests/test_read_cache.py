@@ -6,25 +6,36 @@ from __future__ import annotations
 from sqlalchemy import event, update
 from sqlmodel import Session
 
+from csp_bot.handlers.summary import SECTIONS, first_screen, section_pages
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.data_version import data_version
 from csp_bot.models.db import Database
 from csp_bot.models.enums import Status
 from csp_bot.models.membership import MemberView
-from csp_bot.models.summary import SummaryCache, board_summary
+from csp_bot.models.summary import BoardSummary, SummaryCache, board_summary
 from csp_bot.models.tables import Action, DialogueDraft
-from tests.harness import Harness
-from tests.test_summary import QUIET, at, log, section, seed_exceptions, summary_text
+from tests.harness import PEOPLE, Harness
+from tests.test_summary import QUIET, at, log, section, seed_exceptions, summary_section
 
 
 def version(db: Database) -> int:
     return db.call(data_version)
 
 
-def fresh(db: Database, templates: Templates, clock: FakeClock, code: str | None = None) -> str:
-    summary = db.call(board_summary, at=clock(), quiet_after=QUIET, code=code)
-    return templates.render("summary.html", s=summary, limit=10, more="")
+def every_screen(templates: Templates, summary: BoardSummary) -> list[str]:
+    """The first screen and every page of every section, as the buttons would show them."""
+    text, _ = first_screen(templates, summary)
+    return [text] + [
+        page for section in SECTIONS.values() for page in section_pages(templates, summary, section)
+    ]
+
+
+def fresh(
+    db: Database, templates: Templates, clock: FakeClock, code: str | None = None
+) -> list[str]:
+    summary = db.call(board_summary, at=clock(), quiet_after=QUIET, code=code, shown=10)
+    return every_screen(templates, summary)
 
 
 def kept(
@@ -33,9 +44,9 @@ def kept(
     cache: SummaryCache,
     clock: FakeClock,
     code: str | None = None,
-) -> str:
-    summary = db.call(cache.summary, at=clock(), quiet_after=QUIET, code=code)
-    return templates.render("summary.html", s=summary, limit=10, more="")
+) -> list[str]:
+    summary = db.call(cache.summary, at=clock(), quiet_after=QUIET, code=code, shown=10)
+    return every_screen(templates, summary)
 
 
 def statements(db: Database, job: object) -> int:
@@ -81,17 +92,21 @@ async def test_a_summary_asked_again_after_an_update_shows_it(
     bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
 ) -> None:
     seed_exceptions(db, clock, people)
-    first = await summary_text(bot)
+    first = await summary_section(bot, "🔴 Exceptions")
     assert first.count("<b>🔴 Off track: 2</b>") == 1
-    assert first == await summary_text(bot)  # served again, the same
+    assert first == await summary_section(bot, "🔴 Exceptions")  # served again, the same
     assert "SOC-2" not in section(first, "<b>🔴 Off track")
     log(db, clock, people["chair"], "SOC-2", Status.RED, "Venue lost")
-    again = section(await summary_text(bot), "<b>🔴 Off track")
+    again = section(await summary_section(bot, "🔴 Exceptions"), "<b>🔴 Off track")
     assert again.startswith("<b>🔴 Off track: 3</b>") and "Venue lost" in again
+    # The first screen is read from the same summary, and follows too.
+    [screen] = await bot.send(PEOPLE["chair"].user, "/summary")
+    assert "<b>Off track or overdue: 4</b>" in screen.text
+    assert "🔴 <b>SOC-2</b> Bring homelessness services into #Citadel: off track," in screen.text
     # A change made by another process (plain SQL: the command line, a restore) counts too.
     with db.engine.begin() as connection:
         connection.execute(update(Action).where(Action.ref == "SOC-2").values(title="Renamed"))
-    assert "<b>SOC-2</b> Renamed" in await summary_text(bot)
+    assert "<b>SOC-2</b> Renamed" in await summary_section(bot, "🔴 Exceptions")
 
 
 def test_a_kept_summary_reads_one_row(

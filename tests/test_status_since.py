@@ -12,7 +12,7 @@ from csp_bot.models.enums import Status
 from csp_bot.models.membership import MemberView
 from csp_bot.models.progress import undo_last_update
 from tests.harness import PEOPLE, Harness
-from tests.test_summary import at, log, section, summary_text
+from tests.test_summary import at, log, section, summary_section
 
 CHAIR = PEOPLE["chair"].user
 POLICE = PEOPLE["police"].user
@@ -42,7 +42,7 @@ async def test_summary_paper_and_csv_say_since_the_status_changed(
     bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
 ) -> None:
     seed(db, clock, people)
-    amber = section(await summary_text(bot), "<b>🟠 At risk")
+    amber = section(await summary_section(bot, "🔴 Exceptions"), "<b>🟠 At risk")
     assert "Northants Police · at risk since Wed 1 Sep 2021 (37 days ago)" in amber
     files = {message.filename: message for message in await bot.send(CHAIR, "/report")}
     paper = files["board-paper-2021-10-08.html"].content
