@@ -97,15 +97,19 @@ def _recipients(session: Session, now: datetime, reported: set[Subject]) -> list
 
 def _recipient(row: Sequence[Any], now: datetime) -> Recipient:
     member_id, role, organisation_id, muted, snoozed_until, unreachable = row
-    snoozed = snoozed_until if snoozed_until is not None and snoozed_until > now else None
     return Recipient(
         id=member_id,
         role=role,
         organisation_id=organisation_id,
         muted=frozenset(Topic(topic) for topic in muted or ()),
-        snoozed_until=snoozed,
+        snoozed_until=snooze_at(snoozed_until, now),
         unreachable=unreachable is not None,
     )
+
+
+def snooze_at(snoozed_until: datetime | None, now: datetime) -> datetime | None:
+    """A member's snooze as planning sees it at `now`: one that has ended is none."""
+    return snoozed_until if snoozed_until is not None and snoozed_until > now else None
 
 
 def _deadlines(session: Session, reported: set[Subject]) -> list[DeadlineFacts]:
