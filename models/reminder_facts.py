@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from csp_bot.models.enums import Recurrence, Status
@@ -35,7 +34,6 @@ from csp_bot.models.tables import (
     Meeting,
     Member,
     PlanInfo,
-    ProgressUpdate,
     ReminderPreference,
 )
 from csp_bot.models.types import as_utc
@@ -132,13 +130,8 @@ def _deadlines(session: Session, reported: set[Subject]) -> list[DeadlineFacts]:
 
 
 def _actions(session: Session, reported: set[Subject]) -> list[ActionFacts]:
-    """Every action with its latest update not taken back: one statement, not one per action."""
-    last_update = (
-        select(ProgressUpdate.action_id, func.max(ProgressUpdate.created_at).label("last_at"))
-        .where(col(ProgressUpdate.withdrawn_at).is_(None))
-        .group_by(col(ProgressUpdate.action_id))
-        .subquery()
-    )
+    """Every action, with its latest update not taken back as `models.progress` keeps it on
+    the action (`last_update_at`): one plain scan, not a search of every update."""
     rows = session.execute(
         sa.select(
             col(Action.id),
@@ -147,11 +140,9 @@ def _actions(session: Session, reported: set[Subject]) -> list[ActionFacts]:
             col(Action.lead_organisation_id),
             col(Action.owner_member_id),
             col(Action.status_at),
-            last_update.c.last_at,
+            col(Action.last_update_at),
             col(ActionSnooze.until),
-        )
-        .outerjoin(last_update, last_update.c.action_id == Action.id)
-        .outerjoin(ActionSnooze, col(ActionSnooze.action_id) == Action.id)
+        ).outerjoin(ActionSnooze, col(ActionSnooze.action_id) == Action.id)
     ).all()
     return each_row("action", rows, _action, reported)
 
