@@ -7,6 +7,7 @@ A row that cannot be turned into facts is logged (once, through `reported`) and 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -39,12 +40,20 @@ from csp_bot.models.tables import (
 from csp_bot.models.types import as_utc
 
 T = TypeVar("T")
+# Ids looked up per statement (well inside every database's limit on parameters).
+ID_CHUNK = 500
 
 
 def load_facts(
-    session: Session, *, now: datetime, zone: ZoneInfo, reported: set[Subject] | None = None
+    session: Session,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    reported: set[Subject] | None = None,
+    actions: Sequence[ActionFacts] | None = None,
 ) -> Facts:
-    """Members, meetings, deadlines and actions, as `scheduler.due` needs them."""
+    """Members, meetings, deadlines and actions, as `scheduler.due` needs them; `actions`, if
+    given, are the actions as `read_actions` has just read them."""
     reported = set() if reported is None else reported
     plan = session.exec(select(PlanInfo)).first()
     return Facts(
@@ -56,7 +65,7 @@ def load_facts(
             reported,
         ),
         deadlines=_deadlines(session, reported),
-        actions=_actions(session, reported),
+        actions=_actions(session, reported) if actions is None else actions,
         plan_starts_at=None if plan is None else local_moment(plan.starts_on, time(0), zone),
     )
 
@@ -129,22 +138,62 @@ def _deadlines(session: Session, reported: set[Subject]) -> list[DeadlineFacts]:
     )
 
 
-def _actions(session: Session, reported: set[Subject]) -> list[ActionFacts]:
-    """Every action, with its latest update not taken back as `models.progress` keeps it on
-    the action (`last_update_at`): one plain scan, not a search of every update."""
-    rows = session.execute(
-        sa.select(
-            col(Action.id),
-            col(Action.due_on),
-            col(Action.status),
-            col(Action.lead_organisation_id),
-            col(Action.owner_member_id),
-            col(Action.status_at),
-            col(Action.last_update_at),
-            col(ActionSnooze.until),
-        ).outerjoin(ActionSnooze, col(ActionSnooze.action_id) == Action.id)
-    ).all()
-    return each_row("action", rows, _action, reported)
+# Built once: every round that finds the data changed reads every action's row.
+_ACTION_QUERY = sa.select(
+    col(Action.id),
+    col(Action.due_on),
+    col(Action.status),
+    col(Action.lead_organisation_id),
+    col(Action.owner_member_id),
+    col(Action.status_at),
+    col(Action.last_update_at),
+    col(ActionSnooze.until),
+).outerjoin(ActionSnooze, col(ActionSnooze.action_id) == Action.id)
+
+
+@dataclass(frozen=True)
+class ActionReading:
+    """Every action's facts, with its row as the database driver returned it (unconverted)."""
+
+    rows: dict[int, tuple[Any, ...]]
+    facts: dict[int, ActionFacts]
+
+
+def read_actions(
+    session: Session, *, reported: set[Subject], since: ActionReading | None = None
+) -> ActionReading:
+    """Every action's facts. Given the last reading, only actions whose row changed are built
+    again: reading the rows unconverted and comparing them costs a fraction of converting
+    every row and building every action's facts."""
+    rows = _action_rows(session)
+    if since is None:
+        return ActionReading(rows, {action.id: action for action in _actions(session, reported)})
+    changed = [action_id for action_id, row in rows.items() if since.rows.get(action_id) != row]
+    facts = {action_id: facts for action_id, facts in since.facts.items() if action_id in rows}
+    for action_id in changed:
+        facts.pop(action_id, None)  # built again below (or left out, if it fails)
+    for start in range(0, len(changed), ID_CHUNK):
+        chunk = changed[start : start + ID_CHUNK]
+        for action in _actions(session, reported, ids=chunk):
+            facts[action.id] = action
+    return ActionReading(rows, facts)
+
+
+def _action_rows(session: Session) -> dict[int, tuple[Any, ...]]:
+    statement = _ACTION_QUERY.compile(dialect=session.get_bind().dialect)
+    rows = session.connection().exec_driver_sql(str(statement)).all()
+    return {row[0]: tuple(row) for row in rows}
+
+
+def _actions(
+    session: Session, reported: set[Subject], ids: Sequence[int] | None = None
+) -> list[ActionFacts]:
+    """The actions (all, or those of `ids`), each with its latest update not taken back as
+    `models.progress` keeps it on the action (`last_update_at`): no search of the updates."""
+    query = _ACTION_QUERY
+    if ids is not None:
+        query = query.where(col(Action.id).in_(ids))
+    return each_row("action", session.execute(query).all(), _action, reported)
 
 
 def _action(row: Sequence[Any]) -> ActionFacts:

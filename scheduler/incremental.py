@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TypeVar
 from csp_bot.models.access import ORGANISATION_CONTACTS
 from csp_bot.models.data_version import planning_version
 from csp_bot.models.outbox import record_due, recorded_keys_about, sweep_interrupted
-from csp_bot.models.reminder_facts import load_facts, snooze_at
+from csp_bot.models.reminder_facts import ActionReading, load_facts, read_actions, snooze_at
 from csp_bot.models.reminder_types import (
     ABOUT_ACTION,
     ABOUT_DEADLINE,
@@ -75,6 +75,7 @@ class Known:
     """The facts of one reading, indexed the ways a round looks them up."""
 
     facts: Facts
+    actions_read: ActionReading
     people: People
     meetings: dict[int, MeetingFacts]
     deadlines: dict[int, DeadlineFacts]
@@ -83,7 +84,31 @@ class Known:
     by_lead: dict[int, list[int]]
 
     @classmethod
-    def of(cls, facts: Facts, rules: Rules, reported: set[Subject]) -> Known:
+    def read(
+        cls,
+        session: Session,
+        *,
+        rules: Rules,
+        now: datetime,
+        reported: set[Subject],
+        since: Known | None = None,
+    ) -> Known:
+        """The facts now (given the last reading, only changed actions are built again)."""
+        last = None if since is None else since.actions_read
+        actions = read_actions(session, reported=reported, since=last)
+        facts = load_facts(
+            session,
+            now=now,
+            zone=rules.zone,
+            reported=reported,
+            actions=list(actions.facts.values()),
+        )
+        return cls.of(facts, actions, rules, reported)
+
+    @classmethod
+    def of(
+        cls, facts: Facts, actions_read: ActionReading, rules: Rules, reported: set[Subject]
+    ) -> Known:
         by_owner: dict[int, list[int]] = {}
         by_lead: dict[int, list[int]] = {}
         for action in facts.actions:
@@ -92,6 +117,7 @@ class Known:
                 by_owner.setdefault(action.owner_member_id, []).append(action.id)
         return cls(
             facts=facts,
+            actions_read=actions_read,
             people=People(usable_recipients(facts.recipients, rules, reported)),
             meetings={meeting.id: meeting for meeting in facts.meetings},
             deadlines={deadline.id: deadline for deadline in facts.deadlines},
@@ -155,7 +181,7 @@ class Known:
             replace(recipient, snoozed_until=None) if snooze_ended(recipient, now) else recipient
             for recipient in recipients
         ]
-        return Known.of(replace(self.facts, recipients=woken), rules, reported)
+        return Known.of(replace(self.facts, recipients=woken), self.actions_read, rules, reported)
 
 
 def snooze_ended(recipient: Recipient, now: datetime) -> bool:
@@ -199,8 +225,12 @@ def people_touched(old: Known, new: Known) -> set[Subject]:
 
 
 def changed_keys(old: Mapping[K, V], new: Mapping[K, V]) -> set[K]:
-    """Keys added, removed, or whose value differs."""
-    return {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
+    """Keys added, removed, or whose value differs (most are the very same object)."""
+    return {
+        key
+        for key in old.keys() | new.keys()
+        if old.get(key) is not new.get(key) and old.get(key) != new.get(key)
+    }
 
 
 @dataclass
@@ -249,19 +279,13 @@ class Planner:
         version = planning_version(session)
         known = self.known
         if known is None or rules != self.rules or self.at is None or now < self.at:
-            known = Known.of(
-                load_facts(session, now=now, zone=rules.zone, reported=reported), rules, reported
-            )
+            known = Known.read(session, rules=rules, now=now, reported=reported)
             subjects = known.subjects()
             whole = True
         else:
             changed: set[Subject] = set()
             if version != self.version:
-                fresh = Known.of(
-                    load_facts(session, now=now, zone=rules.zone, reported=reported),
-                    rules,
-                    reported,
-                )
+                fresh = Known.read(session, rules=rules, now=now, reported=reported, since=known)
                 changed, known = changed_subjects(known, fresh), fresh
             unsnoozed = known.after_snoozes(now, rules, reported)
             changed |= people_touched(known, unsnoozed)
