@@ -87,18 +87,22 @@ def each_row(
 
 
 def _recipients(session: Session, now: datetime, reported: set[Subject]) -> list[Recipient]:
-    rows = session.execute(
-        sa.select(
-            col(Member.id),
-            col(Member.role),
-            col(Member.organisation_id),
-            col(ReminderPreference.muted),
-            col(ReminderPreference.snoozed_until),
-            col(ReminderPreference.unreachable_since),
+    rows = (
+        session.connection()
+        .execute(
+            sa.select(
+                col(Member.id),
+                col(Member.role),
+                col(Member.organisation_id),
+                col(ReminderPreference.muted),
+                col(ReminderPreference.snoozed_until),
+                col(ReminderPreference.unreachable_since),
+            )
+            .outerjoin(ReminderPreference, col(ReminderPreference.member_id) == Member.id)
+            .where(col(Member.active).is_(True))
         )
-        .outerjoin(ReminderPreference, col(ReminderPreference.member_id) == Member.id)
-        .where(col(Member.active).is_(True))
-    ).all()
+        .all()
+    )
     return each_row("member", rows, lambda row: _recipient(row, now), reported)
 
 
@@ -180,9 +184,14 @@ def read_actions(
 
 
 def _action_rows(session: Session) -> dict[int, tuple[Any, ...]]:
-    statement = _ACTION_QUERY.compile(dialect=session.get_bind().dialect)
-    rows = session.connection().exec_driver_sql(str(statement)).all()
-    return {row[0]: tuple(row) for row in rows}
+    statement = str(_ACTION_QUERY.compile(dialect=session.get_bind().dialect))
+    # The driver's own cursor: its rows are plain tuples, with nothing converted.
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(statement)
+        return {row[0]: row for row in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 def _actions(
@@ -193,7 +202,7 @@ def _actions(
     query = _ACTION_QUERY
     if ids is not None:
         query = query.where(col(Action.id).in_(ids))
-    return each_row("action", session.execute(query).all(), _action, reported)
+    return each_row("action", session.connection().execute(query).all(), _action, reported)
 
 
 def _action(row: Sequence[Any]) -> ActionFacts:

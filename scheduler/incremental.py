@@ -53,7 +53,9 @@ from csp_bot.scheduler.due import (
     deadline_occasions,
     digest_occasions,
     meeting_occasions,
+    previous_meeting,
     returns_occasions,
+    stale_actions,
     usable_recipients,
     work_out,
 )
@@ -196,11 +198,32 @@ def changed_subjects(old: Known, new: Known) -> set[Subject]:
     changed = {(ABOUT_MEETING, meeting_id) for meeting_id in meetings}
     changed |= {(ABOUT_DEADLINE, i) for i in changed_keys(old.deadlines, new.deadlines)}
     changed |= {(ABOUT_ACTION, action_id) for action_id in actions}
-    if meetings or actions or old.facts.plan_starts_at != new.facts.plan_starts_at:
-        # Every meeting's returns look at all the meetings (since when) and all the actions.
+    if meetings or old.facts.plan_starts_at != new.facts.plan_starts_at:
+        # Every meeting's returns count from the meeting before it (or the plan's start).
         changed |= new.returns_subjects()
+    else:
+        changed |= returns_touched(old, new, actions)
     changed |= people_touched(old, new)
     return {subject for subject in changed if new.has(subject)}
+
+
+def returns_touched(old: Known, new: Known, actions: set[int]) -> set[Subject]:
+    """The meetings' returns whose list of stale actions a change to `actions` may alter:
+    those for which an action was stale before the change or is after it (a partner's update
+    to an action already updated since the last meeting touches none)."""
+    starts = sorted(meeting.starts_at for meeting in new.facts.meetings)
+    touched = set()
+    for meeting in new.facts.meetings:
+        since = previous_meeting(starts, meeting.starts_at) or new.facts.plan_starts_at
+        versions = [
+            version
+            for action_id in actions
+            for version in (old.actions.get(action_id), new.actions.get(action_id))
+            if version is not None
+        ]
+        if stale_actions(versions, since):
+            touched.add((ABOUT_RETURNS, meeting.id))
+    return touched
 
 
 def people_touched(old: Known, new: Known) -> set[Subject]:
