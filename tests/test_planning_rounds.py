@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from csp_bot.bot.app import reminder_rules
@@ -291,6 +292,69 @@ def test_due_dates_far_ahead_with_check_ins_further_still(db: Database, twin: Da
     days = [1440, 1441, 1439]
     recorded = run_side_by_side(db, twin, rules, seed=5, steps=days, rounds=130, changes=0)
     assert recorded > 20
+
+
+def test_an_action_added_after_the_returns_request_went_asks_its_partner_too(
+    db: Database, twin: Database, settings: Settings
+) -> None:
+    """A new action has no update, so it is missing from the returns: its organisation's
+    partner is asked at once, though the request about the meeting went days before."""
+    rules = reminder_rules(settings)
+    planner = Planner()
+    for database in (db, twin):
+        start_plan(database)
+        with database.engine.begin() as connection:
+            connection.execute(insert(Organisation).values(name="Rockingham Housing", kind="wider"))
+        database.call(
+            add_member,
+            telegram_id=4100,
+            name="Housing partner",
+            organisation="Rockingham Housing",
+            role="partner",
+            at=START,
+            actor=CLI,
+        )
+        database.call(
+            schedule_meeting,
+            title="Board",
+            starts_at=uk("2021-06-24T10:00"),
+            location="",
+            agenda=[],
+            at=START,
+            actor=CLI,
+        )
+
+    def both_at(moment: str) -> None:
+        db.call(plan_reminders, rules=rules, now=uk(moment), reported=set())
+        plan_round(twin, planner, rules=rules, now=uk(moment), reported=set())
+        assert outbox_rows(twin) == outbox_rows(db), moment
+
+    both_at("2021-06-10T10:00")
+    both_at("2021-06-14T10:00")  # ten days before: the returns request goes
+    for database in (db, twin):
+        add_action_of(database, "Rockingham Housing", at=uk("2021-06-14T10:30"))
+    both_at("2021-06-14T10:31")
+    asked = [row for row in outbox_rows(twin) if row[0] == ReminderKind.RETURNS_REQUEST]
+    assert "Housing partner" in {name_of(twin, row[2]) for row in asked}
+
+
+def add_action_of(db: Database, organisation: str, *, at: datetime) -> None:
+    """An action added as a plan import would add it (plain SQL counts like any write)."""
+    with db.engine.begin() as connection:
+        lead = connection.execute(
+            select(Organisation.id).where(Organisation.name == organisation)
+        ).scalar_one()
+        priority = connection.execute(select(Action.priority_id)).scalars().first()
+        connection.execute(
+            insert(Action).values(
+                ref="SOC-99",
+                priority_id=priority,
+                title="Tenancy enforcement pilot",
+                lead_organisation_id=lead,
+                status=Status.NOT_STARTED,
+                status_at=at,
+            )
+        )
 
 
 def test_a_meeting_s_reminders_are_recorded_as_their_moments_pass(
