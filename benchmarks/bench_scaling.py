@@ -2,7 +2,8 @@
 
 At 1,000, 10,000 and 50,000 actions (25 updates an action, members in proportion), runs
 `bench_summary.py --no-report` for `/summary` (data changed before each), `/status` and the
-peak memory, and `bench_reminders.py --planning-only` for the planning round (on the SQLite
+peak memory, and `bench_reminders.py --planning-only` for the planning rounds (every minute
+with nothing changed, after a partner's update, and the first planning; on the SQLite
 database it builds itself), each in a process of its own, and prints one table: the
 README's scaling table. Exits 1 if a run missed a target or failed.
 
@@ -27,8 +28,12 @@ SUMMARY_LINES = {
     "/status": "/status median",
     "peak memory": "peak memory, the chat commands",
 }
-# The planning round, as `bench_reminders.py` prints it (whatever its wording of the rest).
-PLANNING = re.compile(r"^\s*(computing what is due.*|.*planning round.*)$", re.IGNORECASE)
+# The planning figures, as `bench_reminders.py` prints them: (the line's start, the figure).
+PLANNING = {
+    "round": re.compile(r"^\s*every-minute planning round.*: ([\d.]+ ms) \(target"),
+    "changed": re.compile(r"^\s*a round after a partner's update.*: median ([\d.]+ ms)"),
+    "first": re.compile(r"^\s*first planning: ([\d.]+ s),.* peak memory (\d+ MB)"),
+}
 
 
 def main() -> int:
@@ -38,7 +43,10 @@ def main() -> int:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite, temporary)")
     args, _ = parser.parse_known_args()
     failed = False
-    print(f"{'actions':>8}  {'/summary':>22}  {'/status':>22}  {'peak memory':>12}  planning")
+    print(
+        f"{'actions':>8}  {'/summary':>22}  {'/status':>22}  {'peak memory':>12}  "
+        "planning round (after an update); first planning (peak memory)"
+    )
     for size in (int(size) for size in args.sizes.split(",")):
         summary, summary_ok = run_summary(size, args.runs, args.database_url)
         planning, planning_ok = run_planning(size)
@@ -66,14 +74,20 @@ def run_summary(size: int, runs: int, url: str | None) -> tuple[dict[str, str], 
 
 
 def run_planning(size: int) -> tuple[str, bool]:
-    """The planning figure of `bench_reminders.py`, on the database it builds itself."""
+    """The planning figures of `bench_reminders.py`, on the database it builds itself."""
     command = [sys.executable, str(HERE / "bench_reminders.py"), "--planning-only"]
-    command += ["--actions", str(size)]
+    command += ["--actions", str(size), "--runs", "7"]
     done = subprocess.run(command, capture_output=True, text=True)
-    found = [
-        match.group(1).strip() for match in map(PLANNING.match, done.stdout.splitlines()) if match
-    ]
-    return (found[-1].split(" ms")[0] + " ms" if found else "failed"), done.returncode == 0
+    found: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        for key, pattern in PLANNING.items():
+            match = pattern.match(line)
+            if match:
+                found[key] = " (".join(match.groups()) + (")" if len(match.groups()) > 1 else "")
+    if len(found) < len(PLANNING):
+        return "failed", False
+    figures = f"{found['round']} ({found['changed']}); {found['first']}"
+    return figures, done.returncode == 0
 
 
 def _url(url: str | None) -> list[str]:

@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,7 +46,7 @@ from telegram import Update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support.large_plan import NOW, PlanSize, build_large_plan
+from benchmarks.support.large_plan import NOW, build_large_plan, plan_size
 from csp_bot.bot.app import build_application, services_for
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorRequest
 from csp_bot.bot.settings import Settings
@@ -90,9 +90,10 @@ def main() -> int:
     parser.add_argument("--actions", type=int, default=10_000, help="actions in the plan")
     parser.add_argument("--no-report", action="store_true", help="skip /report and its files")
     parser.add_argument("--build-only", help=argparse.SUPPRESS)
+    parser.add_argument("--organisations", type=int, help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
     if args.build_only:
-        return build(args.build_only, args.actions)
+        return build(args.build_only, args.actions, args.organisations)
     with database(args.database_url) as url:
         started = time.perf_counter()
         child = [sys.executable, __file__, "--build-only", url, "--actions", str(args.actions)]
@@ -101,17 +102,14 @@ def main() -> int:
         return asyncio.run(measure(url, args.runs, report=not args.no_report))
 
 
-def plan_size(actions: int) -> PlanSize:
-    """The large plan's proportions at `actions` actions (25 updates an action)."""
-    scale = actions / 10_000
-    return PlanSize(actions=actions, updates=actions * 25, members=max(100, int(2_000 * scale)))
-
-
-def build(url: str, actions: int) -> int:
+def build(url: str, actions: int, organisations: int | None = None) -> int:
     """The child process: migrate and fill the database."""
     engine = make_engine(url)
     upgrade(engine)
-    build_large_plan(engine, plan_size(actions))
+    size = plan_size(actions)
+    if organisations is not None:
+        size = replace(size, organisations=organisations)
+    build_large_plan(engine, size)
     # Planner statistics, as PostgreSQL's autovacuum would gather them after a bulk load.
     with engine.begin() as connection:
         connection.execute(text("ANALYZE"))

@@ -17,6 +17,7 @@ from csp_bot.models.membership import MemberView
 from csp_bot.models.retention import Retention
 from csp_bot.models.summary import SummaryCache
 from csp_bot.scheduler.due import Rules
+from csp_bot.scheduler.incremental import Planner
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Services:
     # Subjects whose reminders could not be worked out, ("deadline", 7): already logged, so
     # each is logged once in the life of the process, not at every planning round.
     planning_failures: set[tuple[str, int]] = field(default_factory=set)
+    # What reminder planning keeps between rounds, and one round at a time.
+    planner: Planner = field(default_factory=Planner)
+    planning: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The latest /summary of each scope, served again while it is current.
     summaries: SummaryCache = field(default_factory=SummaryCache)
 

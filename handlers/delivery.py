@@ -18,7 +18,7 @@ import httpx
 from telegram import Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.context import CspApplication, Services
 from csp_bot.handlers.faults import NoAnswer, NotAccepted, TokenRefused, deciding_for_ourselves
 from csp_bot.handlers.reminder_messages import Composed, compose
 from csp_bot.handlers.replies import split_message
@@ -35,7 +35,7 @@ from csp_bot.models.outbox import (
 from csp_bot.models.reminder_types import OutboxState
 from csp_bot.scheduler.content import Circumstances, Content, Withheld
 from csp_bot.scheduler.pacing import Pacer
-from csp_bot.scheduler.rounds import plan_reminders, read_pending
+from csp_bot.scheduler.rounds import read_pending
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +73,39 @@ async def dispatch_due(
 ) -> DeliveryReport:
     """Plan, then deliver everything pending; safe to run at any time, as often as wanted."""
     services = application.services
-    # Apart from users' commands: a round reads every action, meeting and member.
-    dues = await services.db.run_apart(
-        plan_reminders,
-        rules=services.settings.reminders,
-        now=services.clock(),
-        reported=services.planning_failures,
-    )
-    report = DeliveryReport(recorded=len(dues))
+    report = DeliveryReport(recorded=await plan_round(services))
     await Courier(application, pacer or Pacer(), report).deliver()
     return report
+
+
+async def plan_round(services: Services) -> int:
+    """Record what has fallen due (`scheduler.incremental`); returns how many were recorded.
+
+    Apart from users' commands (a first round reads every action, meeting and member), one
+    chunk per transaction: between chunks the planning thread waits, and users' commands
+    have the interpreter to themselves.
+    """
+    planner, db, reported = services.planner, services.db, services.planning_failures
+    async with services.planning:
+        try:
+            round = await db.run_apart(
+                planner.begin,
+                rules=services.settings.reminders,
+                now=services.clock(),
+                reported=reported,
+            )
+            recorded = 0
+            for chunk in round.chunks():
+                worked = await db.run_apart(
+                    planner.work, round=round, subjects=chunk, reported=reported
+                )
+                planner.absorb(round, worked)
+                recorded += len(worked.dues)
+            planner.finish(round)
+        except BaseException:
+            planner.forget()  # the next round works everything out again
+            raise
+    return recorded
 
 
 class Courier:

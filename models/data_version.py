@@ -1,10 +1,14 @@
-"""A count of committed write transactions, so that a cached answer knows it is current.
+"""Counts of committed write transactions, so that a cached answer knows it is current.
 
 Every transaction that writes to a table the answers read counts `data_version` up, in the
 same transaction, at its commit: a reader that sees the count unchanged sees the same data.
 It is watched at the engine, below the ORM, so writes through Core or plain SQL count too.
 Writes that no answer reads (the inbox, the reminder outbox, dialogue drafts, the audit
 trail, ...) do not count: otherwise every incoming message would empty the caches.
+
+A second count, `planning_version`, does the same for what reminder planning reads (which
+includes members' reminder settings and snoozes): a planning round that finds it unchanged
+need not read the facts again.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from sqlmodel import Session
 # Set on a connection (by `models.migrate`) while migrations run: the table may not exist.
 MIGRATING = "csp_bot_migrating"
 _CHANGED = "csp_bot_data_changed"
-# The row is made by the first write (a database nobody has written to holds none).
+_PLANNING_CHANGED = "csp_bot_planning_data_changed"
+# Row 1 counts writes the cached answers read; row 2 writes reminder planning reads.
+ANSWERS_ROW, PLANNING_ROW = 1, 2
+# Each row is made by the first write (a database nobody has written to holds none).
 _BUMP = (
-    "INSERT INTO data_version (id, version) VALUES (1, 1)"
+    "INSERT INTO data_version (id, version) VALUES ({row}, 1)"
     " ON CONFLICT (id) DO UPDATE SET version = data_version.version + 1"
 )
-_READ = "SELECT version FROM data_version WHERE id = 1"
+_READ = "SELECT version FROM data_version WHERE id = {row}"
 _WRITE = re.compile(
     r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)', re.IGNORECASE
 )
@@ -43,6 +50,21 @@ UNREAD = frozenset(
         "audit_entry",
     }
 )
+# Tables reminder planning never reads. The outbox is among them: planning reads the keys
+# it needs afresh each round, and counting deliveries would make every round read the facts.
+PLANNING_UNREAD = frozenset(
+    {
+        "data_version",
+        "alembic_version",
+        "inbox_update",
+        "reminder_outbox",
+        "dialogue_draft",
+        "meeting_reply",
+        "invite",
+        "audit_entry",
+        "group_link",
+    }
+)
 
 
 def watch_writes(engine: Engine) -> None:
@@ -55,7 +77,17 @@ def watch_writes(engine: Engine) -> None:
 
 def data_version(session: Session) -> int:
     """The count as this transaction sees it."""
-    return int(session.connection().exec_driver_sql(_READ).scalar_one_or_none() or 0)
+    return _read(session, ANSWERS_ROW)
+
+
+def planning_version(session: Session) -> int:
+    """The count of writes to what reminder planning reads, as this transaction sees it."""
+    return _read(session, PLANNING_ROW)
+
+
+def _read(session: Session, row: int) -> int:
+    statement = _READ.format(row=row)
+    return int(session.connection().exec_driver_sql(statement).scalar_one_or_none() or 0)
 
 
 def _note_write(
@@ -66,14 +98,21 @@ def _note_write(
     if connection.info.get(MIGRATING):
         return
     written = _WRITE.match(statement)
-    if written is not None and written.group(1).lower() not in UNREAD:
+    if written is None:
+        return
+    table = written.group(1).lower()
+    if table not in UNREAD:
         connection.info[_CHANGED] = True
+    if table not in PLANNING_UNREAD:
+        connection.info[_PLANNING_CHANGED] = True
 
 
 def _count_up(connection: Connection) -> None:
     # Still inside the transaction (the event comes before the database's COMMIT).
     if connection.info.pop(_CHANGED, False):
-        connection.exec_driver_sql(_BUMP)
+        connection.exec_driver_sql(_BUMP.format(row=ANSWERS_ROW))
+    if connection.info.pop(_PLANNING_CHANGED, False):
+        connection.exec_driver_sql(_BUMP.format(row=PLANNING_ROW))
 
 
 def _forget(connection: Connection) -> None:
@@ -81,3 +120,4 @@ def _forget(connection: Connection) -> None:
     # try to reconnect in the middle of the rollback.
     if not connection.invalidated:
         connection.info.pop(_CHANGED, None)
+        connection.info.pop(_PLANNING_CHANGED, None)

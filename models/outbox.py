@@ -9,7 +9,7 @@ never sent again: it becomes `unconfirmed` (the README explains this choice).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,11 +21,13 @@ from sqlmodel import Session, col, select
 from csp_bot.models.backoff import Backoff
 from csp_bot.models.reminder_types import (
     LOOKBACK,
+    SUBJECT_KINDS,
     Due,
     Key,
     OutboxState,
     Recorded,
     ReminderKind,
+    Subject,
     recorded_index,
 )
 from csp_bot.models.reminders import preference_row
@@ -34,6 +36,8 @@ from csp_bot.models.tables import Member, OutboxEntry
 # A row still `sending` after this long was interrupted: it is marked unconfirmed.
 SENDING_TIMEOUT = timedelta(minutes=10)
 INSERT_CHUNK = 500
+# Subject ids looked up per statement (well inside every database's limit on parameters).
+LOOKUP_CHUNK = 500
 
 
 def recorded_keys(session: Session, *, now: datetime) -> Recorded:
@@ -49,30 +53,70 @@ def recorded_keys(session: Session, *, now: datetime) -> Recorded:
     return recorded_index(Key(*row) for row in rows)
 
 
+def recorded_keys_about(
+    session: Session, *, now: datetime, subjects: Iterable[Subject]
+) -> Recorded:
+    """`recorded_keys`, for these subjects only: a round reads the keys of what it works out
+    (through the outbox's unique index, which starts with kind and subject), not every key."""
+    ids: dict[str, list[int]] = {}
+    for family, subject_id in subjects:
+        ids.setdefault(family, []).append(subject_id)
+    keys: list[Key] = []
+    for family, subject_ids in ids.items():
+        for start in range(0, len(subject_ids), LOOKUP_CHUNK):
+            chunk = subject_ids[start : start + LOOKUP_CHUNK]
+            keys += _keys_of(session, SUBJECT_KINDS[family], chunk, now - LOOKBACK)
+    return recorded_index(keys)
+
+
+def _keys_of(
+    session: Session, kinds: Sequence[ReminderKind], subject_ids: Sequence[int], since: datetime
+) -> list[Key]:
+    rows = session.execute(
+        sa.select(
+            col(OutboxEntry.kind),
+            col(OutboxEntry.subject_id),
+            col(OutboxEntry.member_id),
+            col(OutboxEntry.occurrence),
+        )
+        .where(col(OutboxEntry.kind).in_(kinds))
+        .where(col(OutboxEntry.subject_id).in_(subject_ids))
+        .where(col(OutboxEntry.fire_at) >= since)
+    ).all()
+    return [Key(*row) for row in rows]
+
+
 def record_due(session: Session, *, dues: Sequence[Due], at: datetime) -> int:
     """Record reminders in the outbox; one already there is left as it is. Returns how many."""
-    rows = [
-        {
-            "kind": due.kind,
-            "subject_id": due.subject_id,
-            "member_id": due.member_id,
-            "occurrence": due.occurrence,
-            "fire_at": due.fire_at,
-            "send_at": due.send_at,
-            "expires_at": due.expires_at,
-            "state": due.state,
-            "recorded_at": at,
-            "detail": "",
-        }
-        for due in dues
-    ]
+    if not dues:
+        return 0
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = OutboxEntry.__table__  # type: ignore[attr-defined]
+    # One statement with many parameter sets, compiled once: a multi-row VALUES clause is
+    # compiled afresh for every chunk, which cost most of a first planning's time.
+    statement = dialect.insert(table).on_conflict_do_nothing()
+    connection = session.connection()
     recorded = 0
-    for start in range(0, len(rows), INSERT_CHUNK):
-        statement = dialect.insert(OutboxEntry).values(rows[start : start + INSERT_CHUNK])
-        result = session.execute(statement.on_conflict_do_nothing())
-        recorded += result.rowcount  # type: ignore[attr-defined]
+    for start in range(0, len(dues), INSERT_CHUNK):
+        rows = [_outbox_row(due, at) for due in dues[start : start + INSERT_CHUNK]]
+        recorded += connection.execute(statement, rows).rowcount
     return recorded
+
+
+def _outbox_row(due: Due, at: datetime) -> dict[str, object]:
+    return {
+        "kind": due.kind,
+        "subject_id": due.subject_id,
+        "member_id": due.member_id,
+        "occurrence": due.occurrence,
+        "fire_at": due.fire_at,
+        "send_at": due.send_at,
+        "expires_at": due.expires_at,
+        "state": due.state,
+        "recorded_at": at,
+        "detail": "",
+        "attempts": 0,
+    }
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ A row that cannot be turned into facts is logged (once, through `reported`) and 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from csp_bot.models.enums import Recurrence, Status
@@ -35,18 +35,25 @@ from csp_bot.models.tables import (
     Meeting,
     Member,
     PlanInfo,
-    ProgressUpdate,
     ReminderPreference,
 )
 from csp_bot.models.types import as_utc
 
 T = TypeVar("T")
+# Ids looked up per statement (well inside every database's limit on parameters).
+ID_CHUNK = 500
 
 
 def load_facts(
-    session: Session, *, now: datetime, zone: ZoneInfo, reported: set[Subject] | None = None
+    session: Session,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    reported: set[Subject] | None = None,
+    actions: Sequence[ActionFacts] | None = None,
 ) -> Facts:
-    """Members, meetings, deadlines and actions, as `scheduler.due` needs them."""
+    """Members, meetings, deadlines and actions, as `scheduler.due` needs them; `actions`, if
+    given, are the actions as `read_actions` has just read them."""
     reported = set() if reported is None else reported
     plan = session.exec(select(PlanInfo)).first()
     return Facts(
@@ -58,7 +65,7 @@ def load_facts(
             reported,
         ),
         deadlines=_deadlines(session, reported),
-        actions=_actions(session, reported),
+        actions=_actions(session, reported) if actions is None else actions,
         plan_starts_at=None if plan is None else local_moment(plan.starts_on, time(0), zone),
     )
 
@@ -80,32 +87,40 @@ def each_row(
 
 
 def _recipients(session: Session, now: datetime, reported: set[Subject]) -> list[Recipient]:
-    rows = session.execute(
-        sa.select(
-            col(Member.id),
-            col(Member.role),
-            col(Member.organisation_id),
-            col(ReminderPreference.muted),
-            col(ReminderPreference.snoozed_until),
-            col(ReminderPreference.unreachable_since),
+    rows = (
+        session.connection()
+        .execute(
+            sa.select(
+                col(Member.id),
+                col(Member.role),
+                col(Member.organisation_id),
+                col(ReminderPreference.muted),
+                col(ReminderPreference.snoozed_until),
+                col(ReminderPreference.unreachable_since),
+            )
+            .outerjoin(ReminderPreference, col(ReminderPreference.member_id) == Member.id)
+            .where(col(Member.active).is_(True))
         )
-        .outerjoin(ReminderPreference, col(ReminderPreference.member_id) == Member.id)
-        .where(col(Member.active).is_(True))
-    ).all()
+        .all()
+    )
     return each_row("member", rows, lambda row: _recipient(row, now), reported)
 
 
 def _recipient(row: Sequence[Any], now: datetime) -> Recipient:
     member_id, role, organisation_id, muted, snoozed_until, unreachable = row
-    snoozed = snoozed_until if snoozed_until is not None and snoozed_until > now else None
     return Recipient(
         id=member_id,
         role=role,
         organisation_id=organisation_id,
         muted=frozenset(Topic(topic) for topic in muted or ()),
-        snoozed_until=snoozed,
+        snoozed_until=snooze_at(snoozed_until, now),
         unreachable=unreachable is not None,
     )
+
+
+def snooze_at(snoozed_until: datetime | None, now: datetime) -> datetime | None:
+    """A member's snooze as planning sees it at `now`: one that has ended is none."""
+    return snoozed_until if snoozed_until is not None and snoozed_until > now else None
 
 
 def _deadlines(session: Session, reported: set[Subject]) -> list[DeadlineFacts]:
@@ -127,29 +142,67 @@ def _deadlines(session: Session, reported: set[Subject]) -> list[DeadlineFacts]:
     )
 
 
-def _actions(session: Session, reported: set[Subject]) -> list[ActionFacts]:
-    """Every action with its latest update not taken back: one statement, not one per action."""
-    last_update = (
-        select(ProgressUpdate.action_id, func.max(ProgressUpdate.created_at).label("last_at"))
-        .where(col(ProgressUpdate.withdrawn_at).is_(None))
-        .group_by(col(ProgressUpdate.action_id))
-        .subquery()
-    )
-    rows = session.execute(
-        sa.select(
-            col(Action.id),
-            col(Action.due_on),
-            col(Action.status),
-            col(Action.lead_organisation_id),
-            col(Action.owner_member_id),
-            col(Action.status_at),
-            last_update.c.last_at,
-            col(ActionSnooze.until),
-        )
-        .outerjoin(last_update, last_update.c.action_id == Action.id)
-        .outerjoin(ActionSnooze, col(ActionSnooze.action_id) == Action.id)
-    ).all()
-    return each_row("action", rows, _action, reported)
+# Built once: every round that finds the data changed reads every action's row.
+_ACTION_QUERY = sa.select(
+    col(Action.id),
+    col(Action.due_on),
+    col(Action.status),
+    col(Action.lead_organisation_id),
+    col(Action.owner_member_id),
+    col(Action.status_at),
+    col(Action.last_update_at),
+    col(ActionSnooze.until),
+).outerjoin(ActionSnooze, col(ActionSnooze.action_id) == Action.id)
+
+
+@dataclass(frozen=True)
+class ActionReading:
+    """Every action's facts, with its row as the database driver returned it (unconverted)."""
+
+    rows: dict[int, tuple[Any, ...]]
+    facts: dict[int, ActionFacts]
+
+
+def read_actions(
+    session: Session, *, reported: set[Subject], since: ActionReading | None = None
+) -> ActionReading:
+    """Every action's facts. Given the last reading, only actions whose row changed are built
+    again: reading the rows unconverted and comparing them costs a fraction of converting
+    every row and building every action's facts."""
+    rows = _action_rows(session)
+    if since is None:
+        return ActionReading(rows, {action.id: action for action in _actions(session, reported)})
+    changed = [action_id for action_id, row in rows.items() if since.rows.get(action_id) != row]
+    facts = {action_id: facts for action_id, facts in since.facts.items() if action_id in rows}
+    for action_id in changed:
+        facts.pop(action_id, None)  # built again below (or left out, if it fails)
+    for start in range(0, len(changed), ID_CHUNK):
+        chunk = changed[start : start + ID_CHUNK]
+        for action in _actions(session, reported, ids=chunk):
+            facts[action.id] = action
+    return ActionReading(rows, facts)
+
+
+def _action_rows(session: Session) -> dict[int, tuple[Any, ...]]:
+    statement = str(_ACTION_QUERY.compile(dialect=session.get_bind().dialect))
+    # The driver's own cursor: its rows are plain tuples, with nothing converted.
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(statement)
+        return {row[0]: row for row in cursor.fetchall()}
+    finally:
+        cursor.close()
+
+
+def _actions(
+    session: Session, reported: set[Subject], ids: Sequence[int] | None = None
+) -> list[ActionFacts]:
+    """The actions (all, or those of `ids`), each with its latest update not taken back as
+    `models.progress` keeps it on the action (`last_update_at`): no search of the updates."""
+    query = _ACTION_QUERY
+    if ids is not None:
+        query = query.where(col(Action.id).in_(ids))
+    return each_row("action", session.connection().execute(query).all(), _action, reported)
 
 
 def _action(row: Sequence[Any]) -> ActionFacts:

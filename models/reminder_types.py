@@ -132,6 +132,24 @@ class Key(NamedTuple):
 # What planning works out on its own: ("deadline", 7), ("member", 12), ...
 Subject = tuple[str, int]
 
+ABOUT_MEETING = "meeting"
+ABOUT_DEADLINE = "deadline"
+ABOUT_ACTION = "action"
+ABOUT_RETURNS = "returns for meeting"
+ABOUT_DIGEST = "digest"
+# The kinds of reminder each subject has, as the outbox records them (kind, subject id).
+SUBJECT_KINDS: Mapping[str, tuple[ReminderKind, ...]] = {
+    ABOUT_MEETING: (ReminderKind.MEETING,),
+    ABOUT_DEADLINE: (ReminderKind.DEADLINE,),
+    ABOUT_ACTION: (
+        ReminderKind.ACTION_DUE,
+        ReminderKind.ACTION_OVERDUE,
+        ReminderKind.CHECKIN,
+    ),
+    ABOUT_RETURNS: (ReminderKind.RETURNS_REQUEST, ReminderKind.RETURNS_CHAIR),
+    ABOUT_DIGEST: (ReminderKind.DIGEST,),
+}
+
 
 def report_failure(subject: Subject, reported: set[Subject]) -> None:
     """Log the exception being handled for `subject`, unless it was logged before."""

@@ -10,12 +10,15 @@ Each subject (a meeting, a deadline, an action, a meeting's returns, a member, t
 worked out on its own: one that cannot be (a date at the edge of the calendar, say) is logged
 and skipped, and everyone else's reminders still go. The caller passes a set of the subjects
 already logged, and keeps it between rounds, so each is logged once, not every minute.
+
+`work_out` is the same work for any chosen subjects: `scheduler.incremental` works out only
+those that changed or whose next moment has come, and gets the same reminders.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -25,6 +28,11 @@ from csp_bot.models.deadlines import yearly_date
 from csp_bot.models.enums import Role
 from csp_bot.models.localtime import Offset, local_moment, parse_offsets
 from csp_bot.models.reminder_types import (
+    ABOUT_ACTION,
+    ABOUT_DEADLINE,
+    ABOUT_DIGEST,
+    ABOUT_MEETING,
+    ABOUT_RETURNS,
     LOOKBACK,
     ActionFacts,
     DeadlineFacts,
@@ -46,6 +54,8 @@ LOOKAHEAD = timedelta(days=SEARCH_DAYS)
 DAY_TIME = time(9, 0)
 RETURNS_OFFSETS = parse_offsets("10d,3d")
 CHAIR_RETURNS_OFFSETS = parse_offsets("1d")
+# A meeting's returns are looked at from this long before it.
+RETURNS_AHEAD = timedelta(minutes=RETURNS_OFFSETS[0].minutes) + LOOKAHEAD
 # Offsets in days keep the wall-clock time, so may be an hour longer across a clock change.
 SLACK = timedelta(hours=1)
 DIGEST_SUBJECT = 0
@@ -102,21 +112,68 @@ def due_reminders(
     # A subject that fails is skipped and added to `reported`, logged only if not in it yet.
     reported = set() if reported is None else reported
     people = People(usable_recipients(facts.recipients, rules, reported))
+    return work_out(subjects(facts, people, rules, now), rules, now, recorded, reported).dues
+
+
+# When a subject may next have a reminder due, given its occasions now and what is recorded.
+WakeRule = Callable[[Subject, Sequence[Occasion], Recorded], datetime | None]
+Work = tuple[Subject, Callable[[], Iterable[Occasion]]]
+
+
+@dataclass
+class Worked:
+    """What working out some subjects gave: the reminders to record, and for each subject
+    that worked out, when it next may have one (None: not before its data changes)."""
+
+    dues: list[Due] = field(default_factory=list)
+    wakes: dict[Subject, datetime | None] = field(default_factory=dict)
+    failed: set[Subject] = field(default_factory=set)
+
+
+def work_out(
+    work: Iterable[Work],
+    rules: Rules,
+    now: datetime,
+    recorded: Recorded,
+    reported: set[Subject],
+    wake: WakeRule | None = None,
+) -> Worked:
+    """The reminders due now about each subject of `work`; one that fails is reported."""
+    worked = Worked()
     settled: list[Due] = []
     coming: set[tuple[ReminderKind, int]] = set()
-    for subject, occasions_of in subjects(facts, people, rules, now):
+    for subject, occasions_of in work:
         try:
             occasions = list(occasions_of())
-            if not occasions:
+            if not occasions and wake is None:
                 continue  # most subjects, most minutes: spare the rest
             dues = [due for occasion in occasions for due in settle(occasion, rules, now, recorded)]
             soon = coming_soon(occasions, rules, now)
         except Exception:  # one subject's bad data must not stop everyone's reminders
             report_failure(subject, reported)
+            worked.failed.add(subject)
             continue
         settled += dues
         coming |= soon
-    return collapse(settled, coming, now)
+        if wake is not None:
+            worked.wakes[subject] = next_wake(wake, subject, occasions, recorded, now)
+    worked.dues = collapse(settled, coming, now)
+    return worked
+
+
+def next_wake(
+    wake: WakeRule,
+    subject: Subject,
+    occasions: Sequence[Occasion],
+    recorded: Recorded,
+    now: datetime,
+) -> datetime | None:
+    """`wake`'s answer; if it cannot give one, the subject is worked out again next round
+    (its reminders were: only the moment to look again is unknown)."""
+    try:
+        return wake(subject, occasions, recorded)
+    except Exception:
+        return now
 
 
 def subjects(
@@ -124,15 +181,16 @@ def subjects(
 ) -> Iterator[tuple[Subject, Callable[[], Iterable[Occasion]]]]:
     """Each subject with a way to work out its occasions (called inside the caller's guard)."""
     for meeting in facts.meetings:
-        yield ("meeting", meeting.id), partial(meeting_occasions, meeting, people, rules, now)
+        yield (ABOUT_MEETING, meeting.id), partial(meeting_occasions, meeting, people, rules, now)
     for deadline in facts.deadlines:
-        yield ("deadline", deadline.id), partial(deadline_occasions, deadline, people, rules, now)
+        occasions = partial(deadline_occasions, deadline, people, rules, now)
+        yield (ABOUT_DEADLINE, deadline.id), occasions
     for action in facts.actions:
-        yield ("action", action.id), partial(action_occasions, action, people, rules, now)
+        yield (ABOUT_ACTION, action.id), partial(action_occasions, action, people, rules, now)
     for meeting in facts.meetings:
         returns = partial(returns_occasions, facts, meeting, people, rules, now)
-        yield ("returns for meeting", meeting.id), returns
-    yield ("digest", DIGEST_SUBJECT), partial(digest_occasions, people, rules, now)
+        yield (ABOUT_RETURNS, meeting.id), returns
+    yield (ABOUT_DIGEST, DIGEST_SUBJECT), partial(digest_occasions, people, rules, now)
 
 
 def usable_recipients(
@@ -354,8 +412,7 @@ def returns_occasions(
 ) -> Iterator[Occasion]:
     """Before a meeting: owners of actions with no update since the last meeting are asked
     for one (10 and 3 days before), and the chair gets the list of who has not (1 day)."""
-    furthest = timedelta(minutes=RETURNS_OFFSETS[0].minutes) + LOOKAHEAD
-    if not now - LOOKBACK <= meeting.starts_at <= now + furthest:
+    if not now - LOOKBACK <= meeting.starts_at <= now + RETURNS_AHEAD:
         return  # too far off: spare working out whose actions are stale
     starts = sorted(other.starts_at for other in facts.meetings)
     since = previous_meeting(starts, meeting.starts_at) or facts.plan_starts_at

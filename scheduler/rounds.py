@@ -1,7 +1,9 @@
 """One planning round and one reminder's reading: database work the delivery runs in a thread.
 
 `plan_reminders` records in the outbox what is due (the pure planner in `scheduler.due`
-decides); `read_pending` reads what a pending reminder says, settling one that must not go.
+decides), from every fact and every recorded key: the full planner, which the bot's rounds
+(`scheduler.incremental`, planning from what changed) are tested against. `read_pending`
+reads what a pending reminder says, settling one that must not go.
 Neither knows how a reminder reaches a member: `handlers.delivery` does the sending.
 """
 

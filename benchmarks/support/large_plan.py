@@ -55,6 +55,12 @@ class PlanSize:
     organisations: int = 60
 
 
+def plan_size(actions: int) -> PlanSize:
+    """The large plan's proportions at `actions` actions (25 updates an action)."""
+    scale = actions / 10_000
+    return PlanSize(actions=actions, updates=actions * 25, members=max(100, int(2_000 * scale)))
+
+
 @dataclass(frozen=True)
 class BuiltPlan:
     """What was built, for the benchmark to drive."""
