@@ -7,7 +7,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import BytecodeCache, Environment, PackageLoader, StrictUndefined
+from jinja2.bccache import Bucket
 from markupsafe import Markup, escape
 
 from csp_bot.models import limits
@@ -44,6 +45,27 @@ ROLE_NAMES = {
 }
 
 
+class _CompiledOnce(BytecodeCache):
+    """Compiled templates kept for the life of the process, so that every `Templates` (the
+    bot's, a command's, one per test) shares them instead of compiling each one again; a
+    bucket is keyed by the template's name and checked against its source."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+# Every Environment here has the same syntax options, so a template compiles the same in each.
+_COMPILED = _CompiledOnce()
+
+
 class Templates:
     """Renders `handlers/templates/*`, escaping every value for Telegram's HTML."""
 
@@ -59,6 +81,7 @@ class Templates:
             # Templates ship with the code: compiled once, never checked for changes on disk
             # (which costs a stat() per template per render).
             auto_reload=False,
+            bytecode_cache=_COMPILED,
         )
         self.env.filters.update(
             mark=lambda status: STATUS_MARKS[Status(status)],
@@ -85,6 +108,7 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,
+            bytecode_cache=_COMPILED,
         )
         env.filters.update(self.env.filters)
         # Filters rather than macros: the paper lists every action, and macros are slow.

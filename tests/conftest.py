@@ -24,7 +24,9 @@ from csp_bot.models.db import Database, make_engine
 from csp_bot.models.groups import Audience, link_group
 from csp_bot.models.membership import MemberView, add_member
 from csp_bot.models.migrate import upgrade
-from csp_bot.models.plan_import import import_plan_file
+from csp_bot.models.plan_checks import load_plan_file
+from csp_bot.models.plan_file import PlanFile
+from csp_bot.models.plan_import import import_plan
 from tests.harness import PEOPLE, Harness, Person, build_test_application
 
 POSTGRES_URL = os.environ.get("CSPBOT_TEST_DATABASE_URL")
@@ -32,7 +34,22 @@ BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 START = datetime(2021, 6, 10, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only: the module's subject is decided before any SQL (access rules, input "
+        "checks, button guards), so a second database adds time and no evidence",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test that uses a database runs on SQLite and, when configured, PostgreSQL."""
+    if "database_url" in metafunc.fixturenames:
+        one = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("database_url", ["sqlite"] if one else BACKENDS, indirect=True)
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database of its own: a SQLite file, or a PostgreSQL schema."""
     if request.param == "sqlite":
@@ -98,9 +115,15 @@ def emulator(clock: FakeClock) -> BotApiEmulator:
 
 
 @pytest.fixture
-def plan(db: Database, clock: FakeClock) -> None:
+def plan(db: Database, clock: FakeClock, sample_plan: PlanFile) -> None:
     """The sample plan that ships with the bot."""
-    db.call(import_plan_file, path=EXAMPLE_PLAN, at=clock())
+    db.call(import_plan, plan=sample_plan, at=clock())
+
+
+@pytest.fixture(scope="session")
+def sample_plan() -> PlanFile:
+    """The sample plan read and checked once per run (the import itself runs per test)."""
+    return load_plan_file(EXAMPLE_PLAN)
 
 
 @pytest.fixture

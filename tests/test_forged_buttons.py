@@ -18,6 +18,7 @@ from csp_bot.models.tables import Action, ActionSnooze, AuditEntry, Organisation
 from tests.harness import OUTSIDER, PEOPLE, Harness
 from tests.reminder_helpers import schedule, tick
 
+pytestmark = pytest.mark.sqlite_only
 COORDINATOR = PEOPLE["coordinator"].user
 EXPIRED = "That button has expired"
 # The command that shows each registered pattern's buttons, and the pattern's prefix.

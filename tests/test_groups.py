@@ -17,6 +17,7 @@ from tests.harness import OUTSIDER, PEOPLE, Harness
 from tests.reminder_helpers import schedule
 from tests.test_cli import env, run_cli  # noqa: F401  (the command-line test setup)
 
+pytestmark = pytest.mark.sqlite_only
 GROUP = -100777
 NOT_SET_UP = "This bot is not set up for this chat."
 READS = [

@@ -23,6 +23,7 @@ from tests.test_cli import env, run_cli  # noqa: F401  (the command-line test se
 from tests.test_forged_buttons import database_rows
 from tests.test_plan_import import AT, LATER, MINIMAL, edit, line_of, write
 
+pytestmark = pytest.mark.sqlite_only
 CHAIR = PEOPLE["chair"].user
 POLICE = PEOPLE["police"].user
 TRY_AGAIN = "Please type it again, or send /cancel."

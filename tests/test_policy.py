@@ -19,6 +19,7 @@ from csp_bot.models.membership import MemberView
 from csp_bot.models.reminder_types import Topic
 from tests.harness import OUTSIDER, PEOPLE, Harness
 
+pytestmark = pytest.mark.sqlite_only
 ROLE_PEOPLE = {person.role: key for key, person in PEOPLE.items()}
 REFUSAL = "isn't available to a"
 JOIN = "ask your partnership coordinator for an invite link"
