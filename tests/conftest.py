@@ -83,13 +83,30 @@ def postgres_schema_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def planned_sqlite(migrated_sqlite: Path, sample_plan: PlanFile) -> Path:
+    """The migrated file with the sample plan imported at START, once per run: what the
+    `plan` fixture gives a SQLite test (no test moves the clock before its plan is there)."""
+    path = migrated_sqlite.with_name("planned.db")
+    shutil.copyfile(migrated_sqlite, path)
+    database = Database(make_engine(f"sqlite:///{path}"))
+    database.call(import_plan, plan=sample_plan, at=START)
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    database.close()
+    return path
+
+
 @pytest.fixture
-def db(database_url: str, migrated_sqlite: Path) -> Iterator[Database]:
+def db(request: pytest.FixtureRequest, database_url: str) -> Iterator[Database]:
     """The migrated database the test and the bot share."""
     if database_url.startswith("sqlite:///"):
-        shutil.copyfile(migrated_sqlite, database_url.removeprefix("sqlite:///"))
-    database = Database(make_engine(database_url))
-    upgrade(database.engine)
+        template = "planned_sqlite" if "plan" in request.fixturenames else "migrated_sqlite"
+        shutil.copyfile(request.getfixturevalue(template), database_url.removeprefix("sqlite:///"))
+        database = Database(make_engine(database_url))
+    else:
+        database = Database(make_engine(database_url))
+        upgrade(database.engine)
     yield database
     database.close()
 
@@ -115,9 +132,11 @@ def emulator(clock: FakeClock) -> BotApiEmulator:
 
 
 @pytest.fixture
-def plan(db: Database, clock: FakeClock, sample_plan: PlanFile) -> None:
-    """The sample plan that ships with the bot."""
-    db.call(import_plan, plan=sample_plan, at=clock())
+def plan(database_url: str, db: Database, clock: FakeClock, sample_plan: PlanFile) -> None:
+    """The sample plan that ships with the bot, imported at START (a SQLite test's file is
+    a copy of one it was imported into already)."""
+    if not database_url.startswith("sqlite:///"):
+        db.call(import_plan, plan=sample_plan, at=clock())
 
 
 @pytest.fixture(scope="session")
