@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from csp_bot.bot.demo import EXAMPLE_PLAN
 from csp_bot.bot.emulator import BotApiEmulator
@@ -23,7 +25,7 @@ from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
 from csp_bot.models.groups import Audience, link_group
 from csp_bot.models.membership import MemberView, add_member
-from csp_bot.models.migrate import upgrade
+from csp_bot.models.migrate import MIGRATIONS, upgrade
 from csp_bot.models.plan_checks import load_plan_file
 from csp_bot.models.plan_file import PlanFile
 from csp_bot.models.plan_import import import_plan
@@ -55,7 +57,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    yield from postgres_schema_url()
+    # Only a test whose database is migrated by `db` may be given an emptied migrated schema.
+    yield from postgres_schema_url(migrated_will_do="db" in request.fixturenames)
 
 
 @pytest.fixture(scope="session")
@@ -70,17 +73,69 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def postgres_schema_url() -> Iterator[str]:
-    """A URL whose connections use a fresh schema of their own, dropped afterwards."""
+# Emptied schemas at the head revision, kept for the next test in this process: making and
+# migrating a schema costs more than emptying one.
+_EMPTIED_SCHEMAS: list[str] = []
+_HEAD_TABLES: set[str] = set()
+HEAD_REVISION = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def postgres_schema_url(*, migrated_will_do: bool = False) -> Iterator[str]:
+    """A URL whose connections use a schema of their own: a fresh one, or, when a migrated
+    one will do, one a finished test left at the head revision, emptied."""
     assert POSTGRES_URL is not None
-    schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
+    reuse = migrated_will_do and _EMPTIED_SCHEMAS
+    schema = _EMPTIED_SCHEMAS.pop() if reuse else f"t_{uuid.uuid4().hex[:12]}"
     with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    if not _reusable(admin, schema):
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the emptied schemas this process kept: the database is left as it was found."""
+    if not _EMPTIED_SCHEMAS:
+        return
+    admin = create_engine(POSTGRES_URL or "")
+    with admin.begin() as connection:
+        for schema in _EMPTIED_SCHEMAS:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    _EMPTIED_SCHEMAS.clear()
+    admin.dispose()
+
+
+def _reusable(admin: Engine, schema: str) -> bool:
+    try:
+        return _emptied(admin, schema)
+    except OperationalError:  # the lock timeout: something still has the schema open
+        return False
+
+
+def _emptied(admin: Engine, schema: str) -> bool:
+    """Empty the schema for reuse if it holds the head revision's tables, and no more."""
+    with admin.begin() as connection:
+        tables = set(
+            connection.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = :schema"),
+                {"schema": schema},
+            ).scalars()
+        )
+        if "alembic_version" not in tables:
+            return False
+        revision = connection.execute(text(f"SELECT version_num FROM {schema}.alembic_version"))
+        if revision.scalar() != HEAD_REVISION or (_HEAD_TABLES and tables != _HEAD_TABLES):
+            return False
+        _HEAD_TABLES.update(tables)
+        # A connection the test left open must not hold the run up: drop the schema instead.
+        connection.execute(text("SET LOCAL lock_timeout = '2s'"))
+        data = ", ".join(f"{schema}.{table}" for table in sorted(tables - {"alembic_version"}))
+        connection.execute(text(f"TRUNCATE {data} RESTART IDENTITY CASCADE"))
+    _EMPTIED_SCHEMAS.append(schema)
+    return True
 
 
 @pytest.fixture(scope="session")
