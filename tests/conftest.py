@@ -14,6 +14,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
+from sqlmodel import SQLModel
 
 from csp_bot.bot.demo import EXAMPLE_PLAN
 from csp_bot.bot.emulator import BotApiEmulator
@@ -67,17 +68,23 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "migrated.db"
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpoint(engine)
     engine.dispose()
     return path
+
+
+def checkpoint(engine: Engine) -> None:
+    """Write the WAL into the file, so that a copy of the file alone is the whole database."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 # Emptied schemas at the head revision, kept for the next test in this process: making and
 # migrating a schema costs more than emptying one.
 _EMPTIED_SCHEMAS: list[str] = []
-_HEAD_TABLES: set[str] = set()
 HEAD_REVISION = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+# The tables a schema at the head revision holds: the models' and Alembic's own.
+HEAD_TABLES = {*SQLModel.metadata.tables, "alembic_version"}
 
 
 def postgres_schema_url(*, migrated_will_do: bool = False) -> Iterator[str]:
@@ -91,8 +98,7 @@ def postgres_schema_url(*, migrated_will_do: bool = False) -> Iterator[str]:
         connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     if not _reusable(admin, schema):
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        _drop_schemas(admin, [schema])
     admin.dispose()
 
 
@@ -101,11 +107,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not _EMPTIED_SCHEMAS:
         return
     admin = create_engine(POSTGRES_URL or "")
-    with admin.begin() as connection:
-        for schema in _EMPTIED_SCHEMAS:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    _drop_schemas(admin, _EMPTIED_SCHEMAS)
     _EMPTIED_SCHEMAS.clear()
     admin.dispose()
+
+
+def _drop_schemas(admin: Engine, schemas: list[str]) -> None:
+    with admin.begin() as connection:
+        for schema in schemas:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
 
 
 def _reusable(admin: Engine, schema: str) -> bool:
@@ -124,12 +134,11 @@ def _emptied(admin: Engine, schema: str) -> bool:
                 {"schema": schema},
             ).scalars()
         )
-        if "alembic_version" not in tables:
+        if tables != HEAD_TABLES:
             return False
         revision = connection.execute(text(f"SELECT version_num FROM {schema}.alembic_version"))
-        if revision.scalar() != HEAD_REVISION or (_HEAD_TABLES and tables != _HEAD_TABLES):
+        if revision.scalar() != HEAD_REVISION:
             return False
-        _HEAD_TABLES.update(tables)
         # A connection the test left open must not hold the run up: drop the schema instead.
         connection.execute(text("SET LOCAL lock_timeout = '2s'"))
         data = ", ".join(f"{schema}.{table}" for table in sorted(tables - {"alembic_version"}))
@@ -146,8 +155,7 @@ def planned_sqlite(migrated_sqlite: Path, sample_plan: PlanFile) -> Path:
     shutil.copyfile(migrated_sqlite, path)
     database = Database(make_engine(f"sqlite:///{path}"))
     database.call(import_plan, plan=sample_plan, at=START)
-    with database.engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpoint(database.engine)
     database.close()
     return path
 
