@@ -29,6 +29,7 @@ from csp_bot.models.reminder_types import (
     ReminderKind,
     Subject,
     recorded_index,
+    statement_chunks,
 )
 from csp_bot.models.reminders import preference_row
 from csp_bot.models.tables import Member, OutboxEntry
@@ -37,18 +38,21 @@ from csp_bot.models.tables import Member, OutboxEntry
 SENDING_TIMEOUT = timedelta(minutes=10)
 INSERT_CHUNK = 500
 # Subject ids looked up per statement (well inside every database's limit on parameters).
-LOOKUP_CHUNK = 500
+
+
+# What identifies a reminder, in the order of `Key`.
+_KEY_COLUMNS = (
+    col(OutboxEntry.kind),
+    col(OutboxEntry.subject_id),
+    col(OutboxEntry.member_id),
+    col(OutboxEntry.occurrence),
+)
 
 
 def recorded_keys(session: Session, *, now: datetime) -> Recorded:
     """The reminders recorded recently enough that planning could produce them again."""
     rows = session.execute(
-        sa.select(
-            col(OutboxEntry.kind),
-            col(OutboxEntry.subject_id),
-            col(OutboxEntry.member_id),
-            col(OutboxEntry.occurrence),
-        ).where(col(OutboxEntry.fire_at) >= now - LOOKBACK)
+        sa.select(*_KEY_COLUMNS).where(col(OutboxEntry.fire_at) >= now - LOOKBACK)
     ).all()
     return recorded_index(Key(*row) for row in rows)
 
@@ -63,8 +67,7 @@ def recorded_keys_about(
         ids.setdefault(family, []).append(subject_id)
     keys: list[Key] = []
     for family, subject_ids in ids.items():
-        for start in range(0, len(subject_ids), LOOKUP_CHUNK):
-            chunk = subject_ids[start : start + LOOKUP_CHUNK]
+        for chunk in statement_chunks(subject_ids):
             keys += _keys_of(session, SUBJECT_KINDS[family], chunk, now - LOOKBACK)
     return recorded_index(keys)
 
@@ -73,12 +76,7 @@ def _keys_of(
     session: Session, kinds: Sequence[ReminderKind], subject_ids: Sequence[int], since: datetime
 ) -> list[Key]:
     rows = session.execute(
-        sa.select(
-            col(OutboxEntry.kind),
-            col(OutboxEntry.subject_id),
-            col(OutboxEntry.member_id),
-            col(OutboxEntry.occurrence),
-        )
+        sa.select(*_KEY_COLUMNS)
         .where(col(OutboxEntry.kind).in_(kinds))
         .where(col(OutboxEntry.subject_id).in_(subject_ids))
         .where(col(OutboxEntry.fire_at) >= since)

@@ -26,6 +26,7 @@ from csp_bot.models.reminder_types import (
     Subject,
     Topic,
     report_failure,
+    statement_chunks,
 )
 from csp_bot.models.tables import (
     Action,
@@ -40,8 +41,6 @@ from csp_bot.models.tables import (
 from csp_bot.models.types import as_utc
 
 T = TypeVar("T")
-# Ids looked up per statement (well inside every database's limit on parameters).
-ID_CHUNK = 500
 
 
 def load_facts(
@@ -176,8 +175,7 @@ def read_actions(
     facts = {action_id: facts for action_id, facts in since.facts.items() if action_id in rows}
     for action_id in changed:
         facts.pop(action_id, None)  # built again below (or left out, if it fails)
-    for start in range(0, len(changed), ID_CHUNK):
-        chunk = changed[start : start + ID_CHUNK]
+    for chunk in statement_chunks(changed):
         for action in _actions(session, reported, ids=chunk):
             facts[action.id] = action
     return ActionReading(rows, facts)

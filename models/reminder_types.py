@@ -6,12 +6,12 @@ the reminders it records (`Due`, keyed by `Key`) and those the outbox already ho
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from csp_bot.models.enums import Role
 
@@ -240,3 +240,14 @@ class Due(NamedTuple):
     @property
     def key(self) -> Key:
         return Key(self.kind, self.subject_id, self.member_id, self.occurrence)
+
+
+_Id = TypeVar("_Id")
+# Ids bound in one statement's IN list: well inside every database's limit on parameters.
+IDS_PER_STATEMENT = 500
+
+
+def statement_chunks(ids: Sequence[_Id]) -> Iterator[Sequence[_Id]]:
+    """`ids` a statement's worth at a time, for the lookups planning makes by id."""
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        yield ids[start : start + IDS_PER_STATEMENT]
