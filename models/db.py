@@ -11,7 +11,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import Session, create_engine
@@ -214,3 +216,10 @@ class Database:
         self._executor.shutdown(wait=True)
         self._background.shutdown(wait=True)
         self.engine.dispose()
+
+
+def insert_new(session: Session, table: sa.Table) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING into `table`, in the dialect of the session's database:
+    a row already there (by any unique key) is left as it is."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()

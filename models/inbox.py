@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from csp_bot.models.db import insert_new
 from csp_bot.models.tables import InboxUpdate
 
 
@@ -54,19 +54,13 @@ def store_received(
     # by the conflict clause, and RETURNING names only the rows this statement inserted.
     stored = set(
         session.connection()
-        .execute(_insert_new(session).returning(_INBOX.c.update_id), rows)
+        .execute(insert_new(session, _INBOX).returning(_INBOX.c.update_id), rows)
         .scalars()
     )
     return [update.update_id for update in updates if update.update_id in stored]
 
 
 _INBOX: sa.Table = InboxUpdate.__table__  # type: ignore[attr-defined]
-
-
-def _insert_new(session: Session) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING, in the dialect of the session's database."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(_INBOX).on_conflict_do_nothing()
 
 
 def unfinished_updates(session: Session) -> list[Received]:

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from csp_bot.models.backoff import Backoff
+from csp_bot.models.db import insert_new
 from csp_bot.models.reminder_types import (
     LOOKBACK,
     SUBJECT_KINDS,
@@ -88,11 +88,10 @@ def record_due(session: Session, *, dues: Sequence[Due], at: datetime) -> int:
     """Record reminders in the outbox; one already there is left as it is. Returns how many."""
     if not dues:
         return 0
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     table = OutboxEntry.__table__  # type: ignore[attr-defined]
     # One statement with many parameter sets, compiled once: a multi-row VALUES clause is
     # compiled afresh for every chunk, which cost most of a first planning's time.
-    statement = dialect.insert(table).on_conflict_do_nothing()
+    statement = insert_new(session, table)
     connection = session.connection()
     recorded = 0
     for start in range(0, len(dues), INSERT_CHUNK):
