@@ -7,7 +7,9 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -40,8 +42,9 @@ START = datetime(2021, 6, 10, 9, 0, tzinfo=UTC)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "sqlite_only: the module's subject is decided before any SQL (access rules, input "
-        "checks, button guards), so a second database adds time and no evidence",
+        "sqlite_only: what the module or test checks does not depend on the database (access "
+        "rules, input checks, button guards, faults in talking to Telegram), so a second "
+        "database adds time and no evidence",
     )
 
 
@@ -82,6 +85,10 @@ def checkpoint(engine: Engine) -> None:
 # Emptied schemas at the head revision, kept for the next test in this process: making and
 # migrating a schema costs more than emptying one.
 _EMPTIED_SCHEMAS: list[str] = []
+# The URLs of the schemas handed out at the head revision already: `db` need not migrate them.
+_AT_HEAD: set[str] = set()
+# This process's schema holding the sample plan imported at START, copied into tests' schemas.
+_PLANNED_SCHEMA: list[PlannedSchema] = []
 HEAD_REVISION = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 # The tables a schema at the head revision holds: the models' and Alembic's own.
 HEAD_TABLES = {*SQLModel.metadata.tables, "alembic_version"}
@@ -90,26 +97,41 @@ HEAD_TABLES = {*SQLModel.metadata.tables, "alembic_version"}
 def postgres_schema_url(*, migrated_will_do: bool = False) -> Iterator[str]:
     """A URL whose connections use a schema of their own: a fresh one, or, when a migrated
     one will do, one a finished test left at the head revision, emptied."""
-    assert POSTGRES_URL is not None
-    admin = create_engine(POSTGRES_URL)
+    admin = admin_engine()
     reuse = migrated_will_do and _EMPTIED_SCHEMAS
     schema = _EMPTIED_SCHEMAS.pop() if reuse else f"t_{uuid.uuid4().hex[:12]}"
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    url = schema_url(schema)
+    if reuse:
+        _AT_HEAD.add(url)
+    yield url
+    _AT_HEAD.discard(url)
     if not _reusable(admin, schema):
         _drop_schemas(admin, [schema])
-    admin.dispose()
+
+
+@cache
+def admin_engine() -> Engine:
+    """One engine per process for making, emptying and dropping schemas."""
+    assert POSTGRES_URL is not None
+    return create_engine(POSTGRES_URL)
+
+
+def schema_url(schema: str) -> str:
+    assert POSTGRES_URL is not None
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Drop the emptied schemas this process kept: the database is left as it was found."""
-    if not _EMPTIED_SCHEMAS:
+    """Drop the schemas this process kept: the database is left as it was found."""
+    kept = _EMPTIED_SCHEMAS + [planned.name for planned in _PLANNED_SCHEMA]
+    if not kept:
         return
-    admin = create_engine(POSTGRES_URL or "")
-    _drop_schemas(admin, _EMPTIED_SCHEMAS)
+    _drop_schemas(admin_engine(), kept)
     _EMPTIED_SCHEMAS.clear()
-    admin.dispose()
+    _PLANNED_SCHEMA.clear()
+    admin_engine().dispose()
 
 
 def _drop_schemas(admin: Engine, schemas: list[str]) -> None:
@@ -141,6 +163,8 @@ def _emptied(admin: Engine, schema: str) -> bool:
             return False
         # A connection the test left open must not hold the run up: drop the schema instead.
         connection.execute(text("SET LOCAL lock_timeout = '2s'"))
+        # Not DELETE, which is quicker: a heap whose space is reused returns rows in another
+        # order, and a test reading rows without ORDER BY would fail now and then.
         data = ", ".join(f"{schema}.{table}" for table in sorted(tables - {"alembic_version"}))
         connection.execute(text(f"TRUNCATE {data} RESTART IDENTITY CASCADE"))
     _EMPTIED_SCHEMAS.append(schema)
@@ -160,16 +184,63 @@ def planned_sqlite(migrated_sqlite: Path, sample_plan: PlanFile) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class PlannedSchema:
+    """This process's schema with the sample plan imported at START, and its tables that
+    hold rows, in the order they can be copied (parents first)."""
+
+    name: str
+    tables: tuple[str, ...]
+
+
+def planned_postgres_schema(sample_plan: PlanFile) -> PlannedSchema:
+    """The PostgreSQL counterpart of `planned_sqlite`, made on first use."""
+    if not _PLANNED_SCHEMA:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with admin_engine().begin() as connection:
+            connection.execute(text(f"CREATE SCHEMA {name}"))
+        database = Database(make_engine(schema_url(name)))
+        upgrade(database.engine)
+        database.call(import_plan, plan=sample_plan, at=START)
+        with database.engine.connect() as connection:
+            tables = tuple(
+                table.name
+                for table in SQLModel.metadata.sorted_tables
+                if connection.execute(text(f"SELECT EXISTS (SELECT FROM {table.name})")).scalar()
+            )
+        database.close()
+        _PLANNED_SCHEMA.append(PlannedSchema(name, tables))
+    return _PLANNED_SCHEMA[0]
+
+
+def copy_tables(engine: Engine, source: PlannedSchema) -> None:
+    """Copy the source's rows into the engine's empty schema at the same revision, and set
+    its sequences where the source's stand: one round trip."""
+    copies = [f"INSERT INTO {table} SELECT * FROM {source.name}.{table}" for table in source.tables]
+    sequences = (
+        "SELECT setval(sequencename::regclass, last_value) FROM pg_sequences"
+        f" WHERE schemaname = '{source.name}' AND last_value IS NOT NULL"
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql("; ".join([*copies, sequences]))
+
+
 @pytest.fixture
 def db(request: pytest.FixtureRequest, database_url: str) -> Iterator[Database]:
-    """The migrated database the test and the bot share."""
+    """The migrated database the test and the bot share; with the sample plan in it already
+    when the test asks for `plan` (a copy of a database it was imported into once)."""
+    planned = "plan" in request.fixturenames
     if database_url.startswith("sqlite:///"):
-        template = "planned_sqlite" if "plan" in request.fixturenames else "migrated_sqlite"
+        template = "planned_sqlite" if planned else "migrated_sqlite"
         shutil.copyfile(request.getfixturevalue(template), database_url.removeprefix("sqlite:///"))
         database = Database(make_engine(database_url))
     else:
         database = Database(make_engine(database_url))
-        upgrade(database.engine)
+        if database_url not in _AT_HEAD:
+            upgrade(database.engine)
+        if planned:
+            sample_plan = request.getfixturevalue("sample_plan")
+            copy_tables(database.engine, planned_postgres_schema(sample_plan))
     yield database
     database.close()
 
@@ -195,11 +266,9 @@ def emulator(clock: FakeClock) -> BotApiEmulator:
 
 
 @pytest.fixture
-def plan(database_url: str, db: Database, clock: FakeClock, sample_plan: PlanFile) -> None:
-    """The sample plan that ships with the bot, imported at START (a SQLite test's file is
-    a copy of one it was imported into already)."""
-    if not database_url.startswith("sqlite:///"):
-        db.call(import_plan, plan=sample_plan, at=clock())
+def plan(db: Database) -> None:
+    """The sample plan that ships with the bot, imported at START: `db` copies it in from a
+    database it was imported into once (no test moves the clock before its plan is there)."""
 
 
 @pytest.fixture(scope="session")

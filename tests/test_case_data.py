@@ -4,7 +4,7 @@ update, the one-line update and the meeting form ask before storing it (end to e
 from __future__ import annotations
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from csp_bot.bot.emulator import BotApiEmulator
 from csp_bot.models.case_data import CaseData, find_case_data, nhs_number_valid
@@ -83,7 +83,11 @@ def updates(db: Database) -> list[ProgressUpdate]:
 
 def case_audit(db: Database) -> list[tuple[str, dict[str, object] | None]]:
     entries = db.call(
-        lambda s: s.exec(select(AuditEntry).where(AuditEntry.entity == "case_data_check")).all()
+        lambda s: s.exec(
+            select(AuditEntry)
+            .where(AuditEntry.entity == "case_data_check")
+            .order_by(col(AuditEntry.id))
+        ).all()
     )
     return [(entry.change, entry.after) for entry in entries]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from csp_bot.bot.emulator import SentMessage
 from csp_bot.models.db import Database
@@ -125,7 +125,11 @@ async def test_decide_records_a_decision_with_taps_and_audits_it(
         "",
     )
     audit = db.call(
-        lambda s: s.exec(select(AuditEntry).where(AuditEntry.entity == "funding_decision")).all()
+        lambda s: s.exec(
+            select(AuditEntry)
+            .where(AuditEntry.entity == "funding_decision")
+            .order_by(col(AuditEntry.id))
+        ).all()
     )[-1]
     assert audit.member_id == people["chair"].id
     assert audit.before is not None and audit.before["amount_pence"] == 600000

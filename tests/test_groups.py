@@ -4,7 +4,7 @@ has linked, only to members, and only what the group's audience may see."""
 from __future__ import annotations
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, SentMessage
 from csp_bot.models.clock import FakeClock
@@ -123,7 +123,9 @@ async def test_the_coordinator_links_and_the_link_is_audited(
     await bot.reply(COORDINATOR, "/link board", chat_id=GROUP, chat_type="group")
     assert [g.audience.value for g in db.call(list_groups)] == ["board"]
     entries = db.call(
-        lambda s: s.exec(select(AuditEntry).where(AuditEntry.entity == "group_link")).all()
+        lambda s: s.exec(
+            select(AuditEntry).where(AuditEntry.entity == "group_link").order_by(col(AuditEntry.id))
+        ).all()
     )
     assert [(e.change, e.member_id, (e.after or {}).get("audience")) for e in entries] == [
         ("created", people["coordinator"].id, "partnership"),
@@ -222,7 +224,9 @@ def test_the_command_line_links_lists_and_unlinks(
     code, out, _ = run_cli(capsys, "group", "list")
     assert out.startswith("no linked groups")
     entries = db.call(
-        lambda s: s.exec(select(AuditEntry).where(AuditEntry.entity == "group_link")).all()
+        lambda s: s.exec(
+            select(AuditEntry).where(AuditEntry.entity == "group_link").order_by(col(AuditEntry.id))
+        ).all()
     )
     assert [(e.change, e.actor) for e in entries] == [
         ("created", "command line"),

@@ -80,7 +80,9 @@ async def test_the_chair_schedules_a_meeting_step_by_step(
         "Exception report\n#Citadel update\nFunding, 2022/23",
     )
     audit = db.call(
-        lambda s: s.exec(select(AuditEntry).where(AuditEntry.entity == "meeting")).all()
+        lambda s: s.exec(
+            select(AuditEntry).where(AuditEntry.entity == "meeting").order_by(col(AuditEntry.id))
+        ).all()
     )
     assert audit[-1].member_id == people["chair"].id and audit[-1].change == "created"
 

@@ -333,7 +333,11 @@ async def test_undo_within_15_minutes(
     [update] = stored_updates(db)
     assert update.withdrawn_at is not None
     trail = db.call(
-        lambda s: s.exec(select(AuditEntry).where(AuditEntry.entity == "progress_update")).all()
+        lambda s: s.exec(
+            select(AuditEntry)
+            .where(AuditEntry.entity == "progress_update")
+            .order_by(col(AuditEntry.id))
+        ).all()
     )
     assert [entry.change for entry in trail] == ["created", "updated"]
     assert (
@@ -489,7 +493,9 @@ async def test_every_update_writes_the_audit_trail(
     await bot.send(POLICE, "/update SOC-1 complete finished")
     trail = db.call(
         lambda s: s.exec(
-            select(AuditEntry).where(col(AuditEntry.member_id) == people["police"].id)
+            select(AuditEntry)
+            .where(col(AuditEntry.member_id) == people["police"].id)
+            .order_by(col(AuditEntry.id))
         ).all()
     )
     action_change = next(entry for entry in trail if entry.entity == "action")
