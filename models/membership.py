@@ -87,6 +87,12 @@ def active_member(session: Session, *, member_id: int) -> MemberView | None:
     return _active_member(session, _ACTIVE_BY_ID, {"member_id": member_id})
 
 
+def active_member_record(session: Session, *, member_id: int) -> Member | None:
+    """The active member's row with this id, or None (left, erased, or never there)."""
+    member = session.get(Member, member_id)
+    return member if member is not None and member.active else None
+
+
 # Statements built once, read with Core: every update the bot handles looks up its sender.
 _MEMBER_VIEW = sql_select(
     col(Member.id),

@@ -18,6 +18,7 @@ from csp_bot.models.digest import Digest, weekly_digest
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import NotFound
 from csp_bot.models.meetings import MeetingView, get_meeting, member_reply
+from csp_bot.models.membership import active_member_record
 from csp_bot.models.progress import ActionView, action_by_id
 from csp_bot.models.reminder_types import OutboxState, ReminderKind, Reply
 from csp_bot.models.reminders import get_preferences
@@ -102,8 +103,8 @@ def reminder_content(
     session: Session, *, entry: OutboxEntry, when: Circumstances
 ) -> Content | Withheld:
     """The reminder's content now, or why it is withheld."""
-    member = session.get(Member, entry.member_id)
-    if member is None or not member.active:
+    member = active_member_record(session, member_id=entry.member_id)
+    if member is None:
         return Withheld(OutboxState.DROPPED, "the member has left")
     preferences = get_preferences(session, member_id=entry.member_id)
     if not preferences.receives(entry.kind.topic):
