@@ -177,7 +177,7 @@ def add_report_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def add_schedule_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`meeting add|list|ics|cancel`, `deadline add`, `action owner`."""
+    """`meeting add|list|ics|cancel`, `deadline add`, `figures import`, `action owner`."""
     meeting = commands.add_parser("meeting", help="board meetings").add_subparsers(required=True)
     meeting_add = meeting.add_parser("add", help="schedule a board meeting")
     meeting_add.add_argument("--title", required=True)
@@ -214,6 +214,12 @@ def add_schedule_commands(commands: argparse._SubParsersAction[argparse.Argument
     deadline_add.add_argument("--description", default="")
     deadline_add.set_defaults(command=deadline_add_command)
 
+    figures = commands.add_parser("figures", help="measures' figures").add_subparsers(required=True)
+    figures_import = figures.add_parser(
+        "import", help="load figures from a CSV file: measure, period, value, note (all or nothing)"
+    )
+    figures_import.add_argument("file", type=Path)
+    figures_import.set_defaults(command=figures_import_command)
     action = commands.add_parser("action", help="actions").add_subparsers(required=True)
     action_owner = action.add_parser("owner", help="the member reminded about an action")
     action_owner.add_argument("ref")
@@ -519,6 +525,27 @@ def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
         actor=CLI,
     )
     print(owner)
+    return 0
+
+
+def figures_import_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot figures import FILE.csv`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.measures import import_figures, read_figures_csv
+
+    rows = read_figures_csv(args.file)
+    now = local_now(settings)
+    result = call_in_database(
+        settings,
+        import_figures,
+        rows=rows,
+        source=str(args.file),
+        at=now,
+        actor=CLI,
+        today=now.date(),
+    )
+    replaced = f", {result.replaced} of them replacing earlier figures" if result.replaced else ""
+    print(f"Imported {result.stored} figures{replaced}. Each change is in the audit trail.")
     return 0
 
 

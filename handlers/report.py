@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.enums import Status
+from csp_bot.models.measures import MeasureView
 from csp_bot.models.summary import ActionLine, BoardPaper, BoardSummary
+from csp_bot.models.values import Period
 
 # GOV.UK colours, the palette UK public-sector RAG reports use; complete is blue (BRAG).
 RAG_COLOURS = {
@@ -207,3 +209,79 @@ def rag_chart(summary: BoardSummary, templates: Templates) -> bytes:
     out = io.BytesIO()
     figure.savefig(out, format="png")
     return out.getvalue()
+
+
+# --- measures' trend charts ----------------------------------------------------------------------
+
+MEASURE_CHART_SIZE = (4.0, 2.2)  # inches: small enough for a phone, and two to a paper's row
+MEASURE_CHART_DPI = 110
+FIGURE_COLOUR, TARGET_COLOUR, BASELINE_COLOUR = "#1d70b8", "#00703c", "#505a5f"
+
+
+class MeasureCharts:
+    """Small trend charts of measures: the figures, the target line and the baseline.
+
+    One matplotlib figure and canvas serve every chart, cleared between them: making a
+    figure costs more than drawing one, and the paper draws one per measure.
+    """
+
+    def __init__(self) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=MEASURE_CHART_SIZE, dpi=MEASURE_CHART_DPI)
+        FigureCanvasAgg(self.figure)
+        self.figure.subplots_adjust(left=0.14, right=0.97, top=0.86, bottom=0.22)
+        self.axes = self.figure.add_subplot()
+
+    def draw(self, view: MeasureView) -> bytes:
+        """The measure's chart as PNG."""
+        axes = self.axes
+        axes.clear()
+        periods = _chart_periods(view)
+        start = periods[0].index if periods else 0
+        if view.figures:
+            axes.plot(
+                [figure.period.index - start for figure in view.figures],
+                [figure.value for figure in view.figures],
+                marker="o",
+                markersize=3,
+                color=FIGURE_COLOUR,
+                label="figure",
+            )
+        if view.targets:
+            axes.step(
+                [period.index - start for period, _ in view.targets],
+                [value for _, value in view.targets],
+                where="post",
+                linestyle="--",
+                color=TARGET_COLOUR,
+                label="target",
+            )
+        if view.baseline is not None:
+            axes.axhline(view.baseline[1], linestyle=":", color=BASELINE_COLOUR, label="baseline")
+        ticks = periods[:: max(1, len(periods) // 4 + (len(periods) % 4 > 0))]
+        axes.set_xticks([period.index - start for period in ticks], [str(p) for p in ticks])
+        axes.tick_params(labelsize=6)
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.set_title(f"{view.code} ({view.unit}, {view.better_word} is better)", fontsize=8)
+        axes.legend(fontsize=6, frameon=False, loc="best")
+        out = io.BytesIO()
+        self.figure.savefig(out, format="png")
+        return out.getvalue()
+
+
+def _chart_periods(view: MeasureView) -> list[Period]:
+    """Every period from the earliest shown to the latest: baseline, targets and figures."""
+    shown = [figure.period for figure in view.figures] + [period for period, _ in view.targets]
+    if view.baseline is not None:
+        shown.append(view.baseline[0])
+    if not shown:
+        return []
+    first, last = min(shown), max(shown)
+    return [first.shifted(step) for step in range(last.index - first.index + 1)]
+
+
+def measure_chart(view: MeasureView) -> bytes:
+    """One measure's trend chart (PNG)."""
+    return MeasureCharts().draw(view)

@@ -8,11 +8,14 @@ target: on the right side of it (or on it) green, within the tolerance amber, be
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
@@ -22,7 +25,7 @@ from csp_bot.models.audit import Actor, record_change, snapshot
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.limits import check_note
-from csp_bot.models.progress import UNDO_WINDOW
+from csp_bot.models.progress import UNDO_WINDOW, Undone, undo_last_update
 from csp_bot.models.tables import (
     Measure,
     MeasureFigure,
@@ -30,9 +33,12 @@ from csp_bot.models.tables import (
     Member,
     Organisation,
     Priority,
+    ProgressUpdate,
 )
 from csp_bot.models.types import as_utc
 from csp_bot.models.values import Period, format_figure, parse_figure, parse_period
+
+UNIT_PHRASES = {"count": "a count", "%": "per cent", "£": "in pounds", "days": "in days"}
 
 
 class UnknownMeasure(NotFound):
@@ -96,6 +102,10 @@ class MeasureView:
 
     def show(self, value: float) -> str:
         return format_figure(value, self.unit)
+
+    @property
+    def unit_phrase(self) -> str:
+        return UNIT_PHRASES.get(self.unit, self.unit)
 
     @property
     def better_word(self) -> str:
@@ -487,8 +497,55 @@ class FiguresError(DomainError):
     """Figures that cannot be imported: one line per problem, `file:line: reason`."""
 
     def __init__(self, errors: Sequence[str]) -> None:
-        super().__init__("\n".join(errors))
+        shown = list(errors[:MAX_ERRORS])
+        if len(errors) > MAX_ERRORS:
+            shown.append(f"... and {len(errors) - MAX_ERRORS} more problems")
+        super().__init__("the figures were rejected; nothing was stored:\n" + "\n".join(shown))
         self.errors = list(errors)
+
+
+MAX_ERRORS = 20
+FIGURE_COLUMNS = ("measure", "period", "value", "note")
+FIGURES_FILE_BYTES = 5_000_000
+
+
+def read_figures_csv(path: Path) -> list[FigureRow]:
+    """The rows of a figures spreadsheet saved as CSV: a header row naming `measure`,
+    `period`, `value` and optionally `note`, in any order and case."""
+    try:
+        if path.stat().st_size > FIGURES_FILE_BYTES:
+            raise FiguresError([f"{path}:1: the file is over {FIGURES_FILE_BYTES:,} bytes"])
+        text = path.read_text(encoding="utf-8-sig")  # Excel writes a byte order mark
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise FiguresError([f"{path}: cannot read the file: {reason}"]) from None
+    reader = csv.reader(io.StringIO(text))
+    header = [cell.strip().lower() for cell in next(reader, [])]
+    missing = [name for name in FIGURE_COLUMNS[:3] if name not in header]
+    if missing:
+        wanted = ", ".join(FIGURE_COLUMNS)
+        raise FiguresError(
+            [
+                f"{path}:1: the first row must name the columns {wanted} "
+                f"(missing: {', '.join(missing)})"
+            ]
+        )
+    at = {name: header.index(name) for name in FIGURE_COLUMNS if name in header}
+    rows = []
+    for cells in reader:
+        if not any(cell.strip() for cell in cells):
+            continue  # a blank line, as spreadsheets leave at the end
+        cells += [""] * (len(header) - len(cells))
+        rows.append(
+            FigureRow(
+                line=reader.line_num,
+                code=cells[at["measure"]],
+                period=cells[at["period"]],
+                value=cells[at["value"]],
+                note=cells[at["note"]] if "note" in at else "",
+            )
+        )
+    return rows
 
 
 @dataclass(frozen=True)
@@ -545,3 +602,57 @@ def _checked_row(
         raise FigureRefused(f"unknown measure {row.code.strip()!r}{hint}")
     period = read_period(view, row.period, today=today)
     return code, period, read_value(view, row.value), check_note(row.note, required=False)
+
+
+def rag_words(view: MeasureView, figure: FigureView | None = None) -> str:
+    """The RAG of a figure said in words, with the tolerance it was judged by."""
+    figure = figure or view.latest
+    rag = view.rag(figure)
+    if figure is None or rag is None:
+        return "not rated: no target"
+    if rag is Status.GREEN:
+        return "on target"
+    within = "within" if rag is Status.AMBER else "beyond"
+    return f"off target, {within} the tolerance of {view.show(view.tolerance)}"
+
+
+def chart_description(view: MeasureView) -> str:
+    """What a measure's trend chart shows, in words: its alt text."""
+    parts = [f"Trend chart of {view.code}, {view.title}"]
+    if view.figures:
+        first, last = view.figures[0], view.figures[-1]
+        if len(view.figures) == 1:
+            parts.append(f"one figure, {view.show(last.value)} for {last.period}")
+        else:
+            parts.append(
+                f"{len(view.figures)} figures from {first.period} ({view.show(first.value)}) "
+                f"to {last.period} ({view.show(last.value)})"
+            )
+        target = view.target_for(last.period)
+        if target is not None:
+            parts.append(f"target for {last.period} {view.show(target)}")
+    else:
+        parts.append("no figures yet")
+    if view.baseline is not None:
+        parts.append(f"baseline {view.show(view.baseline[1])} ({view.baseline[0]})")
+    parts.append(f"{view.better_word} is better")
+    return "; ".join(parts) + "."
+
+
+def undo_latest(session: Session, *, member_id: int, at: datetime) -> Undone | FigureUndone:
+    """/undo: take back the member's latest update or figure, whichever came last."""
+    figure = latest_figure_sent(session, member_id=member_id)
+    update = session.exec(
+        select(ProgressUpdate.created_at)
+        .where(ProgressUpdate.member_id == member_id, col(ProgressUpdate.withdrawn_at).is_(None))
+        .order_by(col(ProgressUpdate.created_at).desc())
+    ).first()
+    figure_at = None if figure is None else as_utc(figure.created_at)
+    recent = figure_at is not None and at - figure_at <= UNDO_WINDOW
+    if figure is not None and recent and (update is None or _not_after(update, figure_at)):
+        return undo_figure(session, figure=figure, member_id=member_id, at=at)
+    return undo_last_update(session, member_id=member_id, at=at)
+
+
+def _not_after(moment: datetime, other: datetime | None) -> bool:
+    return other is not None and (as_utc(moment) or moment) <= other
