@@ -656,3 +656,26 @@ def undo_latest(session: Session, *, member_id: int, at: datetime) -> Undone | F
 
 def _not_after(moment: datetime, other: datetime | None) -> bool:
     return other is not None and (as_utc(moment) or moment) <= other
+
+
+@dataclass
+class RagCounts:
+    """A priority's measures counted by the RAG of their latest figure."""
+
+    red: int = 0
+    amber: int = 0
+    green: int = 0
+    unrated: int = 0  # no figure yet, or no target for its period
+
+
+def rag_counts(views: Iterable[MeasureView]) -> dict[str, RagCounts]:
+    """Per priority code, its measures counted by RAG."""
+    counts: dict[str, RagCounts] = defaultdict(RagCounts)
+    for view in views:
+        rag = view.rag()
+        tally = counts[view.priority_code]
+        name = {Status.RED: "red", Status.AMBER: "amber", Status.GREEN: "green"}.get(
+            rag or Status.NOT_STARTED, "unrated"
+        )
+        setattr(tally, name, getattr(tally, name) + 1)
+    return dict(counts)
