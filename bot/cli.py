@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from csp_bot.bot.settings import Settings
+    from csp_bot.handlers.templating import Templates
     from csp_bot.models.lifecycle import MemberLine
     from csp_bot.models.meetings import MeetingView
+    from csp_bot.models.summary import BoardPaper
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
@@ -598,7 +600,12 @@ def restore_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot report --format html|csv|png --out PATH`: the same files as /report."""
-    from csp_bot.handlers.report import REPORT_FILES, render_format
+    from csp_bot.handlers.report import (
+        REPORT_FILES,
+        figures_file_name,
+        has_figures,
+        render_format,
+    )
     from csp_bot.handlers.templating import Templates
     from csp_bot.models.errors import DomainError
     from csp_bot.models.summary import board_paper
@@ -617,7 +624,21 @@ def report_command(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as problem:
         raise DomainError(f"cannot write {out}: {problem.strerror}") from None
     print(f"wrote {out} ({len(paper.actions)} actions, figures at {templates.format_when(now)})")
+    if args.format == "csv" and has_figures(paper):
+        _write_figures(paper, templates, out.parent / figures_file_name(now.date()))
     return 0
+
+
+def _write_figures(paper: BoardPaper, templates: Templates, out: Path) -> None:
+    """The CSV export's second file: every figure of every measure, beside the first."""
+    from csp_bot.handlers.report import figures_csv
+    from csp_bot.models.errors import DomainError
+
+    try:
+        out.write_bytes(figures_csv(paper, templates.timezone))
+    except OSError as problem:
+        raise DomainError(f"cannot write {out}: {problem.strerror}") from None
+    print(f"wrote {out} (every figure of {len(paper.summary.measures)} measures)")
 
 
 NO_PLAN = (

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.enums import Status
-from csp_bot.models.measures import MeasureView
+from csp_bot.models.measures import MeasureView, chart_description
 from csp_bot.models.summary import ActionLine, BoardPaper, BoardSummary
 from csp_bot.models.values import Period
 
@@ -69,10 +69,16 @@ class PaperFiles:
     html: bytes
     csv: bytes
     png: bytes
+    # Every figure of every measure: only when there are figures.
+    figures_csv: bytes | None = None
 
     def name(self, file_format: str) -> str:
         """The file's name, e.g. `board-paper-2021-10-08.html`."""
         return f"{REPORT_FILES[file_format]}-{self.day.isoformat()}.{file_format}"
+
+    @property
+    def figures_name(self) -> str:
+        return figures_file_name(self.day)
 
 
 def render_paper_files(paper: BoardPaper, templates: Templates) -> PaperFiles:
@@ -84,6 +90,7 @@ def render_paper_files(paper: BoardPaper, templates: Templates) -> PaperFiles:
         html=paper_html(paper, templates, chart=png),
         csv=actions_csv(paper, templates.timezone),
         png=png,
+        figures_csv=figures_csv(paper, templates.timezone) if has_figures(paper) else None,
     )
 
 
@@ -97,14 +104,86 @@ def render_format(paper: BoardPaper, templates: Templates, file_format: str) -> 
 
 def paper_html(paper: BoardPaper, templates: Templates, *, chart: bytes) -> bytes:
     """The highlight report: one self-contained HTML page, laid out for A4 (UTF-8)."""
-    picture = "data:image/png;base64," + base64.b64encode(chart).decode("ascii")
+    picture = _data_uri(chart)
     template = templates.paper.get_template("board_paper.html")
+    performance = paper.summary.measures if has_figures(paper) else []
+    charts = MeasureCharts() if performance else None
+    drawn = {view.code: _data_uri(charts.draw(view)) for view in performance if charts}
+    alt = {view.code: chart_description(view) for view in performance}
     # Written as it is rendered: joining a page of 10,000 actions from its pieces would
     # hold every piece in memory at once.
     out = io.BytesIO()
-    for piece in template.generate(paper=paper, s=paper.summary, chart=picture):
+    pieces = template.generate(
+        paper=paper,
+        s=paper.summary,
+        chart=picture,
+        performance=performance,
+        charts=drawn,
+        alt=alt,
+    )
+    for piece in pieces:
         out.write(piece.encode())
     return out.getvalue()
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def has_figures(paper: BoardPaper) -> bool:
+    """Whether any measure has a figure: the paper's Performance section and the figures
+    file come only then."""
+    return any(view.figures for view in paper.summary.measures)
+
+
+FIGURE_COLUMNS = (
+    "measure",
+    "priority",
+    "title",
+    "unit",
+    "period",
+    "value",
+    "target",
+    "rag",
+    "note",
+    "sent by",
+    "sent at",
+)
+
+
+def plain_number(value: float) -> str:
+    """A figure as a spreadsheet reads it: `1450`, `72.5`, never `1.45e+03`."""
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def figures_file_name(day: date) -> str:
+    return f"figures-{day.isoformat()}.csv"
+
+
+def figures_csv(paper: BoardPaper, zone: ZoneInfo) -> bytes:
+    """Every live figure of every measure, one row each, by measure then period."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(FIGURE_COLUMNS)
+    for view in paper.summary.measures:
+        for figure in view.figures:
+            target = view.target_for(figure.period)
+            rag = view.rag(figure)
+            row = [
+                view.code,
+                view.priority_code,
+                view.title,
+                view.unit,
+                str(figure.period),
+                plain_number(figure.value),
+                "" if target is None else plain_number(target),
+                "" if rag is None else rag.label,
+                figure.note,
+                figure.sent_by or "",
+                _local(figure.sent_at, zone),
+            ]
+            writer.writerow([safe_cell(cell) for cell in row])
+    return out.getvalue().encode("utf-8-sig")
 
 
 # --- the CSV ---------------------------------------------------------------------------------
