@@ -107,7 +107,7 @@ def paper_html(paper: BoardPaper, templates: Templates, *, chart: bytes) -> byte
     picture = _data_uri(chart)
     template = templates.paper.get_template("board_paper.html")
     performance = paper.summary.measures if has_figures(paper) else []
-    charts = MeasureCharts() if performance else None
+    charts = MeasureCharts(compact=True) if performance else None
     drawn = {view.code: _data_uri(charts.draw(view)) for view in performance if charts}
     alt = {view.code: chart_description(view) for view in performance}
     # Written as it is rendered: joining a page of 10,000 actions from its pieces would
@@ -300,54 +300,103 @@ FIGURE_COLOUR, TARGET_COLOUR, BASELINE_COLOUR = "#1d70b8", "#00703c", "#505a5f"
 class MeasureCharts:
     """Small trend charts of measures: the figures, the target line and the baseline.
 
-    One matplotlib figure and canvas serve every chart, cleared between them: making a
-    figure costs more than drawing one, and the paper draws one per measure.
+    One matplotlib figure and canvas, and one set of artists on it, serve every chart: each
+    chart sets their data, its limits and its few labels. Matplotlib's own axes build and
+    measure every tick each time (about 75 ms a chart when cleared, 19 ms reused, against
+    6 ms this way), so the axes are drawn here as a frame, three levels and two dates.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, compact: bool = False) -> None:
+        """`compact` charts (the paper's) have no legend or title: the page gives the key
+        once and names each chart under it."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         self.figure = Figure(figsize=MEASURE_CHART_SIZE, dpi=MEASURE_CHART_DPI)
         FigureCanvasAgg(self.figure)
-        self.figure.subplots_adjust(left=0.14, right=0.97, top=0.86, bottom=0.22)
-        self.axes = self.figure.add_subplot()
+        self.figure.subplots_adjust(left=0.14, right=0.97, top=0.86, bottom=0.16)
+        axes = self.axes = self.figure.add_subplot()
+        axes.set_axis_off()
+        self.compact = compact
+        self.levels = [axes.axhline(0, color="#dddddd", linewidth=0.6, zorder=0) for _ in range(3)]
+        self.level_labels = [
+            axes.text(
+                -0.02,
+                0,
+                "",
+                transform=axes.get_yaxis_transform(),
+                ha="right",
+                va="center",
+                fontsize=6,
+            )
+            for _ in range(3)
+        ]
+        self.date_labels = [
+            axes.text(x, -0.04, "", transform=axes.transAxes, ha=align, va="top", fontsize=6)
+            for x, align in ((0.0, "left"), (1.0, "right"))
+        ]
+        axes.plot([0, 1], [0, 0], transform=axes.transAxes, color="#0b0c0c", linewidth=0.8)
+        (self.figures,) = axes.plot(
+            [], [], marker="o", markersize=3, color=FIGURE_COLOUR, label="figure"
+        )
+        (self.targets,) = axes.plot(
+            [], [], drawstyle="steps-post", linestyle="--", color=TARGET_COLOUR, label="target"
+        )
+        (self.baseline,) = axes.plot([], [], linestyle=":", color=BASELINE_COLOUR, label="baseline")
+        if not compact:
+            axes.legend(fontsize=6, frameon=False, loc="best")
+        # A title at a fixed height: placing it automatically measures the axes' labels.
+        self.title = axes.set_title("", fontsize=8, y=1.0)
 
     def draw(self, view: MeasureView) -> bytes:
         """The measure's chart as PNG."""
-        axes = self.axes
-        axes.clear()
         periods = _chart_periods(view)
         start = periods[0].index if periods else 0
-        if view.figures:
-            axes.plot(
-                [figure.period.index - start for figure in view.figures],
-                [figure.value for figure in view.figures],
-                marker="o",
-                markersize=3,
-                color=FIGURE_COLOUR,
-                label="figure",
-            )
-        if view.targets:
-            axes.step(
-                [period.index - start for period, _ in view.targets],
-                [value for _, value in view.targets],
-                where="post",
-                linestyle="--",
-                color=TARGET_COLOUR,
-                label="target",
-            )
-        if view.baseline is not None:
-            axes.axhline(view.baseline[1], linestyle=":", color=BASELINE_COLOUR, label="baseline")
-        ticks = periods[:: max(1, len(periods) // 4 + (len(periods) % 4 > 0))]
-        axes.set_xticks([period.index - start for period in ticks], [str(p) for p in ticks])
-        axes.tick_params(labelsize=6)
-        axes.spines[["top", "right"]].set_visible(False)
-        axes.set_title(f"{view.code} ({view.unit}, {view.better_word} is better)", fontsize=8)
-        axes.legend(fontsize=6, frameon=False, loc="best")
+        width = max(len(periods) - 1, 1)
+        self.figures.set_data(
+            [figure.period.index - start for figure in view.figures],
+            [figure.value for figure in view.figures],
+        )
+        # The last target holds to the end of the chart, as it does for the figures.
+        steps = [(period.index - start, value) for period, value in view.targets]
+        if steps:
+            steps.append((len(periods) - 1, steps[-1][1]))
+        self.targets.set_data([x for x, _ in steps], [y for _, y in steps])
+        level = [view.baseline[1]] * 2 if view.baseline else []
+        self.baseline.set_data([0, width] if level else [], level)
+        self.axes.set_xlim(-0.3, width + 0.3)
+        self._levels(view)
+        first, last = (str(periods[0]), str(periods[-1])) if periods else ("", "")
+        self.date_labels[0].set_text(first)
+        self.date_labels[1].set_text(last)
+        if not self.compact:
+            self.title.set_text(f"{view.code} ({view.unit}, {view.better_word} is better)")
         out = io.BytesIO()
-        self.figure.savefig(out, format="png")
+        # Light compression: the paper embeds hundreds of these, and zlib's default level
+        # costs more than the few bytes it saves on a chart of flat colours.
+        self.figure.savefig(out, format="png", pil_kwargs={"compress_level": 1})
         return out.getvalue()
+
+    def _levels(self, view: MeasureView) -> None:
+        """The vertical range, and three round levels across it, each labelled."""
+        from matplotlib.ticker import MaxNLocator
+
+        values = [figure.value for figure in view.figures] + [v for _, v in view.targets]
+        if view.baseline is not None:
+            values.append(view.baseline[1])
+        low, high = (min(values), max(values)) if values else (0.0, 1.0)
+        room = (high - low) * 0.15 or max(abs(high) * 0.1, 1.0)
+        bottom, top = max(low - room, 0.0), high + room
+        self.axes.set_ylim(bottom, top)
+        inside = [t for t in MaxNLocator(nbins=3).tick_values(bottom, top) if bottom <= t <= top]
+        ticks: list[float | None] = [*inside[:3], *[None] * (3 - len(inside[:3]))]
+        for line, label, tick in zip(self.levels, self.level_labels, ticks, strict=True):
+            line.set_visible(tick is not None)
+            label.set_visible(tick is not None)
+            if tick is not None:
+                line.set_ydata([tick, tick])
+                label.set_y(tick)
+                label.set_text(view.show(tick))
 
 
 def _chart_periods(view: MeasureView) -> list[Period]:

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import ColumnElement
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from csp_bot.models.access import may_supply
@@ -219,13 +220,23 @@ def _live_figures(session: Session, ids: list[int]) -> dict[int, list[FigureView
     found: dict[int, list[FigureView]] = defaultdict(list)
     if not ids:
         return found
-    rows = session.exec(
-        select(MeasureFigure, Member.name)
+    # Plain rows rather than ORM objects: a plan's figures run to thousands.
+    rows = session.execute(
+        sql_select(
+            col(MeasureFigure.measure_id),
+            col(MeasureFigure.id),
+            col(MeasureFigure.period),
+            col(MeasureFigure.value),
+            col(MeasureFigure.note),
+            col(MeasureFigure.created_at),
+            col(Member.name),
+        )
         .outerjoin(Member, col(Member.id) == MeasureFigure.member_id)
         .where(col(MeasureFigure.measure_id).in_(ids), _live())
     ).all()
-    for figure, name in rows:
-        found[figure.measure_id].append(_figure_view(figure, name))
+    for measure_id, figure_id, period, value, note, created_at, name in rows:
+        view = FigureView(figure_id, parse_period(period), value, note, name, created_at)
+        found[measure_id].append(view)
     return found
 
 

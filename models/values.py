@@ -6,6 +6,7 @@ that `/update`'s status words and the plan's are the same words.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -205,6 +206,7 @@ class Period:
         return f"{year}-{month + 1:02d}"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_period(text: str) -> Period:
     """A month (`2021-07`) or a quarter of the financial year (`2021/22-Q2`, or `2021-Q2`:
     the year the financial year starts; Q2 is July to September)."""
