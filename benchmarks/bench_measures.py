@@ -87,6 +87,8 @@ def build(db: Database, measures: int) -> None:
                     "tolerance": 10.0,
                 }
             )
+        if not rows:
+            return
         session.execute(insert(Measure), rows)  # type: ignore[attr-defined]
         new = select(Measure.id).where(Measure.title.like("Measure %"))  # type: ignore[attr-defined]
         ids = [row[0] for row in session.exec(new).all()]  # type: ignore[attr-defined]

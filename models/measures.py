@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, func
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
@@ -171,10 +171,11 @@ def rate(value: float, target: float, measure: MeasureView) -> Status:
 
 
 def measure_views(
-    session: Session, *, where: ColumnElement[bool] | None = None
+    session: Session, *, where: ColumnElement[bool] | None = None, latest_only: bool = False
 ) -> list[MeasureView]:
-    """Every measure (or those `where` picks) in plan order, with targets and live figures:
-    three statements whatever the number of measures."""
+    """Every measure (or those `where` picks) in plan order, with targets and live figures
+    (or, `latest_only`, the latest figure alone): three statements whatever the number of
+    measures."""
     query = (
         select(Measure, Priority.code, Organisation.name)
         .join(Priority, col(Priority.id) == Measure.priority_id)
@@ -186,7 +187,7 @@ def measure_views(
     rows = session.exec(query).all()
     ids = [_id(measure) for measure, _, _ in rows]
     targets = _targets(session, ids)
-    figures = _live_figures(session, ids)
+    figures = _live_figures(session, ids, latest_only=latest_only)
     return [
         _view(measure, code, supplier, targets[_id(measure)], figures[_id(measure)])
         for measure, code, supplier in rows
@@ -202,10 +203,10 @@ def _targets(session: Session, ids: list[int]) -> dict[int, list[tuple[Period, f
     found: dict[int, list[tuple[Period, float]]] = defaultdict(list)
     if not ids:
         return found
-    rows = session.exec(
-        select(MeasureTarget.measure_id, MeasureTarget.period, MeasureTarget.value).where(
-            col(MeasureTarget.measure_id).in_(ids)
-        )
+    rows = session.execute(
+        sql_select(
+            col(MeasureTarget.measure_id), col(MeasureTarget.period), col(MeasureTarget.value)
+        ).where(col(MeasureTarget.measure_id).in_(ids))
     ).all()
     for measure_id, period, value in rows:
         found[measure_id].append((parse_period(period), value))
@@ -216,10 +217,29 @@ def _live() -> ColumnElement[bool]:
     return col(MeasureFigure.withdrawn_at).is_(None) & col(MeasureFigure.superseded_at).is_(None)
 
 
-def _live_figures(session: Session, ids: list[int]) -> dict[int, list[FigureView]]:
+def _live_figures(
+    session: Session, ids: list[int], *, latest_only: bool = False
+) -> dict[int, list[FigureView]]:
     found: dict[int, list[FigureView]] = defaultdict(list)
     if not ids:
         return found
+    wanted = col(MeasureFigure.measure_id).in_(ids) & _live()
+    if latest_only:
+        # A measure's periods are all months or all quarters, and each kind sorts as text.
+        latest = (
+            sql_select(
+                col(MeasureFigure.measure_id).label("measure_id"),
+                func.max(MeasureFigure.period).label("period"),
+            )
+            .where(wanted)
+            .group_by(col(MeasureFigure.measure_id))
+            .subquery()
+        )
+        wanted = (
+            wanted
+            & (col(MeasureFigure.measure_id) == latest.c.measure_id)
+            & (col(MeasureFigure.period) == latest.c.period)
+        )
     # Plain rows rather than ORM objects: a plan's figures run to thousands.
     rows = session.execute(
         sql_select(
@@ -232,7 +252,7 @@ def _live_figures(session: Session, ids: list[int]) -> dict[int, list[FigureView
             col(Member.name),
         )
         .outerjoin(Member, col(Member.id) == MeasureFigure.member_id)
-        .where(col(MeasureFigure.measure_id).in_(ids), _live())
+        .where(wanted)
     ).all()
     for measure_id, figure_id, period, value, note, created_at, name in rows:
         view = FigureView(figure_id, parse_period(period), value, note, name, created_at)
@@ -289,10 +309,13 @@ def find_measure(session: Session, *, code: str) -> MeasureView:
     raise UnknownMeasure(wanted, difflib.get_close_matches(wanted, codes, n=3))
 
 
-def priority_measures(session: Session, *, priority_id: int | None = None) -> list[MeasureView]:
-    """One priority's measures (or every measure), in plan order."""
+def priority_measures(
+    session: Session, *, priority_id: int | None = None, latest_only: bool = False
+) -> list[MeasureView]:
+    """One priority's measures (or every measure), in plan order; `latest_only` reads each
+    one's latest figure alone (enough for its RAG)."""
     where = None if priority_id is None else col(Measure.priority_id) == priority_id
-    return measure_views(session, where=where)
+    return measure_views(session, where=where, latest_only=latest_only)
 
 
 def measures_supplied_by(session: Session, *, member_id: int) -> list[MeasureView]:
