@@ -747,3 +747,73 @@ def test_the_csv_export_writes_the_figures_beside_the_actions(
     assert written.splitlines()[1].startswith(
         "SOC-M2,SOC,Referrals into treatment through #Citadel,count,2021/22-Q2,9,12,at risk,"
     )
+
+
+async def test_a_note_that_looks_like_case_data_is_asked_about_first(
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    clock.advance(days=TO_OCTOBER)
+    [asked] = await bot.send(POLICE, "/figure ASB-M1 2021-Q2 412 call 07911 123456 about it")
+    assert asked.plain_text.startswith("⚠️ This looks like it contains a phone number.")
+    assert figures(db) == []
+    await bot.press(POLICE, asked, tap(bot, asked, "Store anyway"))
+    summary = last_message(bot, POLICE)
+    assert summary.plain_text.startswith("Store this figure?")
+    await bot.press(POLICE, summary, tap(bot, summary, "💾 Save"))
+    assert figures(db) == [("ASB-M1", "2021/22-Q2", 412.0, "call 07911 123456 about it", True)]
+
+
+async def test_a_figure_sent_twice_by_telegram_is_stored_once(
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    clock.advance(days=TO_OCTOBER)
+    update = bot.emulator.build_message_update(POLICE, "/figure ASB-M1 2021-Q2 412")
+    await bot.process(update)
+    await bot.process(update)
+    assert figures(db) == [("ASB-M1", "2021/22-Q2", 412.0, "", True)]
+
+
+async def test_figure_in_a_group_points_to_a_private_chat(
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    from tests.conftest import link
+
+    link(db, clock, -700, "partnership")
+    clock.advance(days=TO_OCTOBER)
+    [reply] = await bot.send(POLICE, "/figure ASB-M1 2021-Q2 412", chat_id=-700, chat_type="group")
+    assert "private chat" in reply.plain_text
+    assert figures(db) == []
+    # Answered in the group; with no figure yet there is no chart.
+    [shown] = await bot.send(OBSERVER, "/measure ASB-M1", chat_id=-700, chat_type="group")
+    assert shown.plain_text.startswith("ASB-M1: ASB incidents reported to police")
+
+
+def test_a_members_export_holds_the_figures_they_sent(
+    cli_at: Path, db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    import json
+
+    clock.advance(days=TO_OCTOBER)
+    sheet = write_csv(cli_at / "in.csv", "measure,period,value\nSOC-M2,2021-Q2,9\n")
+    assert main(["figures", "import", str(sheet)]) == 0
+
+    police = people["police"]
+    from csp_bot.models.audit import Actor
+    from csp_bot.models.measures import record_figure
+    from csp_bot.models.values import parse_period
+
+    db.call(
+        record_figure,
+        code="ASB-M1",
+        period=parse_period("2021-Q2"),
+        value=412.0,
+        note="from the force",
+        at=clock(),
+        actor=Actor.member(police.id),
+    )
+    assert main(["member", "export", str(police.id), "--out", str(cli_at / "dan")]) == 0
+    data = json.loads((cli_at / "dan.json").read_text(encoding="utf-8"))
+    assert [(f["measure"], f["period"], f["value"]) for f in data["figures_sent"]] == [
+        ("ASB-M1", "2021/22-Q2", 412.0)
+    ]
+    assert "Figures you sent for the plan" in (cli_at / "dan.html").read_text(encoding="utf-8")
