@@ -713,3 +713,8 @@ def rag_counts(views: Iterable[MeasureView]) -> dict[str, RagCounts]:
         )
         setattr(tally, name, getattr(tally, name) + 1)
     return dict(counts)
+
+
+def measure_codes(session: Session) -> set[str]:
+    """Every measure's code."""
+    return set(session.exec(select(Measure.code)).all())
