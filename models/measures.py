@@ -343,10 +343,7 @@ def proposed_period(view: MeasureView, *, today: date) -> Period:
 
 
 def current_period(frequency: str, today: date) -> Period:
-    if frequency == "quarterly":
-        financial_year = today.year if today.month >= 4 else today.year - 1
-        return Period.quarter(financial_year, (today.month - 4) % 12 // 3 + 1)
-    return Period.month(today.year, today.month)
+    return Period.containing(today, quarterly=frequency == "quarterly")
 
 
 def read_period(view: MeasureView, text: str, *, today: date) -> Period:

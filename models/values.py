@@ -174,6 +174,14 @@ class Period:
     def quarter(cls, financial_year: int, quarter: int) -> Period:
         return cls(financial_year * 4 + quarter - 1, quarterly=True)
 
+    @classmethod
+    def containing(cls, day: date, *, quarterly: bool) -> Period:
+        """The month, or quarter of the financial year, that `day` falls in."""
+        if quarterly:
+            financial_year = day.year if day.month >= 4 else day.year - 1
+            return cls.quarter(financial_year, (day.month - 4) % 12 // 3 + 1)
+        return cls.month(day.year, day.month)
+
     @property
     def frequency(self) -> str:
         return "quarterly" if self.quarterly else "monthly"

@@ -12,11 +12,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from sqlmodel import col
+
 from csp_bot.models.db import DatabaseFailure
 from csp_bot.models.deadlines import DeadlineView, get_deadline
 from csp_bot.models.digest import Digest, weekly_digest
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import NotFound
+from csp_bot.models.measures import MeasureView, measure_views
 from csp_bot.models.meetings import MeetingView, get_meeting, member_reply
 from csp_bot.models.progress import ActionView, action_by_id
 from csp_bot.models.reminder_types import OutboxState, ReminderKind, Reply
@@ -29,7 +32,8 @@ from csp_bot.models.returns import (
     owners_by_action,
     returns_since,
 )
-from csp_bot.models.tables import Member, OutboxEntry
+from csp_bot.models.tables import Measure, Member, OutboxEntry
+from csp_bot.models.values import Period, parse_period
 
 if TYPE_CHECKING:  # a session is only passed through to the domain operations in `models`
     from sqlmodel import Session
@@ -84,8 +88,21 @@ class DigestNotice:
     digest: Digest
 
 
+@dataclass(frozen=True)
+class FigureNotice:
+    measure: MeasureView
+    period: Period
+    chase: int  # 1 when it falls due, 2 a week later, ...
+
+
 Content = (
-    MeetingNotice | DeadlineNotice | ActionNotice | ReturnsRequest | ReturnsReport | DigestNotice
+    MeetingNotice
+    | DeadlineNotice
+    | ActionNotice
+    | ReturnsRequest
+    | ReturnsReport
+    | DigestNotice
+    | FigureNotice
 )
 
 
@@ -228,6 +245,20 @@ def _read_digest(
     return DigestNotice(digest)
 
 
+def _read_figure(
+    session: Session, entry: OutboxEntry, member: Member, when: Circumstances
+) -> Content | Withheld:
+    """`2021/22-Q2/w1`: the period, and which weekly reminder this is."""
+    head, _, week = entry.occurrence.rpartition("/")
+    period = parse_period(head)
+    found = measure_views(session, where=col(Measure.id) == entry.subject_id)
+    if not found:
+        return Withheld(OutboxState.DROPPED, "the measure was removed")
+    if found[0].figure_for(period) is not None:
+        return Withheld(OutboxState.DROPPED, "the figure has been sent")
+    return FigureNotice(found[0], period, int(week.removeprefix("w")))
+
+
 READERS = {
     ReminderKind.MEETING: _read_meeting,
     ReminderKind.DEADLINE: _read_deadline,
@@ -237,4 +268,5 @@ READERS = {
     ReminderKind.RETURNS_REQUEST: _read_returns,
     ReminderKind.RETURNS_CHAIR: _read_returns,
     ReminderKind.DIGEST: _read_digest,
+    ReminderKind.FIGURE_DUE: _read_figure,
 }
