@@ -65,7 +65,7 @@ def compose(content: Content, *, templates: Templates, now: datetime) -> Compose
                 "reminder_returns.html", meeting=meeting, actions=actions, since=since, soon=soon
             )
             return Composed(text)
-        case ReturnsReport(meeting=meeting, missing=missing, since=since):
+        case ReturnsReport(meeting=meeting, missing=missing, since=since, figures=figures):
             soon = moment_phrase(now, meeting.starts_at, zone)
             text = templates.render(
                 "reminder_returns_chair.html",
@@ -73,6 +73,7 @@ def compose(content: Content, *, templates: Templates, now: datetime) -> Compose
                 missing=missing,
                 since=since,
                 soon=soon,
+                figures=figures,
             )
             return Composed(text)
         case DigestNotice(digest=digest):

@@ -7,12 +7,12 @@ sent: `Withheld` says why and in which state it is recorded instead.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlmodel import col
+from sqlmodel import col, select
 
 from csp_bot.models.db import DatabaseFailure
 from csp_bot.models.deadlines import DeadlineView, get_deadline
@@ -32,8 +32,9 @@ from csp_bot.models.returns import (
     owners_by_action,
     returns_since,
 )
-from csp_bot.models.tables import Measure, Member, OutboxEntry
+from csp_bot.models.tables import Measure, Member, OutboxEntry, PlanInfo
 from csp_bot.models.values import Period, parse_period
+from csp_bot.scheduler.due import Rules, latest_due_period
 
 if TYPE_CHECKING:  # a session is only passed through to the domain operations in `models`
     from sqlmodel import Session
@@ -77,10 +78,19 @@ class ReturnsRequest:
 
 
 @dataclass(frozen=True)
+class MissingFigure:
+    """A measure whose latest figure due has not been sent."""
+
+    measure: MeasureView
+    period: Period
+
+
+@dataclass(frozen=True)
 class ReturnsReport:
     meeting: MeetingView
     missing: list[MissingReturns]
     since: datetime | None
+    figures: list[MissingFigure] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,8 @@ class Circumstances:
     now: datetime
     zone: ZoneInfo
     quiet_after: timedelta
+    # The reminder rules, for when figures fall due (None: figures are not looked at).
+    rules: Rules | None = None
 
 
 def reminder_content(
@@ -218,7 +230,8 @@ def _read_returns(
         session, since=since, at=when.now, quiet_after=when.quiet_after, member=mine_only
     )
     if entry.kind == ReminderKind.RETURNS_CHAIR:
-        return ReturnsReport(meeting, missing_by_organisation(owed), since)
+        figures = missing_figures(session, when)
+        return ReturnsReport(meeting, missing_by_organisation(owed), since, figures)
     assert member.id is not None
     mine = asked_about(
         owed,
@@ -230,6 +243,22 @@ def _read_returns(
     if not mine:
         return Withheld(OutboxState.DROPPED, "every action has been updated")
     return ReturnsRequest(meeting, mine, since)
+
+
+def missing_figures(session: Session, when: Circumstances) -> list[MissingFigure]:
+    """Each measure whose latest period due (by the reminder rules) has no figure yet,
+    periods before the plan began left out."""
+    if when.rules is None:
+        return []
+    plan = session.exec(select(PlanInfo)).first()
+    if plan is None:
+        return []
+    missing = []
+    for view in measure_views(session):
+        period = latest_due_period(when.rules, when.now, quarterly=view.frequency == "quarterly")
+        if period.starts_on >= plan.starts_on and view.figure_for(period) is None:
+            missing.append(MissingFigure(view, period))
+    return missing
 
 
 def _read_digest(

@@ -522,7 +522,12 @@ def figure_occasions(
 
 def figure_period(measure: MeasureFacts, rules: Rules, now: datetime) -> Period:
     """The latest period whose figure has fallen due by `now`."""
-    period = Period.containing(now.astimezone(rules.zone).date(), quarterly=measure.quarterly)
+    return latest_due_period(rules, now, quarterly=measure.quarterly)
+
+
+def latest_due_period(rules: Rules, now: datetime, *, quarterly: bool) -> Period:
+    """The latest month or quarter whose figures have fallen due by `now`."""
+    period = Period.containing(now.astimezone(rules.zone).date(), quarterly=quarterly)
     period = period.shifted(-1)
     while figure_due_moment(period, rules) > now:
         period = period.shifted(-1)

@@ -11,7 +11,7 @@ from csp_bot.models.membership import MemberView
 from csp_bot.models.reminder_types import OutboxState, ReminderKind, Topic
 from csp_bot.models.reminders import set_topic
 from tests.harness import PEOPLE, Harness
-from tests.reminder_helpers import outbox, set_clock, texts, tick
+from tests.reminder_helpers import outbox, schedule, set_clock, texts, tick
 
 POLICE = PEOPLE["police"].user
 
@@ -112,3 +112,27 @@ async def test_periods_before_the_plan_and_weekends_are_respected(
         "📏 <b>Figure due: HATE-M1",
         "📏 <b>Figure due: ASB-M1",
     ]
+
+
+async def test_the_chairs_returns_before_a_meeting_list_the_missing_figures(
+    app: CspApplication,
+    bot: Harness,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+) -> None:
+    schedule(db, clock, "2021-07-29T10:00")
+    set_clock(clock, "2021-07-20T10:00")
+    assert (await bot.reply(POLICE, "/figure ASB-M1 2021-Q1 430")).startswith("📈 Stored")
+    set_clock(clock, "2021-07-28T10:00")
+    await tick(app)
+    [returns] = [t for t in texts(emulator, "chair") if t.startswith("📋")]
+    assert returns.endswith(
+        "Figures not sent:\n"
+        "• SOC-M1 2021/22-Q1 (Northants Police)\n"
+        "• SOC-M2 2021/22-Q1 (Drug and Alcohol Treatment and Recovery Service)\n"
+        "• DASV-M1 2021/22-Q1 (Northants Police)\n"
+        "• HATE-M1 2021/22-Q1 (Northants Police)\n"
+        "• ASB-M2 2021-06 (North Northamptonshire Council)"
+    )
