@@ -60,7 +60,7 @@ TOPIC_LABELS = {
     Topic.MEETINGS: "Board meetings",
     Topic.DEADLINES: "Annual deadlines",
     Topic.ACTIONS: "Actions due and overdue",
-    Topic.CHECKINS: "Requests for updates and figures",
+    Topic.CHECKINS: "Requests for updates",
     Topic.DIGEST: "Chair's weekly digest and returns",
 }
 
