@@ -82,7 +82,9 @@ def _measures(session: Session, reported: set[Subject]) -> list[MeasureFacts]:
     ).all():
         periods.setdefault(measure_id, set()).add(period)
     rows = session.execute(
-        sa.select(col(Measure.id), col(Measure.frequency), col(Measure.supplier_organisation_id))
+        sa.select(
+            col(Measure.id), col(Measure.frequency), col(Measure.supplier_organisation_id)
+        ).order_by(col(Measure.id))  # plan order, so reminders go in it on every database
     ).all()
     return each_row(
         "measure",
