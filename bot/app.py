@@ -47,6 +47,7 @@ def reminder_rules(settings: Settings) -> Rules:
         deadline_offsets=parse_offsets(settings.deadline_reminders),
         action_offsets=parse_offsets(settings.action_reminders),
         quiet_after=settings.quiet_after,
+        figure_days=settings.figure_days,
     )
 
 

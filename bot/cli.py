@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from csp_bot.bot.settings import Settings
+    from csp_bot.handlers.templating import Templates
     from csp_bot.models.lifecycle import MemberLine
     from csp_bot.models.meetings import MeetingView
+    from csp_bot.models.summary import BoardPaper
 
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
@@ -177,7 +179,7 @@ def add_report_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def add_schedule_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`meeting add|list|ics|cancel`, `deadline add`, `action owner`."""
+    """`meeting add|list|ics|cancel`, `deadline add`, `figures import`, `action owner`."""
     meeting = commands.add_parser("meeting", help="board meetings").add_subparsers(required=True)
     meeting_add = meeting.add_parser("add", help="schedule a board meeting")
     meeting_add.add_argument("--title", required=True)
@@ -214,6 +216,12 @@ def add_schedule_commands(commands: argparse._SubParsersAction[argparse.Argument
     deadline_add.add_argument("--description", default="")
     deadline_add.set_defaults(command=deadline_add_command)
 
+    figures = commands.add_parser("figures", help="measures' figures").add_subparsers(required=True)
+    figures_import = figures.add_parser(
+        "import", help="load figures from a CSV file: measure, period, value, note (all or nothing)"
+    )
+    figures_import.add_argument("file", type=Path)
+    figures_import.set_defaults(command=figures_import_command)
     action = commands.add_parser("action", help="actions").add_subparsers(required=True)
     action_owner = action.add_parser("owner", help="the member reminded about an action")
     action_owner.add_argument("ref")
@@ -522,6 +530,27 @@ def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def figures_import_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`csp-bot figures import FILE.csv`."""
+    from csp_bot.models.audit import CLI
+    from csp_bot.models.measures import import_figures, read_figures_csv
+
+    rows = read_figures_csv(args.file)
+    now = local_now(settings)
+    result = call_in_database(
+        settings,
+        import_figures,
+        rows=rows,
+        source=str(args.file),
+        at=now,
+        actor=CLI,
+        today=now.date(),
+    )
+    replaced = f", {result.replaced} of them replacing earlier figures" if result.replaced else ""
+    print(f"Imported {result.stored} figures{replaced}. Each change is in the audit trail.")
+    return 0
+
+
 def prune_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot prune`."""
     from csp_bot.models.retention import prune
@@ -571,7 +600,12 @@ def restore_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot report --format html|csv|png --out PATH`: the same files as /report."""
-    from csp_bot.handlers.report import REPORT_FILES, render_format
+    from csp_bot.handlers.report import (
+        REPORT_FILES,
+        figures_file_name,
+        has_figures,
+        render_format,
+    )
     from csp_bot.handlers.templating import Templates
     from csp_bot.models.errors import DomainError
     from csp_bot.models.summary import board_paper
@@ -590,7 +624,21 @@ def report_command(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as problem:
         raise DomainError(f"cannot write {out}: {problem.strerror}") from None
     print(f"wrote {out} ({len(paper.actions)} actions, figures at {templates.format_when(now)})")
+    if args.format == "csv" and has_figures(paper):
+        _write_figures(paper, templates, out.parent / figures_file_name(now.date()))
     return 0
+
+
+def _write_figures(paper: BoardPaper, templates: Templates, out: Path) -> None:
+    """The CSV export's second file: every figure of every measure, beside the first."""
+    from csp_bot.handlers.report import figures_csv
+    from csp_bot.models.errors import DomainError
+
+    try:
+        out.write_bytes(figures_csv(paper, templates.timezone))
+    except OSError as problem:
+        raise DomainError(f"cannot write {out}: {problem.strerror}") from None
+    print(f"wrote {out} (every figure of {len(paper.summary.measures)} measures)")
 
 
 NO_PLAN = (

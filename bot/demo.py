@@ -30,9 +30,11 @@ from csp_bot.models.clock import ShiftedClock
 from csp_bot.models.db import Database
 from csp_bot.models.enums import Status
 from csp_bot.models.inbox import unfinished_updates
+from csp_bot.models.measures import measure_codes, record_figure
 from csp_bot.models.membership import add_member
 from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.progress import log_progress
+from csp_bot.models.values import parse_period
 
 # The demo lives inside the sample plan's year, so due dates and "quiet" mean something.
 DEMO_START = datetime(2021, 9, 15, 8, 30, tzinfo=UTC)
@@ -359,8 +361,20 @@ SEED_UPDATES = (
 )
 
 
+# Figures for some of the sample plan's measures (illustrative, as its targets are):
+# (measure, period, value, sent by, when).
+SEED_FIGURES = (
+    ("ASB-M1", "2020/21-Q1", 470, 501, datetime(2021, 7, 14, 10, 0, tzinfo=UTC)),
+    ("ASB-M1", "2021/22-Q1", 436, 501, datetime(2021, 7, 14, 10, 5, tzinfo=UTC)),
+    ("HATE-M1", "2021/22-Q1", 92, 501, datetime(2021, 7, 14, 10, 10, tzinfo=UTC)),
+    ("ASB-M2", "2021-07", 76, 503, datetime(2021, 8, 9, 9, 30, tzinfo=UTC)),
+    ("ASB-M2", "2021-08", 73, 503, datetime(2021, 9, 8, 9, 30, tzinfo=UTC)),
+)
+
+
 def seed(db: Database, plan: Path) -> None:
-    """The sample plan, the demo's members (all but the visitor) and a few updates."""
+    """The sample plan, the demo's members (all but the visitor), a few updates and a few
+    figures for its measures."""
     db.call(import_plan_file, path=plan, at=PLAN_LOADED)
     members = {}
     for member in DEMO_MEMBERS:
@@ -385,6 +399,17 @@ def seed(db: Database, plan: Path) -> None:
             forecast=update.forecast,
             at=update.on,
         )
+    for code, period, value, author, on in SEED_FIGURES:
+        if code in db.call(measure_codes):  # a plan given with --plan may have other measures
+            db.call(
+                record_figure,
+                code=code,
+                period=parse_period(period),
+                value=float(value),
+                note="",
+                at=on,
+                actor=Actor.member(members[author].id),
+            )
 
 
 async def poll_briskly(intake: Intake) -> None:

@@ -16,6 +16,7 @@ from csp_bot.models.errors import DomainError
 SECTIONS = {
     "role_history": "Membership: organisation, role and access over time",
     "progress_updates": "Progress updates and notes you wrote",
+    "figures_sent": "Figures you sent for the plan's measures",
     "meeting_replies": "Replies to board meetings",
     "reminder_settings": "Reminder settings",
     "check_in_snoozes": "Check-in prompts you put off",

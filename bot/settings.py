@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     meeting_reminders: str = "7d,1d,2h"
     deadline_reminders: str = "30d,14d,7d,1d"
     action_reminders: str = "7d,1d"
+    # A period's figures are due this many working days after it ends (then chased weekly).
+    figure_days: int = Field(default=10, ge=1, le=60)
     quiet_hours: str = "20:00-08:00"
     # How often the reminder dispatcher wakes; refused reminders are retried on a later round.
     reminder_round_seconds: float = Field(default=60, gt=0)

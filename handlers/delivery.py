@@ -161,7 +161,10 @@ class Courier:
     def _circumstances(self) -> Circumstances:
         settings = self.services.settings
         return Circumstances(
-            now=self.services.clock(), zone=settings.tz, quiet_after=settings.quiet_after
+            now=self.services.clock(),
+            zone=settings.tz,
+            quiet_after=settings.quiet_after,
+            rules=settings.reminders,
         )
 
     async def _send(self, reminder: PendingReminder, content: Content) -> None:

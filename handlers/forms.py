@@ -169,11 +169,12 @@ class Form(Dialogue):
         return f"Answered so far: {len(answered)} of {len(self.steps)} questions."
 
 
-async def start_form(update: Update, context: Ctx, form: Form) -> None:
-    """Open `form` at its first question (in a private chat; a group is sent there)."""
+async def start_form(update: Update, context: Ctx, form: Form, args: str = "") -> None:
+    """Open `form` at its first question, or where the command's `args` take it (in a
+    private chat; a group is sent there)."""
     chat = update.effective_chat
     assert chat is not None
     if chat.type != ChatType.PRIVATE:
         await send(update, context, "form_private_only.html", command=form.name)
         return
-    await begin(update, context, form, "")
+    await begin(update, context, form, args)

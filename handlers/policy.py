@@ -33,7 +33,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("my", "/my", "your organisation's actions and their status", EVERYONE),
     CommandSpec("update", "/update [REF STATUS note]", "report progress on an action", UPDATERS),
     CommandSpec("cancel", "/cancel", "stop an update or form part way through", UPDATERS),
-    CommandSpec("undo", "/undo", "take back your last update (within 15 minutes)", UPDATERS),
+    CommandSpec(
+        "undo", "/undo", "take back your last update or figure (within 15 minutes)", UPDATERS
+    ),
     CommandSpec("action", "/action REF", "one action in full, with its latest updates", EVERYONE),
     CommandSpec("history", "/history REF", "every update on an action", EVERYONE),
     CommandSpec("status", "/status", "where each priority stands", EVERYONE),
@@ -51,6 +53,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
         FUNDERS,
     ),
     CommandSpec("decide", "/decide", "record a funding decision", ORGANISERS),
+    CommandSpec(
+        "figure",
+        "/figure [CODE PERIOD VALUE note]",
+        "send a figure for one of your organisation's measures",
+        UPDATERS,
+    ),
+    CommandSpec(
+        "measure", "/measure CODE", "a measure's latest figure, target, trend and chart", EVERYONE
+    ),
     CommandSpec("deadlines", "/deadlines", "the deadlines coming up in the next year", EVERYONE),
     CommandSpec(
         "reminders", "/reminders", "choose the reminders you get, or snooze them", EVERYONE

@@ -35,6 +35,7 @@ from csp_bot.models.dialogue import Buttons, Draft, Screen
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
 from csp_bot.models.limits import check_note
+from csp_bot.models.measures import FigureUndone, undo_latest
 from csp_bot.models.progress import (
     ActionView,
     NotPermitted,
@@ -44,7 +45,6 @@ from csp_bot.models.progress import (
     may_update,
     organisation_actions,
     refusal,
-    undo_last_update,
     updatable_actions,
 )
 from csp_bot.models.values import parse_status
@@ -421,15 +421,18 @@ UPDATE = UpdateDialogue()
 
 
 async def undo(update: Update, context: Ctx) -> None:
-    """Take back the member's last update if it is less than 15 minutes old."""
+    """Take back the member's last update or figure if it is less than 15 minutes old."""
     try:
         undone = await context.db.run(
-            undo_last_update, member_id=context.acting_member.id, at=context.now()
+            undo_latest, member_id=context.acting_member.id, at=context.now()
         )
     except DomainError as problem:
         await send(update, context, "problem.html", problem=str(problem))
         return
-    await send(update, context, "undone.html", undone=undone)
+    if isinstance(undone, FigureUndone):
+        await send(update, context, "figure_undone.html", undone=undone)
+    else:
+        await send(update, context, "undone.html", undone=undone)
 
 
 HANDLERS: list[BaseHandler[Update, Ctx, None]] = [

@@ -10,6 +10,7 @@ from csp_bot.handlers import (
     fallback,
     funding,
     groups,
+    measures,
     meetings,
     members,
     membership,
@@ -24,7 +25,9 @@ from csp_bot.handlers.dialogue import Dialogues
 
 def dialogues() -> Dialogues:
     """Every guided dialogue: the one way their typed answers and buttons reach them."""
-    return Dialogues([progress.UPDATE, meetings.MEETING_FORM, funding.DECIDE_FORM])
+    return Dialogues(
+        [progress.UPDATE, meetings.MEETING_FORM, funding.DECIDE_FORM, measures.FIGURE_FORM]
+    )
 
 
 def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
@@ -40,6 +43,7 @@ def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
         *membership.HANDLERS,
         *meetings.HANDLERS,
         *funding.HANDLERS,
+        *measures.HANDLERS,
         *deadlines.HANDLERS,
         *reminders.HANDLERS,
         *members.HANDLERS,

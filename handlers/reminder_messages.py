@@ -12,12 +12,13 @@ from csp_bot.handlers.reminders import checkin_keyboard
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.localtime import day_phrase, moment_phrase
 from csp_bot.models.reminder_types import ReminderKind
-from csp_bot.models.values import format_money
+from csp_bot.models.values import Period, format_money
 from csp_bot.scheduler.content import (
     ActionNotice,
     Content,
     DeadlineNotice,
     DigestNotice,
+    FigureNotice,
     MeetingNotice,
     ReturnsReport,
     ReturnsRequest,
@@ -64,7 +65,7 @@ def compose(content: Content, *, templates: Templates, now: datetime) -> Compose
                 "reminder_returns.html", meeting=meeting, actions=actions, since=since, soon=soon
             )
             return Composed(text)
-        case ReturnsReport(meeting=meeting, missing=missing, since=since):
+        case ReturnsReport(meeting=meeting, missing=missing, since=since, figures=figures):
             soon = moment_phrase(now, meeting.starts_at, zone)
             text = templates.render(
                 "reminder_returns_chair.html",
@@ -72,7 +73,23 @@ def compose(content: Content, *, templates: Templates, now: datetime) -> Compose
                 missing=missing,
                 since=since,
                 soon=soon,
+                figures=figures,
             )
             return Composed(text)
         case DigestNotice(digest=digest):
             return Composed(templates.render("digest.html", digest=digest, money=format_money))
+        case FigureNotice(measure=measure, period=period, chase=chase):
+            text = templates.render(
+                "reminder_figure.html",
+                measure=measure,
+                period=period,
+                chase=chase,
+                short=_short_period(period),
+            )
+            return Composed(text)
+
+
+def _short_period(period: Period) -> str:
+    """The period as the one-line /figure takes it most briefly: `2021-Q2`, `2021-07`."""
+    text = str(period)
+    return text[:4] + text[7:] if period.quarterly else text

@@ -12,6 +12,7 @@ from csp_bot.handlers.keyboards import button, keyboard, number, pager, parts
 from csp_bot.handlers.replies import acknowledge, edit_in_place, send, send_text
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.errors import NotFound
+from csp_bot.models.measures import priority_measures, rag_counts
 from csp_bot.models.progress import (
     UnknownAction,
     UpdateView,
@@ -175,11 +176,13 @@ async def status_command(update: Update, context: Ctx) -> None:
     overview = await context.db.run(
         status_overview, at=context.now(), quiet_after=context.quiet_after
     )
+    measures = await context.db.run(priority_measures)
     await send(
         update,
         context,
         "status.html",
         priorities=overview,
+        measures=rag_counts(measures),
         now=context.now(),
         quiet_days=context.settings.quiet_days,
     )
@@ -198,12 +201,14 @@ async def priority_command(update: Update, context: Ctx) -> None:
     except NotFound as unknown:
         await send(update, context, "problem.html", problem=str(unknown))
         return
+    measures = await context.db.run(priority_measures, priority_id=priority.id)
     await send(
         update,
         context,
         "priority.html",
         priority=priority,
         actions=views,
+        measures=measures,
         quiet_days=context.settings.quiet_days,
     )
 

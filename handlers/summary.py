@@ -235,6 +235,13 @@ async def _send_files(update: Update, context: Ctx, files: PaperFiles) -> None:
         filename=files.name("png"),
         caption=render("report_chart_caption.html", paper=files.paper),
     )
+    if files.figures_csv is not None:
+        await context.bot.send_document(
+            chat.id,
+            document=files.figures_csv,
+            filename=files.figures_name,
+            caption=render("report_figures_caption.html", paper=files.paper),
+        )
 
 
 HANDLERS: list[BaseHandler[Update, Ctx, None]] = [

@@ -42,3 +42,11 @@ def may_update(role: Role, *, organisation_id: int, lead_organisation_id: int) -
 def is_invited(role: Role) -> bool:
     """Whether a member with `role` is invited to board meetings."""
     return role in INVITED
+
+
+def may_supply(role: Role, *, organisation_id: int, supplier_organisation_id: int) -> bool:
+    """Whether a member may send figures for a measure: the rule of updating an action,
+    with the measure's supplier in place of the action's lead."""
+    return may_update(
+        role, organisation_id=organisation_id, lead_organisation_id=supplier_organisation_id
+    )

@@ -28,6 +28,7 @@ from csp_bot.models.plan_file import (
     RESPONSIBLE_PARTNERS,
     Directory,
     FundingStreamEntry,
+    MeasureEntry,
     OrganisationEntry,
     PlanDetails,
     PlanFile,
@@ -35,7 +36,7 @@ from csp_bot.models.plan_file import (
     quote_hint,
     show_value,
 )
-from csp_bot.models.values import format_financial_year
+from csp_bot.models.values import Period, format_financial_year, parse_figure, parse_period
 
 MAX_ERRORS = 20
 Loc = tuple[int | str, ...]
@@ -324,6 +325,7 @@ def _cross_check(plan: PlanFile) -> list[Problem]:
         *_check_references(plan, directory),
         *_check_refs_belong(plan.priorities),
         *_duplicates(_natural_keys(plan, directory)),
+        *_check_measures(plan.priorities, directory),
     ]
 
 
@@ -423,3 +425,67 @@ def _duplicates(keys: Iterable[tuple[Loc, str]]) -> Iterator[Problem]:
         first = seen.setdefault(key, loc)
         if first != loc:
             yield Problem(loc, f"duplicate {key}", first=first)
+
+
+# Measures: the checks of each priority's `measures:` -----------------------------------------
+
+
+def _check_measures(priorities: list[PriorityEntry], directory: Directory) -> Iterator[Problem]:
+    seen: dict[str, Loc] = {}
+    for p, priority in enumerate(priorities):
+        for m, measure in enumerate(priority.measures):
+            loc: Loc = ("priorities", p, "measures", m)
+            first = seen.setdefault(measure.code, (*loc, "code"))
+            if first != (*loc, "code"):
+                yield Problem((*loc, "code"), f"duplicate measure code {measure.code}", first=first)
+            if measure.code.rsplit("-", 1)[0] != priority.code:
+                yield Problem(
+                    (*loc, "code"),
+                    f"{measure.code} does not belong to priority {priority.code} "
+                    f"(expected {priority.code}-M<number>)",
+                )
+            reason = directory.unknown(measure.supplier)
+            if reason is not None:
+                yield Problem((*loc, "supplier"), reason)
+            yield from _check_measure_figures(measure, loc)
+
+
+def _check_measure_figures(measure: MeasureEntry, loc: Loc) -> Iterator[Problem]:
+    """Periods of the measure's frequency, targets after the baseline and each period once,
+    values in the measure's unit."""
+    quarterly = measure.frequency == "quarterly"
+    baseline = None
+    if measure.baseline is not None:
+        baseline = parse_period(measure.baseline.period)
+        yield from _period_kind(baseline, quarterly, (*loc, "baseline", "period"))
+        yield from _value_in_unit(measure.baseline.value, measure.unit, (*loc, "baseline", "value"))
+    yield from _value_in_unit(measure.tolerance, measure.unit, (*loc, "tolerance"))
+    periods: dict[str, Loc] = {}
+    for t, target in enumerate(measure.targets):
+        here: Loc = (*loc, "targets", t)
+        period = parse_period(target.period)
+        yield from _period_kind(period, quarterly, (*here, "period"))
+        if baseline is not None and period.quarterly == baseline.quarterly and period <= baseline:
+            yield Problem(
+                (*here, "period"),
+                f"the target for {period} is not after the baseline ({baseline})",
+            )
+        first = periods.setdefault(str(period), here)
+        if first != here:
+            yield Problem(here, f"a second target for {period}", first=first)
+        yield from _value_in_unit(target.value, measure.unit, (*here, "value"))
+
+
+def _period_kind(period: Period, quarterly: bool, loc: Loc) -> Iterator[Problem]:
+    if period.quarterly != quarterly:
+        wanted = "a quarter such as 2021/22-Q2" if quarterly else "a month such as 2021-07"
+        frequency = "quarterly" if quarterly else "monthly"
+        yield Problem(loc, f"{period} is not a period of a {frequency} measure ({wanted})")
+
+
+def _value_in_unit(value: float, unit: str, loc: Loc) -> Iterator[Problem]:
+    written = f"{value:.10g}"
+    try:
+        parse_figure(written, unit=unit)
+    except ValueError as problem:
+        yield Problem(loc, str(problem))

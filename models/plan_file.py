@@ -36,12 +36,16 @@ from csp_bot.models.limits import (
 )
 from csp_bot.models.localtime import existing_local
 from csp_bot.models.values import (
+    FIGURE_LIMIT,
+    MEASURE_FREQUENCIES,
+    MEASURE_UNITS,
     PLAN_TIMEZONE,
     check_year,
     parse_date,
     parse_datetime,
     parse_financial_year,
     parse_money,
+    parse_period,
     parse_status,
 )
 
@@ -49,6 +53,7 @@ RESPONSIBLE_PARTNERS = "responsible"
 EVERY_ORGANISATION = "all"
 _CODE = re.compile(r"[A-Z0-9]{2,8}")
 _REF = re.compile(r"(?P<code>[A-Z0-9]{2,8})-[1-9][0-9]{0,3}")
+MEASURE_CODE = re.compile(r"(?P<code>[A-Z0-9]{2,8})-M[1-9][0-9]{0,3}")
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -230,6 +235,93 @@ class ActionEntry(_Entry):
     status: StatusWord | None = None
 
 
+# Measures: a priority's performance framework ------------------------------------------
+
+
+def _measure_code(value: object) -> str:
+    code = _require_text(value).strip().upper()
+    if not MEASURE_CODE.fullmatch(code):
+        raise ValueError(f"not a measure code: {value!r} (priority code, -M and a number: ASB-M1)")
+    return code
+
+
+_UNIT_WORDS = {"percent": "%", "pounds": "£", "number": "count"}
+
+
+def _unit(value: object) -> str:
+    word = _require_text(value).strip().lower()
+    word = _UNIT_WORDS.get(word, word)
+    if word not in MEASURE_UNITS:
+        raise ValueError(f"expected one of {', '.join(MEASURE_UNITS)}, got {show_value(value)}")
+    return word
+
+
+def _frequency(value: object) -> str:
+    word = _require_text(value).strip().lower()
+    if word not in MEASURE_FREQUENCIES:
+        raise ValueError(
+            f"expected one of {', '.join(MEASURE_FREQUENCIES)}, got {show_value(value)}"
+        )
+    return word
+
+
+def _better(value: object) -> str:
+    word = _require_text(value).strip().lower()
+    if word not in ("lower", "higher"):
+        raise ValueError(f"expected lower or higher, got {show_value(value)}")
+    return word
+
+
+def _period(value: object) -> str:
+    return str(parse_period(_require_text(_number_as_text(value))))
+
+
+def _figure_value(value: object) -> float:
+    """A number as YAML reads it; whether it suits the measure's unit is checked later."""
+    if isinstance(value, str):
+        value = value.strip().removeprefix("£").removesuffix("%").replace(",", "").strip()
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"not a number: {show_value(value)}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"not a number: {show_value(value)}")
+    if not 0 <= value <= FIGURE_LIMIT or value != value:  # value != value: NaN
+        raise ValueError(f"{show_value(value)} is not a number from 0 to {FIGURE_LIMIT:,}")
+    return float(value)
+
+
+MeasureCode = Annotated[str, BeforeValidator(_measure_code)]
+Unit = Annotated[str, BeforeValidator(_unit)]
+Frequency = Annotated[str, BeforeValidator(_frequency)]
+Better = Annotated[str, BeforeValidator(_better)]
+PeriodText = Annotated[str, BeforeValidator(_period)]
+FigureValue = Annotated[float, BeforeValidator(_figure_value)]
+
+
+class FigureEntry(_Entry):
+    """A value for a period: a measure's baseline or one of its targets."""
+
+    period: PeriodText
+    value: FigureValue
+
+
+class MeasureEntry(_Entry):
+    """A performance measure under a priority, with its baseline and targets."""
+
+    code: MeasureCode
+    title: Text
+    description: OptionalText = ""
+    unit: Unit
+    frequency: Frequency
+    supplier: Text
+    contact: Text | None = None
+    better: Better
+    tolerance: FigureValue = 0.0
+    baseline: FigureEntry | None = None
+    targets: list[FigureEntry] = Field(default_factory=list)
+
+
 class PriorityEntry(_Entry):
     """A priority, the strategy it serves, and its actions."""
 
@@ -238,6 +330,7 @@ class PriorityEntry(_Entry):
     strategy: Text
     lead: Text
     description: OptionalText = ""
+    measures: list[MeasureEntry] = Field(default_factory=list)
     actions: list[ActionEntry] = Field(default_factory=list)
 
 

@@ -23,6 +23,7 @@ from csp_bot.models.plan_file import (
     DeadlineEntry,
     Directory,
     FundingStreamEntry,
+    MeasureEntry,
     MeetingEntry,
     OrganisationEntry,
     PlanDetails,
@@ -35,6 +36,8 @@ from csp_bot.models.tables import (
     DeadlineOrganisation,
     FundingDecision,
     FundingStream,
+    Measure,
+    MeasureTarget,
     Meeting,
     Organisation,
     PlanInfo,
@@ -76,6 +79,8 @@ KINDS = {
     "organisations": ("organisation", "organisations"),
     "priorities": ("priority", "priorities"),
     "actions": ("action", "actions"),
+    "measures": ("measure", "measures"),
+    "targets": ("target", "targets"),
     "funding_streams": ("funding stream", "funding streams"),
     "contributions": ("contribution", "contributions"),
     "meetings": ("meeting", "meetings"),
@@ -92,6 +97,8 @@ class ImportResult:
     organisations: Tally = field(default_factory=Tally)
     priorities: Tally = field(default_factory=Tally)
     actions: Tally = field(default_factory=Tally)
+    measures: Tally = field(default_factory=Tally)
+    targets: Tally = field(default_factory=Tally)
     funding_streams: Tally = field(default_factory=Tally)
     contributions: Tally = field(default_factory=Tally)
     meetings: Tally = field(default_factory=Tally)
@@ -138,6 +145,7 @@ def import_plan(
     job.plan_info(plan.plan)
     job.organisations(plan.organisations)
     job.priorities(plan.priorities)
+    job.measures(plan.priorities)
     job.funding_streams(plan.funding_streams)
     job.meetings(plan.meetings)
     job.deadlines(plan.deadlines)
@@ -233,6 +241,52 @@ class _Import:
         }
         _, change = self.upsert(existing, Action, values, first)
         self.result.actions.count(change)
+
+    # Measures: each priority's `measures:`, their targets replaced by the file's -----------
+
+    def measures(self, priorities: list[PriorityEntry]) -> None:
+        priority_ids = {priority.code: _id(priority) for priority in self.all(Priority)}
+        existing = {measure.code: measure for measure in self.all(Measure)}
+        for priority in priorities:
+            for entry in priority.measures:
+                values = self.measure_values(entry, priority_ids[priority.code])
+                record, change = self.upsert(existing.get(entry.code), Measure, values)
+                if self.measure_targets(_id(record), entry) and change == "unchanged":
+                    change = "updated"
+                self.result.measures.count(change)
+
+    def measure_values(self, entry: MeasureEntry, priority_id: int) -> dict[str, Any]:
+        baseline = entry.baseline
+        return {
+            "code": entry.code,
+            "priority_id": priority_id,
+            "title": entry.title,
+            "description": entry.description,
+            "unit": entry.unit,
+            "frequency": entry.frequency,
+            "supplier_organisation_id": self.organisation_id(entry.supplier),
+            "contact": entry.contact,
+            "lower_is_better": entry.better == "lower",
+            "baseline_value": baseline.value if baseline else None,
+            "baseline_period": baseline.period if baseline else None,
+            "tolerance": entry.tolerance,
+        }
+
+    def measure_targets(self, measure_id: int, entry: MeasureEntry) -> bool:
+        """Make the measure's targets the file's; True if any was removed."""
+        stored = self.session.exec(
+            select(MeasureTarget).where(MeasureTarget.measure_id == measure_id)
+        ).all()
+        current = {target.period: target for target in stored}
+        for target in entry.targets:
+            values = {"measure_id": measure_id, "period": target.period, "value": target.value}
+            _, change = self.upsert(current.get(target.period), MeasureTarget, values)
+            self.result.targets.count(change)
+        dropped = current.keys() - {target.period for target in entry.targets}
+        for period in sorted(dropped):
+            record_removal(self.session, actor=self.actor, at=self.at, record=current[period])
+            self.result.audit_entries += 1
+        return bool(dropped)
 
     def funding_streams(self, entries: list[FundingStreamEntry]) -> None:
         existing = {stream.code.upper(): stream for stream in self.all(FundingStream)}

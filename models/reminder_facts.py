@@ -21,6 +21,7 @@ from csp_bot.models.reminder_types import (
     ActionFacts,
     DeadlineFacts,
     Facts,
+    MeasureFacts,
     MeetingFacts,
     Recipient,
     Subject,
@@ -33,6 +34,8 @@ from csp_bot.models.tables import (
     ActionSnooze,
     Deadline,
     DeadlineOrganisation,
+    Measure,
+    MeasureFigure,
     Meeting,
     Member,
     PlanInfo,
@@ -66,6 +69,30 @@ def load_facts(
         deadlines=_deadlines(session, reported),
         actions=_actions(session, reported) if actions is None else actions,
         plan_starts_at=None if plan is None else local_moment(plan.starts_on, time(0), zone),
+        measures=_measures(session, reported),
+    )
+
+
+def _measures(session: Session, reported: set[Subject]) -> list[MeasureFacts]:
+    """Each measure with the periods that have a standing figure."""
+    periods: dict[int, set[str]] = {}
+    live = col(MeasureFigure.withdrawn_at).is_(None) & col(MeasureFigure.superseded_at).is_(None)
+    for measure_id, period in session.execute(
+        sa.select(col(MeasureFigure.measure_id), col(MeasureFigure.period)).where(live)
+    ).all():
+        periods.setdefault(measure_id, set()).add(period)
+    rows = session.execute(
+        sa.select(
+            col(Measure.id), col(Measure.frequency), col(Measure.supplier_organisation_id)
+        ).order_by(col(Measure.id))  # plan order, so reminders go in it on every database
+    ).all()
+    return each_row(
+        "measure",
+        rows,
+        lambda row: MeasureFacts(
+            row[0], row[1] == "quarterly", row[2], frozenset(periods.get(row[0], ()))
+        ),
+        reported,
     )
 
 

@@ -76,6 +76,7 @@ class ReminderKind(StrEnum):
     RETURNS_REQUEST = "returns_request"
     RETURNS_CHAIR = "returns_chair"
     DIGEST = "digest"
+    FIGURE_DUE = "figure_due"
 
     @property
     def topic(self) -> Topic:
@@ -91,6 +92,8 @@ KIND_TOPICS = {
     ReminderKind.RETURNS_REQUEST: Topic.CHECKINS,
     ReminderKind.RETURNS_CHAIR: Topic.DIGEST,
     ReminderKind.DIGEST: Topic.DIGEST,
+    # A figure is chased as an update is: "Requests for updates" turns both off.
+    ReminderKind.FIGURE_DUE: Topic.CHECKINS,
 }
 
 
@@ -137,6 +140,7 @@ ABOUT_DEADLINE = "deadline"
 ABOUT_ACTION = "action"
 ABOUT_RETURNS = "returns for meeting"
 ABOUT_DIGEST = "digest"
+ABOUT_MEASURE = "measure"
 # The kinds of reminder each subject has, as the outbox records them (kind, subject id).
 SUBJECT_KINDS: Mapping[str, tuple[ReminderKind, ...]] = {
     ABOUT_MEETING: (ReminderKind.MEETING,),
@@ -148,6 +152,7 @@ SUBJECT_KINDS: Mapping[str, tuple[ReminderKind, ...]] = {
     ),
     ABOUT_RETURNS: (ReminderKind.RETURNS_REQUEST, ReminderKind.RETURNS_CHAIR),
     ABOUT_DIGEST: (ReminderKind.DIGEST,),
+    ABOUT_MEASURE: (ReminderKind.FIGURE_DUE,),
 }
 
 
@@ -215,6 +220,15 @@ class ActionFacts:
 
 
 @dataclass(frozen=True)
+class MeasureFacts:
+    id: int
+    quarterly: bool
+    supplier_organisation_id: int
+    # The periods (as `models.values.Period` writes them) that have a standing figure.
+    reported: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything the rules look at, read in one transaction."""
 
@@ -223,6 +237,7 @@ class Facts:
     deadlines: Sequence[DeadlineFacts]
     actions: Sequence[ActionFacts]
     plan_starts_at: datetime | None = None
+    measures: Sequence[MeasureFacts] = ()
 
 
 class Due(NamedTuple):

@@ -34,6 +34,8 @@ from csp_bot.models.tables import (
     AuditEntry,
     DialogueDraft,
     Invite,
+    Measure,
+    MeasureFigure,
     Meeting,
     MeetingReply,
     Member,
@@ -62,6 +64,7 @@ def export_member(session: Session, *, member_id: int, at: datetime) -> dict[str
         "profile": _profile(session, member),
         "role_history": _role_history(session, member_id),
         "progress_updates": _updates(session, member_id),
+        "figures_sent": _figures(session, member_id),
         "meeting_replies": _replies(session, member_id),
         "reminder_settings": _settings(session, member_id),
         "check_in_snoozes": _snoozes(session, member_id),
@@ -136,6 +139,27 @@ def _updates(session: Session, member_id: int) -> list[dict[str, Any]]:
             "withdrawn_at": jsonable(update.withdrawn_at),
         }
         for update, ref in rows
+    ]
+
+
+def _figures(session: Session, member_id: int) -> list[dict[str, Any]]:
+    rows = session.exec(
+        select(MeasureFigure, Measure.code)
+        .join(Measure, col(Measure.id) == MeasureFigure.measure_id)
+        .where(MeasureFigure.member_id == member_id)
+        .order_by(col(MeasureFigure.created_at), col(MeasureFigure.id))
+    ).all()
+    return [
+        {
+            "measure": code,
+            "period": figure.period,
+            "value": figure.value,
+            "note": figure.note,
+            "at": jsonable(figure.created_at),
+            "replaced_at": jsonable(figure.superseded_at),
+            "withdrawn_at": jsonable(figure.withdrawn_at),
+        }
+        for figure, code in rows
     ]
 
 

@@ -26,6 +26,7 @@ from csp_bot.models.deadlines import DeadlineView, upcoming_deadlines
 from csp_bot.models.enums import FundingStatus, Status
 from csp_bot.models.errors import NotFound
 from csp_bot.models.funding import Contribution, FundingYear, financial_year_of, funding_year
+from csp_bot.models.measures import MeasureView, priority_measures
 from csp_bot.models.meetings import MeetingView, meeting_view, upcoming_meetings
 from csp_bot.models.progress import (
     ActionView,
@@ -197,6 +198,15 @@ class BoardSummary:
     # The board meetings and deadlines of the next `COMING_DAYS` days, soonest first.
     coming_meetings: list[MeetingView]
     coming_deadlines: list[DeadlineView]
+    # The measures in scope, with their figures (the summary's: the latest alone; the
+    # paper's: all): those off target are exceptions too.
+    measures: list[MeasureView] = field(default_factory=list)
+
+    @functools.cached_property
+    def off_target_measures(self) -> list[MeasureView]:
+        """Measures whose latest figure is off target: red ones first, in plan order."""
+        off = [view for view in self.measures if view.off_target]
+        return sorted(off, key=lambda view: view.rag() is not Status.RED)
 
     @property
     def silent(self) -> list[OrganisationReturn]:
@@ -360,6 +370,9 @@ def _read(
         next_meeting=calendar.next_meeting,
         coming_meetings=calendar.meetings,
         coming_deadlines=calendar.deadlines,
+        measures=priority_measures(
+            session, priority_id=None if scope is None else scope.id, latest_only=not every_note
+        ),
     )
     until = _holds_until(session, summary, counts, at)
     return summary, [lines(view) for view in every or []], until

@@ -329,3 +329,56 @@ class GroupLink(SQLModel, table=True):
     audience: str  # models.groups.Audience
     title: str = ""
     linked_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Measure(SQLModel, table=True):
+    """A performance measure under a priority: what is counted, by whom, how often, and
+    which way is better. Its targets and figures are rows of their own."""
+
+    __tablename__ = "measure"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True)
+    priority_id: int = Field(foreign_key="priority.id", index=True)
+    title: str
+    description: str = Field(default="", sa_type=Text)
+    unit: str  # models.values.MEASURE_UNITS
+    frequency: str  # monthly or quarterly
+    supplier_organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    # The post that sends the figures, as the plan names it (like an action's owner).
+    contact: str | None = None
+    lower_is_better: bool
+    baseline_value: float | None = None
+    baseline_period: str | None = None
+    # How far on the wrong side of the target a figure may be and still count as amber.
+    tolerance: float = 0.0
+
+
+class MeasureTarget(SQLModel, table=True):
+    """A measure's target for one period; several make a trajectory."""
+
+    __tablename__ = "measure_target"
+    __table_args__ = (UniqueConstraint("measure_id", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    measure_id: int = Field(foreign_key="measure.id", index=True)
+    period: str  # models.values.Period, as written by str()
+    value: float
+
+
+class MeasureFigure(SQLModel, table=True):
+    """A figure sent for a measure and period. A figure for a period that has one replaces
+    it: the earlier row is kept, marked superseded, so /undo can put it back."""
+
+    __tablename__ = "measure_figure"
+    __table_args__ = (Index("ix_measure_figure_measure_period", "measure_id", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    measure_id: int = Field(foreign_key="measure.id")
+    period: str
+    value: float
+    note: str = Field(default="", sa_type=Text)
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    replaces_id: int | None = Field(default=None, foreign_key="measure_figure.id")
+    superseded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Telegram redelivers an update the bot did not confirm; this makes the second a no-op.
+    telegram_update_id: int | None = Field(default=None, sa_type=BigInteger, unique=True)

@@ -7,16 +7,19 @@ sent: `Withheld` says why and in which state it is recorded instead.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+from sqlmodel import col, select
 
 from csp_bot.models.db import DatabaseFailure
 from csp_bot.models.deadlines import DeadlineView, get_deadline
 from csp_bot.models.digest import Digest, weekly_digest
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import NotFound
+from csp_bot.models.measures import MeasureView, measure_views
 from csp_bot.models.meetings import MeetingView, get_meeting, member_reply
 from csp_bot.models.membership import active_member_record
 from csp_bot.models.progress import ActionView, action_by_id
@@ -30,7 +33,9 @@ from csp_bot.models.returns import (
     owners_by_action,
     returns_since,
 )
-from csp_bot.models.tables import Member, OutboxEntry
+from csp_bot.models.tables import Measure, Member, OutboxEntry, PlanInfo
+from csp_bot.models.values import Period, parse_period
+from csp_bot.scheduler.due import Rules, latest_due_period
 
 if TYPE_CHECKING:  # a session is only passed through to the domain operations in `models`
     from sqlmodel import Session
@@ -74,10 +79,19 @@ class ReturnsRequest:
 
 
 @dataclass(frozen=True)
+class MissingFigure:
+    """A measure whose latest figure due has not been sent."""
+
+    measure: MeasureView
+    period: Period
+
+
+@dataclass(frozen=True)
 class ReturnsReport:
     meeting: MeetingView
     missing: list[MissingReturns]
     since: datetime | None
+    figures: list[MissingFigure] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -85,8 +99,21 @@ class DigestNotice:
     digest: Digest
 
 
+@dataclass(frozen=True)
+class FigureNotice:
+    measure: MeasureView
+    period: Period
+    chase: int  # 1 when it falls due, 2 a week later, ...
+
+
 Content = (
-    MeetingNotice | DeadlineNotice | ActionNotice | ReturnsRequest | ReturnsReport | DigestNotice
+    MeetingNotice
+    | DeadlineNotice
+    | ActionNotice
+    | ReturnsRequest
+    | ReturnsReport
+    | DigestNotice
+    | FigureNotice
 )
 
 
@@ -97,6 +124,8 @@ class Circumstances:
     now: datetime
     zone: ZoneInfo
     quiet_after: timedelta
+    # The reminder rules, for when figures fall due (None: figures are not looked at).
+    rules: Rules | None = None
 
 
 def reminder_content(
@@ -202,7 +231,8 @@ def _read_returns(
         session, since=since, at=when.now, quiet_after=when.quiet_after, member=mine_only
     )
     if entry.kind == ReminderKind.RETURNS_CHAIR:
-        return ReturnsReport(meeting, missing_by_organisation(owed), since)
+        figures = missing_figures(session, when)
+        return ReturnsReport(meeting, missing_by_organisation(owed), since, figures)
     assert member.id is not None
     mine = asked_about(
         owed,
@@ -214,6 +244,22 @@ def _read_returns(
     if not mine:
         return Withheld(OutboxState.DROPPED, "every action has been updated")
     return ReturnsRequest(meeting, mine, since)
+
+
+def missing_figures(session: Session, when: Circumstances) -> list[MissingFigure]:
+    """Each measure whose latest period due (by the reminder rules) has no figure yet,
+    periods before the plan began left out."""
+    if when.rules is None:
+        return []
+    plan = session.exec(select(PlanInfo)).first()
+    if plan is None:
+        return []
+    missing = []
+    for view in measure_views(session):
+        period = latest_due_period(when.rules, when.now, quarterly=view.frequency == "quarterly")
+        if period.starts_on >= plan.starts_on and view.figure_for(period) is None:
+            missing.append(MissingFigure(view, period))
+    return missing
 
 
 def _read_digest(
@@ -229,6 +275,20 @@ def _read_digest(
     return DigestNotice(digest)
 
 
+def _read_figure(
+    session: Session, entry: OutboxEntry, member: Member, when: Circumstances
+) -> Content | Withheld:
+    """`2021/22-Q2/w1`: the period, and which weekly reminder this is."""
+    head, _, week = entry.occurrence.rpartition("/")
+    period = parse_period(head)
+    found = measure_views(session, where=col(Measure.id) == entry.subject_id)
+    if not found:
+        return Withheld(OutboxState.DROPPED, "the measure was removed")
+    if found[0].figure_for(period) is not None:
+        return Withheld(OutboxState.DROPPED, "the figure has been sent")
+    return FigureNotice(found[0], period, int(week.removeprefix("w")))
+
+
 READERS = {
     ReminderKind.MEETING: _read_meeting,
     ReminderKind.DEADLINE: _read_deadline,
@@ -238,4 +298,5 @@ READERS = {
     ReminderKind.RETURNS_REQUEST: _read_returns,
     ReminderKind.RETURNS_CHAIR: _read_returns,
     ReminderKind.DIGEST: _read_digest,
+    ReminderKind.FIGURE_DUE: _read_figure,
 }

@@ -31,6 +31,7 @@ from csp_bot.models.reminder_types import (
     ABOUT_ACTION,
     ABOUT_DEADLINE,
     ABOUT_DIGEST,
+    ABOUT_MEASURE,
     ABOUT_MEETING,
     ABOUT_RETURNS,
     LOOKBACK,
@@ -38,6 +39,7 @@ from csp_bot.models.reminder_types import (
     DeadlineFacts,
     Due,
     Facts,
+    MeasureFacts,
     MeetingFacts,
     OutboxState,
     Recipient,
@@ -46,6 +48,7 @@ from csp_bot.models.reminder_types import (
     Subject,
     report_failure,
 )
+from csp_bot.models.values import Period
 from csp_bot.scheduler.timing import SEARCH_DAYS, WorkingCalendar
 
 # A reminder that would land after its event is pulled earlier, by at most this much.
@@ -87,6 +90,8 @@ class Rules:
     deadline_offsets: tuple[Offset, ...]
     action_offsets: tuple[Offset, ...]
     quiet_after: timedelta
+    # Working days after a period ends by which its figures are due (CSPBOT_FIGURE_DAYS).
+    figure_days: int = 10
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,9 @@ def subjects(
         returns = partial(returns_occasions, facts, meeting, people, rules, now)
         yield (ABOUT_RETURNS, meeting.id), returns
     yield (ABOUT_DIGEST, DIGEST_SUBJECT), partial(digest_occasions, people, rules, now)
+    for measure in facts.measures:
+        figures = partial(figure_occasions, measure, people, rules, now, facts.plan_starts_at)
+        yield (ABOUT_MEASURE, measure.id), figures
 
 
 def usable_recipients(
@@ -477,6 +485,66 @@ def digest_occasions(people: People, rules: Rules, now: datetime) -> Iterator[Oc
     yield Occasion(
         ReminderKind.DIGEST, DIGEST_SUBJECT, monday.isoformat(), fire_at, expires_at, people.chairs
     )
+
+
+def figure_occasions(
+    measure: MeasureFacts,
+    people: People,
+    rules: Rules,
+    now: datetime,
+    plan_starts_at: datetime | None,
+) -> Iterator[Occasion]:
+    """The supplier's partners, when the latest period's figure falls due and weekly after,
+    while it is missing. The next period's falling due ends the chase of this one; periods
+    before the plan started (the baseline's) are never chased. Only the latest stands."""
+    recipients = people.partners.get(measure.supplier_organisation_id, ())
+    if not recipients or plan_starts_at is None:
+        return
+    period = figure_period(measure, rules, now)
+    if period.starts_on < plan_starts_at.astimezone(rules.zone).date():
+        return
+    if str(period) in measure.reported:
+        return
+    first = figure_due_day(period, rules)
+    week = (now.astimezone(rules.zone).date() - first).days // 7
+    if weekly_moment(first, week, rules.zone) > now:
+        week -= 1
+    fire_at = weekly_moment(first, week, rules.zone)
+    if week >= 0 and in_window(fire_at, now):
+        expires_at = min(
+            weekly_moment(first, week + 1, rules.zone), figure_due_moment(period.shifted(1), rules)
+        )
+        occurrence = f"{period}/w{week + 1}"
+        yield Occasion(
+            ReminderKind.FIGURE_DUE, measure.id, occurrence, fire_at, expires_at, recipients
+        )
+
+
+def figure_period(measure: MeasureFacts, rules: Rules, now: datetime) -> Period:
+    """The latest period whose figure has fallen due by `now`."""
+    return latest_due_period(rules, now, quarterly=measure.quarterly)
+
+
+def latest_due_period(rules: Rules, now: datetime, *, quarterly: bool) -> Period:
+    """The latest month or quarter whose figures have fallen due by `now`."""
+    period = Period.containing(now.astimezone(rules.zone).date(), quarterly=quarterly)
+    period = period.shifted(-1)
+    while figure_due_moment(period, rules) > now:
+        period = period.shifted(-1)
+    return period
+
+
+def figure_due_day(period: Period, rules: Rules) -> date:
+    """The `figure_days`-th working day after the period ends."""
+    day, left = period.ends_on, rules.figure_days
+    while left > 0:
+        day += timedelta(days=1)
+        left -= rules.calendar.is_working_day(day)
+    return day
+
+
+def figure_due_moment(period: Period, rules: Rules) -> datetime:
+    return local_moment(figure_due_day(period, rules), DAY_TIME, rules.zone)
 
 
 # --- settling: when each goes, and in what state it is recorded --------------------------------

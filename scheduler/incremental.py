@@ -32,12 +32,14 @@ from csp_bot.models.reminder_types import (
     ABOUT_ACTION,
     ABOUT_DEADLINE,
     ABOUT_DIGEST,
+    ABOUT_MEASURE,
     ABOUT_MEETING,
     ABOUT_RETURNS,
     ActionFacts,
     DeadlineFacts,
     Due,
     Facts,
+    MeasureFacts,
     MeetingFacts,
     Recipient,
     Subject,
@@ -52,6 +54,7 @@ from csp_bot.scheduler.due import (
     action_occasions,
     deadline_occasions,
     digest_occasions,
+    figure_occasions,
     meeting_occasions,
     previous_meeting,
     returns_occasions,
@@ -84,6 +87,7 @@ class Known:
     actions: dict[int, ActionFacts]
     by_owner: dict[int, list[int]]
     by_lead: dict[int, list[int]]
+    measures: dict[int, MeasureFacts]
 
     @classmethod
     def read(
@@ -126,6 +130,7 @@ class Known:
             actions={action.id: action for action in facts.actions},
             by_owner=by_owner,
             by_lead=by_lead,
+            measures={measure.id: measure for measure in facts.measures},
         )
 
     def subjects(self) -> list[Subject]:
@@ -136,6 +141,7 @@ class Known:
             *((ABOUT_ACTION, action_id) for action_id in self.actions),
             *((ABOUT_RETURNS, meeting_id) for meeting_id in self.meetings),
             (ABOUT_DIGEST, DIGEST_SUBJECT),
+            *((ABOUT_MEASURE, measure_id) for measure_id in self.measures),
         ]
 
     def returns_subjects(self) -> set[Subject]:
@@ -149,6 +155,8 @@ class Known:
             return subject_id in self.deadlines
         if about == ABOUT_ACTION:
             return subject_id in self.actions
+        if about == ABOUT_MEASURE:
+            return subject_id in self.measures
         return subject == (ABOUT_DIGEST, DIGEST_SUBJECT)
 
     def work(self, subject: Subject, rules: Rules, now: datetime) -> Work:
@@ -169,10 +177,15 @@ class Known:
         if about == ABOUT_RETURNS:
             meeting = self.meetings[subject_id]
             return partial(returns_occasions, self.facts, meeting, people, rules, now)
+        if about == ABOUT_MEASURE:
+            measure, starts = self.measures[subject_id], self.facts.plan_starts_at
+            return partial(figure_occasions, measure, people, rules, now, starts)
         return partial(digest_occasions, people, rules, now)
 
     def wake_times(self, rules: Rules, now: datetime) -> WakeTimes:
-        return WakeTimes(self.meetings, self.deadlines, self.actions, self.people, rules, now)
+        return WakeTimes(
+            self.meetings, self.deadlines, self.actions, self.people, rules, now, self.measures
+        )
 
     def after_snoozes(self, now: datetime, rules: Rules, reported: set[Subject]) -> Known:
         """These facts as a reading at `now` would give them: snoozes that ended are none."""
@@ -198,6 +211,9 @@ def changed_subjects(old: Known, new: Known) -> set[Subject]:
     changed = {(ABOUT_MEETING, meeting_id) for meeting_id in meetings}
     changed |= {(ABOUT_DEADLINE, i) for i in changed_keys(old.deadlines, new.deadlines)}
     changed |= {(ABOUT_ACTION, action_id) for action_id in actions}
+    changed |= {(ABOUT_MEASURE, i) for i in changed_keys(old.measures, new.measures)}
+    if old.facts.plan_starts_at != new.facts.plan_starts_at:  # figures are chased from it
+        changed |= {(ABOUT_MEASURE, measure_id) for measure_id in new.measures}
     if meetings or old.facts.plan_starts_at != new.facts.plan_starts_at:
         # Every meeting's returns count from the meeting before it (or the plan's start).
         changed |= new.returns_subjects()
@@ -238,6 +254,8 @@ def people_touched(old: Known, new: Known) -> set[Subject]:
     touched = {(ABOUT_MEETING, meeting_id) for meeting_id in new.meetings}
     touched |= {(ABOUT_DEADLINE, deadline_id) for deadline_id in new.deadlines}
     touched |= new.returns_subjects() | {(ABOUT_DIGEST, DIGEST_SUBJECT)}
+    # Measures are few, like meetings: all of them.
+    touched |= {(ABOUT_MEASURE, measure_id) for measure_id in new.measures}
     for member_id in members:
         touched |= {(ABOUT_ACTION, i) for i in new.by_owner.get(member_id, ())}
         for recipient in (old.people.by_id.get(member_id), new.people.by_id.get(member_id)):

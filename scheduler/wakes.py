@@ -26,10 +26,12 @@ from csp_bot.models.reminder_types import (
     ABOUT_ACTION,
     ABOUT_DEADLINE,
     ABOUT_DIGEST,
+    ABOUT_MEASURE,
     ABOUT_MEETING,
     ABOUT_RETURNS,
     ActionFacts,
     DeadlineFacts,
+    MeasureFacts,
     MeetingFacts,
     Recorded,
     Subject,
@@ -43,6 +45,9 @@ from csp_bot.scheduler.due import (
     Occasion,
     People,
     Rules,
+    figure_due_day,
+    figure_due_moment,
+    figure_period,
     occurrences_near,
     weekly_moment,
 )
@@ -59,9 +64,11 @@ class WakeTimes:
         people: People,
         rules: Rules,
         now: datetime,
+        measures: dict[int, MeasureFacts] | None = None,
     ) -> None:
         self.meetings, self.deadlines, self.actions = meetings, deadlines, actions
         self.people, self.rules, self.now = people, rules, now
+        self.measures = measures or {}
 
     def __call__(
         self, subject: Subject, occasions: Sequence[Occasion], recorded: Recorded
@@ -94,6 +101,8 @@ class WakeTimes:
             return self._action_appearing(self.actions[subject_id])
         if about == ABOUT_DIGEST:
             return [self._next_monday_morning()]
+        if about == ABOUT_MEASURE:
+            return self._figure_appearing(self.measures[subject_id])
         raise ValueError(f"no such subject: {about}")
 
     def _entering(self, anchor: datetime, offsets: Iterable[Offset]) -> Iterator[datetime]:
@@ -135,6 +144,17 @@ class WakeTimes:
         while weekly_moment(first, week, zone) <= self.now:
             week += 1
         return weekly_moment(first, week, zone)
+
+    def _figure_appearing(self, measure: MeasureFacts) -> Iterator[datetime]:
+        """The next weekly chase of the period now due, and the next period falling due."""
+        period = figure_period(measure, self.rules, self.now)
+        first = figure_due_day(period, self.rules)
+        zone = self.rules.zone
+        week = max(0, (self.now.astimezone(zone).date() - first).days // 7)
+        while weekly_moment(first, week, zone) <= self.now:
+            week += 1
+        yield weekly_moment(first, week, zone)
+        yield figure_due_moment(period.shifted(1), self.rules)
 
     def _next_checkin(self, action: ActionFacts) -> datetime:
         """The first check-in moment after now, as `due.checkin_occasions` counts them."""

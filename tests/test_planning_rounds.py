@@ -29,6 +29,7 @@ from csp_bot.models.deadlines import add_deadline
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
 from csp_bot.models.lifecycle import deactivate_member
+from csp_bot.models.measures import priority_measures, proposed_period, record_figure
 from csp_bot.models.meetings import schedule_meeting
 from csp_bot.models.membership import add_member
 from csp_bot.models.migrate import upgrade
@@ -194,8 +195,16 @@ def choose_change(
             until=at + timedelta(days=days),
             at=at,
         ),
+        lambda d, at: send_figure(d, (action + days) % 6, at),
     ]
     return chooser.choice(kinds)
+
+
+def send_figure(db: Database, which: int, at: datetime) -> None:
+    """A figure for one of the sample plan's measures, for its latest ended period."""
+    view = db.call(priority_measures)[which]
+    period = proposed_period(view, today=at.date())
+    db.call(record_figure, code=view.code, period=period, value=1.0, note="", at=at, actor=CLI)
 
 
 def chooser_status(action: int, at: datetime) -> Status:

@@ -45,6 +45,8 @@ meeting      y     y     .     .       .
 meetings     y     y     y     y       y
 funding      y     y     y     y       .
 decide       y     y     .     .       .
+figure       y     y     .     y       .
+measure      y     y     y     y       y
 deadlines    y     y     y     y       y
 reminders    y     y     y     y       y
 members      y     .     .     .       .
@@ -55,6 +57,8 @@ RULE_TABLE = """
 rule                               admin chair board partner observer
 update any action                    y     y     .     .       .
 update own organisation's action     y     y     .     y       .
+send own organisation's figures      y     y     .     y       .
+send another organisation's figures  y     y     .     .       .
 invited to board meetings            y     y     y     .       .
 get the weekly digest                y     y     .     .       .
 get meeting reminders                y     y     y     .       .
@@ -68,6 +72,12 @@ RULES: dict[str, Callable[[Role], bool]] = {
     ),
     "update own organisation's action": lambda role: access.may_update(
         role, organisation_id=OWN, lead_organisation_id=OWN
+    ),
+    "send own organisation's figures": lambda role: access.may_supply(
+        role, organisation_id=OWN, supplier_organisation_id=OWN
+    ),
+    "send another organisation's figures": lambda role: access.may_supply(
+        role, organisation_id=OWN, supplier_organisation_id=OTHER
     ),
     "invited to board meetings": access.is_invited,
     "get the weekly digest": lambda role: Topic.DIGEST in topics_for(member_as(role)),
