@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from datetime import timedelta
 from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions, Update
@@ -64,6 +65,8 @@ def options_from(settings: Settings) -> Options:
         inbox_days=settings.inbox_days,
         dialogue_minutes=settings.dialogue_minutes,
         retention=settings.retention,
+        public_url=settings.public_url,
+        app_max_age=timedelta(hours=settings.app_max_age_hours),
     )
 
 
