@@ -20,7 +20,23 @@ from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
 from csp_bot.models.tables import AuditEntry, ProgressUpdate
+from csp_bot.bot.settings import Settings
+from tests.conftest import link
 from tests.harness import OUTSIDER, PEOPLE, Harness
+
+PUBLIC_URL = "https://csp.example.org/bot"
+DASHBOARD = ("📊 Dashboard", "https://csp.example.org/bot/app/")
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The bot with a public web address, so that it offers the dashboard."""
+    return Settings(
+        database_url=database_url,
+        telegram_token=None,
+        bot_username="csp_demo_bot",
+        public_url=PUBLIC_URL,
+    )
 
 
 @pytest.fixture
@@ -263,3 +279,23 @@ async def test_a_partner_may_not_update_another_organisations_action(
         web, "SOC-1", signed(emulator, clock, "observer"), status="green", note="x"
     )
     assert observer.status_code == 403
+
+
+# --- the buttons that open it ----------------------------------------------------------------
+
+
+async def test_the_menu_button_and_the_status_and_summary_buttons_open_the_dashboard(
+    bot: Harness, db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    assert bot.emulator.menu_button == {
+        "type": "web_app",
+        "text": "Dashboard",
+        "web_app": {"url": "https://csp.example.org/bot/app/"},
+    }
+    (status,) = await bot.send(PEOPLE["police"].user, "/status")
+    assert bot.emulator.buttons(status) == [DASHBOARD]
+    (summary,) = await bot.send(PEOPLE["chair"].user, "/summary")
+    assert bot.emulator.buttons(summary)[-1] == DASHBOARD
+    link(db, clock, -500)
+    (in_group,) = await bot.send(PEOPLE["chair"].user, "/status", chat_id=-500, chat_type="group")
+    assert bot.emulator.buttons(in_group) == []  # Telegram takes Mini App buttons in private only
