@@ -13,6 +13,7 @@ from sqlmodel import col, select
 
 from csp_bot.bot.emulator import BotApiEmulator
 from csp_bot.bot.intake import Intake
+from csp_bot.bot.settings import Settings
 from csp_bot.bot.webhook import web_app
 from csp_bot.handlers.context import CspApplication
 from csp_bot.handlers.miniapp_auth import sign_init_data
@@ -20,7 +21,6 @@ from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
 from csp_bot.models.tables import AuditEntry, ProgressUpdate
-from csp_bot.bot.settings import Settings
 from tests.conftest import link
 from tests.harness import OUTSIDER, PEOPLE, Harness
 
