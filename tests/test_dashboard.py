@@ -215,7 +215,7 @@ async def test_a_partner_updates_from_the_form_and_the_chat_shows_it(
     missing = await send_form(web, "SOC-1", launch, status="red", note="Slipping")
     assert missing.status_code == 422
     assert "Nothing was stored" in missing.text
-    assert "The mitigation is empty" in missing.text or "mitigation" in missing.text
+    assert "The mitigation is empty." in missing.text
     assert "Say whether it will recover by the due date." in missing.text
     stored = await send_form(
         web,
@@ -299,3 +299,18 @@ async def test_the_menu_button_and_the_status_and_summary_buttons_open_the_dashb
     link(db, clock, -500)
     (in_group,) = await bot.send(PEOPLE["chair"].user, "/status", chat_id=-500, chat_type="group")
     assert bot.emulator.buttons(in_group) == []  # Telegram takes Mini App buttons in private only
+
+
+async def test_a_note_over_the_limit_is_refused_whole(
+    web: httpx.AsyncClient,
+    db: Database,
+    people: dict[str, MemberView],
+    emulator: BotApiEmulator,
+    clock: FakeClock,
+) -> None:
+    launch = signed(emulator, clock, "police")
+    answer = await send_form(web, "SOC-1", launch, status="green", note="x" * 1001)
+    assert answer.status_code == 422
+    assert "A note can be at most 1,000 characters; yours has 1,001." in answer.text
+    stored = db.call(lambda s: s.exec(select(ProgressUpdate)).all())
+    assert all(update.note != "x" * 1001 for update in stored)
