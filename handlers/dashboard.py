@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Route
 from csp_bot.handlers.context import Services
 from csp_bot.handlers.miniapp_auth import InitDataRefused, WebAppUser, check_init_data
 from csp_bot.handlers.progress import FORECASTS, UPDATE_STATUSES
+from csp_bot.handlers.summary import LIST_LIMIT
 from csp_bot.models import access
 from csp_bot.models.audit import Actor, record_event
 from csp_bot.models.case_data import find_case_data
@@ -67,6 +68,9 @@ CONTENT_POLICY = (
     "connect-src 'self'; form-action 'self'; base-uri 'none'"
 )
 NO_STORE = {"Cache-Control": "no-store"}
+# The exceptions view lists this many of each kind (the counts stay whole, /report has them
+# all); the other views read the summary as /summary does, and share its cache.
+EXCEPTIONS_SHOWN = 50
 BOARD_VIEWS = {
     "exceptions": ("Exceptions", "board_exceptions.html"),
     "funding": ("Funding", "board_funding.html"),
@@ -262,15 +266,19 @@ class Dashboard:
         if not viewer.board:
             raise Refused(403, "refused_board.html", me=viewer.member)
         title, template = BOARD_VIEWS[view]
-        summary = await self.summary(viewer)
+        summary = await self.summary(
+            viewer, shown=EXCEPTIONS_SHOWN if view == "exceptions" else None
+        )
         return self.respond(template, viewer, s=summary, title=title)
 
-    async def summary(self, viewer: Viewer) -> BoardSummary:
-        """The whole plan's summary, from the chat's cache while nothing in it has changed."""
+    async def summary(self, viewer: Viewer, *, shown: int | None = None) -> BoardSummary:
+        """The whole plan's summary, from the chat's cache while nothing in it has changed
+        (by default the one /summary reads: the first few of each exception list)."""
         return await self.services.db.run(
             self.services.summaries.summary,
             at=viewer.now,
             quiet_after=self.options.quiet_after,
+            shown=shown or LIST_LIMIT,
         )
 
     # --- a partner's update ------------------------------------------------------------
