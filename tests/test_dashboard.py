@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from csp_bot.bot.emulator import BotApiEmulator
 from csp_bot.bot.intake import Intake
-from csp_bot.bot.settings import Settings
+from csp_bot.bot.settings import Settings, SettingsError, load_settings
 from csp_bot.bot.webhook import web_app
 from csp_bot.handlers.context import CspApplication
 from csp_bot.handlers.miniapp_auth import sign_init_data
@@ -314,3 +314,13 @@ async def test_a_note_over_the_limit_is_refused_whole(
     assert "A note can be at most 1,000 characters; yours has 1,001." in answer.text
     stored = db.call(lambda s: s.exec(select(ProgressUpdate)).all())
     assert all(update.note != "x" * 1001 for update in stored)
+
+
+def test_the_public_url_must_be_https_except_on_loopback() -> None:
+    with pytest.raises(SettingsError, match="CSPBOT_PUBLIC_URL is invalid: Telegram opens"):
+        load_settings(public_url="http://csp.example.org")
+    with pytest.raises(SettingsError, match="CSPBOT_PUBLIC_URL is invalid"):
+        load_settings(public_url="https://csp.example.org/#app")
+    assert load_settings(public_url="http://127.0.0.1:8080").public_url == "http://127.0.0.1:8080"
+    with pytest.raises(SettingsError, match="CSPBOT_APP_MAX_AGE_HOURS is invalid"):
+        load_settings(app_max_age_hours=0)
