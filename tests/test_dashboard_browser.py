@@ -38,6 +38,7 @@ try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:  # the dev extras not installed
@@ -155,9 +156,15 @@ class Page:
     def text(self) -> str:
         return str(self.browser.find_element(By.ID, "view").text)
 
-    def click(self, selector: str) -> None:
+    def click(self, selector: str, *, by_keyboard: bool = False) -> None:
+        """Activate the element (with the mouse, or focused and Enter pressed) and wait for
+        the view it opens."""
         before = self.browser.execute_script("return document.getElementById('view').innerHTML")
-        self.browser.find_element(By.CSS_SELECTOR, selector).click()
+        element = self.browser.find_element(By.CSS_SELECTOR, selector)
+        if by_keyboard:
+            element.send_keys(Keys.ENTER)
+        else:
+            element.click()
         WebDriverWait(self.browser, WAIT_SECONDS).until(
             lambda driver: driver.execute_script(
                 "return document.getElementById('view').innerHTML !== arguments[0]", before
@@ -239,10 +246,10 @@ async def test_a_partner_drills_down_and_updates_and_the_chat_shows_it(
 ) -> None:
     page = Page(browser, server)
     page.open(launch_data(emulator, clock, "police"))
-    page.click("a[data-view='priority/SOC']")
+    page.click("a[data-view='priority/SOC']", by_keyboard=True)
     assert "SOC-1" in page.text
     assert page.accessibility_problems() == []
-    page.click("a[data-view='action/SOC-1']")
+    page.click("a[data-view='action/SOC-1']", by_keyboard=True)
     assert "History" in page.text and "Lead organisation" in page.text
     assert page.accessibility_problems() == []
     page.click("a[data-view='action/SOC-1/update']")
