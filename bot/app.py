@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from datetime import timedelta
 from typing import Any
 
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import BotCommand, LinkPreviewOptions, MenuButtonWebApp, Update, WebAppInfo
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults, TypeHandler
@@ -19,6 +20,7 @@ from csp_bot.bot.transport import ResilientRequest, Sleep
 from csp_bot.handlers.context import CspApplication, Ctx, Options, Services
 from csp_bot.handlers.errors import note_writes, on_error
 from csp_bot.handlers.jobs import install_reminder_jobs
+from csp_bot.handlers.keyboards import DASHBOARD_LABEL
 from csp_bot.handlers.policy import COMMANDS
 from csp_bot.handlers.registry import all_handlers, first_look_handlers
 from csp_bot.handlers.templating import Templates
@@ -65,6 +67,8 @@ def options_from(settings: Settings) -> Options:
         inbox_days=settings.inbox_days,
         dialogue_minutes=settings.dialogue_minutes,
         retention=settings.retention,
+        public_url=settings.public_url,
+        app_max_age=timedelta(hours=settings.app_max_age_hours),
     )
 
 
@@ -151,6 +155,7 @@ def default_settings(services: Services) -> Defaults:
 async def on_start(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Once the bot is up: publish the menu, then spare the garbage collector its start-up."""
     await set_command_menu(application)
+    await set_dashboard_menu(application)
     # Everything loaded so far (PTB, SQLAlchemy, templates) lives as long as the process;
     # frozen, it is no longer rescanned by every full collection while handlers run.
     gc.collect()
@@ -164,3 +169,18 @@ async def set_command_menu(application: Application[Any, Any, Any, Any, Any, Any
         await application.bot.set_my_commands(commands)
     except TelegramError as refused:
         log.warning("Telegram refused the command menu (%s); running without it", refused)
+
+
+async def set_dashboard_menu(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """With a public URL, the menu button opens the dashboard; a refusal is logged."""
+    assert isinstance(application, CspApplication)
+    url = application.services.settings.app_url
+    if url is None:
+        return
+    menu = MenuButtonWebApp(DASHBOARD_LABEL.removeprefix("📊 "), WebAppInfo(url))
+    try:
+        await application.bot.set_chat_menu_button(menu_button=menu)
+    except TelegramError as refused:
+        log.warning(
+            "Telegram refused the dashboard's menu button (%s); running without it", refused
+        )

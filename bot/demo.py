@@ -8,7 +8,9 @@ choose; inline keyboards show as numbered choices. Ctrl+D (end of input) ends th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import quote
 
 from csp_bot.bot.app import build_application
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, SentMessage
@@ -23,8 +26,10 @@ from csp_bot.bot.intake import Intake
 from csp_bot.bot.polling import Poller
 from csp_bot.bot.runner import BotRun, make_services
 from csp_bot.bot.settings import Settings
+from csp_bot.bot.webhook import web_app, web_server
 from csp_bot.handlers.context import CspApplication
 from csp_bot.handlers.jobs import dispatch_state
+from csp_bot.handlers.miniapp_auth import sign_init_data
 from csp_bot.models.audit import Actor
 from csp_bot.models.clock import ShiftedClock
 from csp_bot.models.db import Database
@@ -131,6 +136,9 @@ class Demo:
         self.answers_shown = 0
         self.clock = ShiftedClock(DEMO_START)
         self.files = files_folder or Path(tempfile.gettempdir()) / "csp-bot-demo-files"
+        # The dashboard's web server, on a free loopback port chosen at start.
+        self.web = socket.socket()
+        self.web.bind(("127.0.0.1", 0))
 
     async def run(self, member: str | None, plan: Path) -> int:
         services = make_services(self.settings, clock=self.clock)
@@ -141,15 +149,44 @@ class Demo:
                 services, token=self.emulator.token, base_url=server.base_url
             )
             try:
-                async with BotRun(application, poll_briskly):
+                async with BotRun(application, self.poll_and_serve):
                     self.say(INTRO.format(files=self.files))
                     await self.first_reminders(application)
                     self.me = await self.choose_member(member)
                     await self.chat()
             finally:
                 services.db.close()
+                self.web.close()
         self.say("Demo ended.")
         return 0
+
+    async def poll_and_serve(self, intake: Intake) -> None:
+        """Short long-polls, and the dashboard served beside them on loopback."""
+        server = web_server(web_app(intake, webhook_path=None, secret=None), "127.0.0.1:0")
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(server.serve(sockets=[self.web]))
+            tasks.create_task(poll_briskly(intake))
+
+    def dashboard_link(self) -> str:
+        """The dashboard opened as Telegram opens it for the member you are: launch data
+        signed with the emulator's token, at the demo's time (valid for a day of it)."""
+        port = self.web.getsockname()[1]
+        launch = {
+            "tgWebAppData": sign_init_data(
+                bot_token=self.emulator.token,
+                telegram_id=self.me.user.id,
+                first_name=self.me.user.first_name,
+                at=self.clock(),
+            ),
+            "tgWebAppVersion": "8.0",
+            "tgWebAppPlatform": "web",
+            "tgWebAppThemeParams": json.dumps({"bg_color": "#ffffff", "text_color": "#000000"}),
+        }
+        fragment = "&".join(f"{key}={quote(value, safe='')}" for key, value in launch.items())
+        return f"http://127.0.0.1:{port}/app/#{fragment}"
+
+    def show_dashboard_link(self) -> None:
+        self.say(f"Dashboard, signed in as {self.me.user.full_name}: {self.dashboard_link()}")
 
     async def first_reminders(self, application: CspApplication) -> None:
         """Wait for the first reminder round (it starts seconds after the bot), so that the
@@ -164,6 +201,7 @@ class Demo:
     async def chat(self) -> None:
         """Read lines until end of input; numbers press buttons, `:as` changes who you are."""
         self.say(f"You are {self.me.user.full_name}, {self.me.description}. Try /help.")
+        self.show_dashboard_link()
         self.show_new_messages()
         while (line := await self.read(f"{self.me.user.first_name}> ")) is not None:
             if not line:
@@ -171,9 +209,13 @@ class Demo:
             if line.startswith(":later"):
                 self.later(line.removeprefix(":later").strip())
                 continue
+            if line == ":app":
+                self.show_dashboard_link()
+                continue
             if line.startswith(":as"):
                 self.me = await self.choose_member(line.removeprefix(":as").strip() or None)
                 self.say(f"You are now {self.me.user.full_name}, {self.me.description}.")
+                self.show_dashboard_link()
                 self.show_new_messages()  # what the bot sent them meanwhile (reminders)
                 continue
             await self.act(line)
@@ -309,7 +351,8 @@ The demo's clock starts on Wednesday 15 September 2021, inside the plan's year.
 Type messages and commands as the member you choose. Buttons show as [1], [2], ...:
 type the number to press one (on the latest message that has buttons). Type :as to
 become someone else: you then see what the bot sent them meanwhile. Files the bot sends
-are saved in {files}. Ctrl+D ends the demo.
+are saved in {files}. The dashboard (the Mini App) is served on this machine: open the
+link printed for you in a browser; :app prints it again. Ctrl+D ends the demo.
 """
 
 

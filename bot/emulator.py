@@ -201,6 +201,7 @@ _JSON_FIELDS = frozenset(
         "caption_entities",
         "media",
         "message_ids",
+        "menu_button",
     }
 )
 _INT_FIELDS = frozenset(
@@ -789,6 +790,8 @@ class BotApiEmulator:
         self._open_queries: dict[str, JSON] = {}
         self._callback_answers: list[JSON] = []
         self._commands: dict[tuple[str, str], list[JSON]] = {}
+        # The bot's default menu button (Telegram's own is the command list).
+        self.menu_button: JSON = {"type": "commands"}
         self._files: dict[str, _StoredFile] = {}
         self._refusals: dict[str, _ApiError] = {}
         self._blocked: set[int] = set()
@@ -807,6 +810,8 @@ class BotApiEmulator:
             "setmycommands": self._set_my_commands,
             "getmycommands": self._get_my_commands,
             "deletemycommands": self._delete_my_commands,
+            "setchatmenubutton": self._set_chat_menu_button,
+            "getchatmenubutton": self._get_chat_menu_button,
             "sendmessage": self._send_message,
             "senddocument": lambda params: self._send_file("document", params),
             "sendphoto": lambda params: self._send_file("photo", params),
@@ -976,6 +981,23 @@ class BotApiEmulator:
         self._commands[_scope_key(params)] = [_check_command(c) for c in commands]
         self._changed()
         return True
+
+    def _set_chat_menu_button(self, params: Params) -> bool:
+        button = params.get("menu_button") or {"type": "default"}
+        if not isinstance(button, dict) or button.get("type") not in (
+            "commands",
+            "web_app",
+            "default",
+        ):
+            raise _bad("can't parse menu button")
+        if button["type"] == "web_app" and not str(button.get("web_app", {}).get("url", "")):
+            raise _bad("can't parse menu button: web app URL is required")
+        self.menu_button = button
+        self._changed()
+        return True
+
+    def _get_chat_menu_button(self, params: Params) -> JSON:
+        return self.menu_button
 
     def _get_my_commands(self, params: Params) -> list[JSON]:
         return self._commands.get(_scope_key(params), [])
@@ -1526,7 +1548,7 @@ def _button_pair(button: Any) -> tuple[str, str]:
     if isinstance(button, str):
         return button, button
     label = str(button.get("text", ""))
-    for key in ("callback_data", "url", "login_url", "switch_inline_query"):
+    for key in ("callback_data", "url", "login_url", "web_app", "switch_inline_query"):
         if key in button:
             value = button[key]
             return label, str(value["url"] if isinstance(value, dict) else value)

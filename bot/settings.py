@@ -58,9 +58,12 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_listen: str = "0.0.0.0:8080"
     webhook_secret: SecretStr | None = None
-    # The web server (health checks) in polling mode too, when set.
+    # The web server (health checks, the dashboard) in polling mode too, when set.
     web_listen: str | None = None
+    # The web server's public HTTPS base: set, the Mini App buttons open `<public_url>/app/`.
     public_url: str | None = None
+    # How old Telegram's signed launch data may be when the dashboard is asked for a page.
+    app_max_age_hours: float = Field(default=24, gt=0, le=24 * 366)
 
     @field_validator("database_url")
     @classmethod
@@ -99,10 +102,20 @@ class Settings(BaseSettings):
     def _webhook_url_is_https(cls, value: str | None) -> str | None:
         if not value:
             return None
-        url = urlsplit(value)
-        loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
-        if url.scheme != "https" and not (url.scheme == "http" and loopback):
+        if not _https_or_loopback(value):
             raise ValueError("Telegram calls only https:// URLs (http:// on loopback for tests)")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_https(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not _https_or_loopback(value) or urlsplit(value).query or urlsplit(value).fragment:
+            raise ValueError(
+                "Telegram opens Mini Apps only from https:// URLs, with no query or fragment "
+                "(http:// on loopback for tests)"
+            )
         return value
 
     @field_validator("webhook_listen", "web_listen")
@@ -149,6 +162,12 @@ class Settings(BaseSettings):
                 "(letters, digits, _ and -, up to 256 characters)"
             )
         return secret
+
+
+def _https_or_loopback(value: str) -> bool:
+    url = urlsplit(value)
+    loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
+    return bool(url.hostname) and (url.scheme == "https" or (url.scheme == "http" and loopback))
 
 
 def load_settings(**overrides: object) -> Settings:

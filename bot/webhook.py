@@ -9,6 +9,7 @@ gets a non-2xx answer, so Telegram delivers the update again.
 - `POST <path of CSPBOT_WEBHOOK_URL>`: an update from Telegram.
 - `GET /healthz`: the process is up.
 - `GET /readyz`: the database answers and the inbox is not backed up.
+- `/app/...`: the dashboard, a Telegram Mini App (`handlers.dashboard`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from csp_bot.bot.intake import Intake
+from csp_bot.handlers.dashboard import dashboard_routes
 from csp_bot.models.inbox import inbox_backlog
 
 log = logging.getLogger(__name__)
@@ -39,10 +41,13 @@ BACKLOG_AGE = timedelta(minutes=1)
 
 
 def web_app(intake: Intake, *, webhook_path: str | None, secret: str | None) -> Starlette:
-    """The routes: health always, the webhook when a path (and its secret) is given."""
+    """The routes: health and the dashboard always, the webhook when a path (and its
+    secret) is given."""
+    application = intake.application
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", _readyz(intake), methods=["GET"]),
+        *dashboard_routes(application.services, bot_token=application.bot.token),
     ]
     if webhook_path is not None:
         assert secret, "webhook mode needs CSPBOT_WEBHOOK_SECRET"

@@ -40,6 +40,15 @@ class Options:
     inbox_days: int
     dialogue_minutes: int
     retention: Retention
+    # The dashboard: the web server's public base (None: no Mini App buttons), and how old
+    # Telegram's launch data may be.
+    public_url: str | None
+    app_max_age: timedelta
+
+    @property
+    def app_url(self) -> str | None:
+        """Where the Mini App buttons open the dashboard."""
+        return None if self.public_url is None else self.public_url.rstrip("/") + "/app/"
 
 
 @dataclass

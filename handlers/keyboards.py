@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from csp_bot.models.limits import RECORD_ID
 
@@ -50,6 +50,17 @@ def unreadable(data: str | None) -> bool:
 
 def button(label: str, *data: str | int) -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data=callback(*data))
+
+
+DASHBOARD_LABEL = "📊 Dashboard"
+
+
+def dashboard_button(app_url: str | None, *, private: bool) -> list[InlineKeyboardButton]:
+    """The row that opens the dashboard (a Mini App), when it has a public URL. Telegram
+    takes Mini App buttons in private chats only: a group gets no row."""
+    if app_url is None or not private:
+        return []
+    return [InlineKeyboardButton(DASHBOARD_LABEL, web_app=WebAppInfo(app_url))]
 
 
 def keyboard(rows: Sequence[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMarkup:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from telegram import InlineKeyboardMarkup, Update
+from telegram.constants import ChatType
 from telegram.ext import BaseHandler
 
 from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command, refuse_forged
-from csp_bot.handlers.keyboards import button, keyboard, number, pager, parts
+from csp_bot.handlers.keyboards import (
+    button,
+    dashboard_button,
+    keyboard,
+    number,
+    pager,
+    parts,
+)
 from csp_bot.handlers.replies import acknowledge, edit_in_place, send, send_text
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.errors import NotFound
@@ -177,6 +185,7 @@ async def status_command(update: Update, context: Ctx) -> None:
         status_overview, at=context.now(), quiet_after=context.quiet_after
     )
     measures = await context.db.run(priority_measures)
+    row = dashboard_button(context.settings.app_url, private=in_private(update))
     await send(
         update,
         context,
@@ -185,7 +194,13 @@ async def status_command(update: Update, context: Ctx) -> None:
         measures=rag_counts(measures),
         now=context.now(),
         quiet_days=context.settings.quiet_days,
+        keyboard=keyboard([row]) if row else None,
     )
+
+
+def in_private(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type == ChatType.PRIVATE
 
 
 async def priority_command(update: Update, context: Ctx) -> None:

@@ -11,17 +11,18 @@ one last asked for, however many sections are read.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup
-from telegram import InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
 from telegram.ext import BaseHandler
 
 from csp_bot.handlers.context import Ctx
 from csp_bot.handlers.guard import button as guarded_button
 from csp_bot.handlers.guard import command, refuse_forged
-from csp_bot.handlers.keyboards import button, keyboard, number, pager
+from csp_bot.handlers.keyboards import button, dashboard_button, keyboard, number, pager
 from csp_bot.handlers.replies import (
     MESSAGE_LIMIT,
     acknowledge,
@@ -31,6 +32,7 @@ from csp_bot.handlers.replies import (
     split_message,
 )
 from csp_bot.handlers.report import PaperFiles, render_paper_files
+from csp_bot.handlers.status import in_private
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.errors import NotFound
 from csp_bot.models.summary import BoardSummary, board_paper
@@ -91,7 +93,7 @@ async def summary_command(update: Update, context: Ctx) -> None:
     except NotFound as unknown:
         await send(update, context, "problem.html", problem=str(unknown))
         return
-    text, markup = first_screen(context.templates, summary)
+    text, markup = first_screen(context.templates, summary, dashboard=_dashboard(update, context))
     await send_text(update, context, text, keyboard=markup)
 
 
@@ -111,7 +113,9 @@ async def on_summary_button(update: Update, context: Ctx) -> None:
         return
     await acknowledge(query)
     if screen.key == FIRST_SCREEN:
-        text, markup = first_screen(context.templates, summary)
+        text, markup = first_screen(
+            context.templates, summary, dashboard=_dashboard(update, context)
+        )
     else:
         text, markup = section_page(context.templates, summary, SECTIONS[screen.key], screen.page)
     await edit_in_place(query, text, markup)
@@ -141,13 +145,24 @@ async def read_summary(context: Ctx, code: str | None) -> BoardSummary:
     )
 
 
-def first_screen(templates: Templates, summary: BoardSummary) -> tuple[str, InlineKeyboardMarkup]:
-    """The first screen's text and its section buttons, two to a row."""
+def first_screen(
+    templates: Templates,
+    summary: BoardSummary,
+    *,
+    dashboard: Sequence[InlineKeyboardButton] = (),
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The first screen's text and its section buttons, two to a row, then the row that
+    opens the dashboard (when there is one)."""
     text = templates.render("summary.html", s=summary, limit=FIRST_SCREEN_LIMIT)
     buttons = [
         button(section.label, *_data(summary, section.key, 0)) for section in SECTIONS.values()
     ]
-    return text, keyboard([buttons[start : start + 2] for start in range(0, len(buttons), 2)])
+    rows = [buttons[start : start + 2] for start in range(0, len(buttons), 2)]
+    return text, keyboard([*rows, dashboard])
+
+
+def _dashboard(update: Update, context: Ctx) -> list[InlineKeyboardButton]:
+    return dashboard_button(context.settings.app_url, private=in_private(update))
 
 
 def section_page(

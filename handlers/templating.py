@@ -26,6 +26,15 @@ STATUS_MARKS = {
     Status.COMPLETE: "✅",
 }
 
+# Shapes beside the dashboard's RAG colours: told apart without seeing colour.
+RAG_SHAPES = {
+    Status.NOT_STARTED: "○",
+    Status.GREEN: "●",
+    Status.AMBER: "▲",
+    Status.RED: "■",
+    Status.COMPLETE: "✓",
+}
+
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -115,10 +124,42 @@ class Templates:
         env.filters.update(rag=self.rag_badge, dated=self.dated, noted=self.noted)
         return env
 
+    @functools.cached_property
+    def app(self) -> Environment:
+        """The dashboard's environment (`templates/app`): web pages, the same filters and
+        HTML escaping as the paper."""
+        env = Environment(
+            loader=PackageLoader("csp_bot.handlers", "templates/app"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+            bytecode_cache=_COMPILED,
+        )
+        env.filters.update(self.paper.filters)
+        env.filters.update(rag=self.rag_marked)
+        env.globals["limits"] = limits
+        return env
+
+    def page(self, template: str, /, **values: Any) -> str:
+        """A dashboard page or fragment (`templates/app`) rendered with `values`."""
+        return self.app.get_template(template).render(**values)
+
     def rag_badge(self, status: Status) -> Markup:
         """A status as a coloured label, for the paper's tables."""
         status = Status(status)
         return Markup(f'<span class="rag rag-{status.value}">{status.label}</span>')
+
+    def rag_marked(self, status: Status) -> Markup:
+        """A status as the dashboard shows it: a shape and the word as well as the colour, so
+        that it never rests on colour alone."""
+        status = Status(status)
+        shape = RAG_SHAPES[status]
+        return Markup(
+            f'<span class="rag rag-{status.value}"><span aria-hidden="true">{shape}</span> '
+            f"{status.label}</span>"
+        )
 
     def dated(self, value: date | datetime | None, now: datetime) -> Markup:
         """A day with how long ago it was, for the paper's tables."""

@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qsl
+
+import httpx
 
 from csp_bot.bot.demo import EXAMPLE_PLAN, Demo
 from csp_bot.bot.settings import Settings
@@ -23,6 +26,41 @@ async def test_demo_chat_shows_replies_and_numbered_buttons(tmp_path: Path) -> N
     assert "Role: board chair (chair)" in out
     assert "bot: Hello Visitor. I'm the assistant for the members" in out
     assert out.rstrip().endswith("Demo ended.")
+
+
+class FetchingInput(io.StringIO):
+    """Types "1" (the police partner), then, once the demo has printed the dashboard's link,
+    opens it as a browser would (from the demo's input thread, while the bot runs), then
+    ends the input."""
+
+    def __init__(self, shown: io.StringIO) -> None:
+        super().__init__()
+        self.shown = shown
+        self.answers: list[httpx.Response] = []
+
+    def readline(self, size: int | None = -1) -> str:
+        if not self.answers and "Dashboard, signed in as" not in self.shown.getvalue():
+            self.answers.append(httpx.Response(0))  # the first read: who to be
+            return "1\n"
+        link = self.shown.getvalue().split("Dashboard, signed in as Dan Harris: ")[1].split()[0]
+        page, fragment = link.split("#")
+        launch = dict(parse_qsl(fragment))
+        headers = {"Authorization": f"tma {launch['tgWebAppData']}"}
+        self.answers.append(httpx.get(page, timeout=30))
+        self.answers.append(httpx.get(page + "api/overview", headers=headers, timeout=30))
+        return ""
+
+
+async def test_the_demo_serves_the_dashboard_and_prints_a_signed_in_link(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'demo.db'}")
+    shown = io.StringIO()
+    typed = FetchingInput(shown)
+    assert await Demo(settings, typed, shown).run(None, EXAMPLE_PLAN) == 0
+    _, page, overview = typed.answers
+    assert page.status_code == 200 and "app.js" in page.text
+    assert overview.status_code == 200
+    assert "Signed in as Dan Harris, partner, Northants Police" in overview.text
+    assert "http://127.0.0.1:" in shown.getvalue()
 
 
 def run_demo_through_a_pipe(
