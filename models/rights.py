@@ -30,6 +30,7 @@ from csp_bot.models.lifecycle import (
 )
 from csp_bot.models.tables import (
     Action,
+    ActionOwner,
     ActionSnooze,
     AuditEntry,
     DialogueDraft,
@@ -172,7 +173,12 @@ def _snoozes(session: Session, member_id: int) -> list[dict[str, Any]]:
 
 
 def _owned(session: Session, member_id: int) -> list[str]:
-    query = select(Action.ref).where(Action.owner_member_id == member_id).order_by(Action.ref)
+    query = (
+        select(Action.ref)
+        .join(ActionOwner, col(ActionOwner.action_id) == Action.id)
+        .where(ActionOwner.member_id == member_id)
+        .order_by(col(Action.ref))
+    )
     return list(session.exec(query).all())
 
 
