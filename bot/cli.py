@@ -276,7 +276,13 @@ def plan_import_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot plan import FILE`."""
     from csp_bot.models.plan_import import import_plan_file
 
-    result = call_in_database(settings, import_plan_file, path=args.file, at=local_now(settings))
+    result = call_in_database(
+        settings,
+        import_plan_file,
+        path=args.file,
+        at=local_now(settings),
+        statutory=settings.statutory_dates,
+    )
     print(result.summary())
     return 0
 
