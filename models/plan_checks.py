@@ -35,8 +35,8 @@ from csp_bot.models.plan_file import (
     quote_hint,
     show_value,
 )
-from csp_bot.models.values import format_financial_year
 from csp_bot.models.statutory import statutory_titles
+from csp_bot.models.values import format_financial_year
 
 MAX_ERRORS = 20
 Loc = tuple[int | str, ...]
