@@ -6,6 +6,7 @@ from telegram import Update
 from telegram.ext import BaseHandler
 
 from csp_bot.handlers import (
+    absence,
     deadlines,
     fallback,
     funding,
@@ -13,6 +14,7 @@ from csp_bot.handlers import (
     meetings,
     members,
     membership,
+    owners,
     progress,
     reminders,
     status,
@@ -24,7 +26,9 @@ from csp_bot.handlers.dialogue import Dialogues
 
 def dialogues() -> Dialogues:
     """Every guided dialogue: the one way their typed answers and buttons reach them."""
-    return Dialogues([progress.UPDATE, meetings.MEETING_FORM, funding.DECIDE_FORM])
+    return Dialogues(
+        [progress.UPDATE, meetings.MEETING_FORM, funding.DECIDE_FORM, absence.AWAY_FORM]
+    )
 
 
 def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
@@ -43,6 +47,8 @@ def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
         *deadlines.HANDLERS,
         *reminders.HANDLERS,
         *members.HANDLERS,
+        *owners.HANDLERS,
+        *absence.HANDLERS,
         *fallback.HANDLERS,
     ]
 

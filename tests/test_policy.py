@@ -47,7 +47,10 @@ funding      y     y     y     y       .
 decide       y     y     .     .       .
 deadlines    y     y     y     y       y
 reminders    y     y     y     y       y
+away         y     y     y     y       y
+back         y     y     y     y       y
 members      y     .     .     .       .
+owners       y     .     .     .       .
 link         y     .     .     .       .
 """
 # The rules beyond the command table, role × rule, the same way.
