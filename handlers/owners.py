@@ -27,7 +27,7 @@ def _owners(session: Session, *, ref: str) -> tuple[str, str | None, list[Member
 
 def _read_id(text: str) -> int:
     if not text.isascii() or not text.isdigit():
-        raise DomainError(f"{text!r} is not a member id: /members lists them.")
+        raise DomainError(f"{text!r} is not a member id (/members lists them)")
     return check_record_id(int(text), what="a member id")
 
 
