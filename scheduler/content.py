@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from csp_bot.models.absences import covering_for
 from csp_bot.models.db import DatabaseFailure
 from csp_bot.models.deadlines import DeadlineView, get_deadline
 from csp_bot.models.digest import Digest, weekly_digest
@@ -196,20 +197,30 @@ def _read_returns(
     if isinstance(meeting, Withheld):
         return meeting
     since = returns_since(session, starts_at=meeting.starts_at, zone=when.zone)
-    mine_only = None if entry.kind == ReminderKind.RETURNS_CHAIR else member
+    assert member.id is not None
+    # A deputy is asked about what the members they cover for are asked about, too.
+    covered = [
+        session.get_one(Member, i) for i in covering_for(session, deputy_id=member.id, at=when.now)
+    ]
+    mine_only = None if entry.kind == ReminderKind.RETURNS_CHAIR or covered else member
     owed = awaiting_returns(
         session, since=since, at=when.now, quiet_after=when.quiet_after, member=mine_only
     )
     if entry.kind == ReminderKind.RETURNS_CHAIR:
         return ReturnsReport(meeting, missing_by_organisation(owed), since)
-    assert member.id is not None
-    mine = asked_about(
-        owed,
-        owners_by_action(session),
-        member_id=member.id,
-        role=member.role,
-        org=member.organisation_id,
-    )
+    owners = owners_by_action(session)
+    asked = {
+        view.id
+        for person in (member, *covered)
+        for view in asked_about(
+            owed,
+            owners,
+            member_id=person.id or 0,
+            role=person.role,
+            org=person.organisation_id,
+        )
+    }
+    mine = [view for view in owed if view.id in asked]
     if not mine:
         return Withheld(OutboxState.DROPPED, "every action has been updated")
     return ReturnsRequest(meeting, mine, since)

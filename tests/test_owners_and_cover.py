@@ -563,3 +563,26 @@ async def test_the_calendar_s_deadlines_are_listed_and_reminded(
     assert "Source: Crime and Disorder (Formulation and Implementation of Strategy)" in reminder
     # EMAS is a wider partner, not a responsible one: the observer is not reminded.
     assert not [t for t in texts(emulator, "observer") if "Strategic assessment" in t]
+
+
+async def test_a_deputy_is_asked_for_the_returns_the_absent_member_owes(
+    app: CspApplication,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+    pat: MemberView,
+) -> None:
+    from tests.reminder_helpers import schedule
+
+    dan = people["police"]
+    db.call(add_member_as_owner, ref="ASB-2", member_id=dan.id, at=clock())
+    db.call(start_absence, member_id=dan.id, deputy_id=pat.id, days=14, at=clock())
+    schedule(db, clock, "2021-06-24T10:00")
+    set_clock(clock, "2021-06-14T10:00")
+    await tick(app)
+    [request] = [m.text for m in emulator.messages(PAT.id) if m.text.startswith("📝")]
+    assert request.startswith("📝 <b>Updates wanted for the board meeting in 10 days</b>")
+    # The police actions, and the council's ASB-2 that Dan owns.
+    assert "<b>SOC-1</b>" in request and "<b>ASB-2</b>" in request
+    assert not [t for t in texts(emulator, "police") if t.startswith("📝")]
