@@ -223,11 +223,13 @@ def add_schedule_commands(commands: argparse._SubParsersAction[argparse.Argument
     figures_import.add_argument("file", type=Path)
     figures_import.set_defaults(command=figures_import_command)
     action = commands.add_parser("action", help="actions").add_subparsers(required=True)
-    action_owner = action.add_parser("owner", help="the member reminded about an action")
+    action_owner = action.add_parser("owner", help="the members who own an action")
     action_owner.add_argument("ref")
     owner = action_owner.add_mutually_exclusive_group(required=True)
-    owner.add_argument("--telegram-id", type=int)
-    owner.add_argument("--clear", action="store_true", help="back to the lead's partners")
+    owner.add_argument("--add", type=int, metavar="ID", help="link a member (see `member list`)")
+    owner.add_argument("--remove", type=int, metavar="ID", help="unlink a member")
+    owner.add_argument("--telegram-id", type=int, help="make this member the only owner")
+    owner.add_argument("--clear", action="store_true", help="no owners: the lead's partners")
     action_owner.set_defaults(command=action_owner_command)
 
 
@@ -282,7 +284,13 @@ def plan_import_command(args: argparse.Namespace, settings: Settings) -> int:
     """`csp-bot plan import FILE`."""
     from csp_bot.models.plan_import import import_plan_file
 
-    result = call_in_database(settings, import_plan_file, path=args.file, at=local_now(settings))
+    result = call_in_database(
+        settings,
+        import_plan_file,
+        path=args.file,
+        at=local_now(settings),
+        statutory=settings.statutory_dates,
+    )
     print(result.summary())
     return 0
 
@@ -514,10 +522,21 @@ def deadline_add_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def action_owner_command(args: argparse.Namespace, settings: Settings) -> int:
-    """`csp-bot action owner REF --telegram-id N | --clear`."""
+    """`csp-bot action owner REF --add ID | --remove ID | --telegram-id N | --clear`."""
     from csp_bot.models.audit import CLI
+    from csp_bot.models.limits import check_record_id
+    from csp_bot.models.owners import add_owner, remove_owner
     from csp_bot.models.reminders import set_action_owner
 
+    if args.add is not None or args.remove is not None:
+        member_id = check_record_id(args.add if args.add is not None else args.remove, what="an id")
+        op = add_owner if args.add is not None else remove_owner
+        print(
+            call_in_database(
+                settings, op, ref=args.ref, member_id=member_id, at=local_now(settings), actor=CLI
+            )
+        )
+        return 0
     owner = call_in_database(
         settings,
         set_action_owner,

@@ -21,6 +21,7 @@ SECTIONS = {
     "reminder_settings": "Reminder settings",
     "check_in_snoozes": "Check-in prompts you put off",
     "actions_owned": "Actions you are named as owner of",
+    "absences": "Times you were away, and times you covered for someone",
     "invites_used": "Invites you joined with",
     "reminders": "Reminders sent or due to you",
     "open_drafts": "Unfinished updates and forms",

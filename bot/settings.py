@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,6 +15,9 @@ from sqlalchemy.exc import ArgumentError
 from csp_bot.models.localtime import parse_offsets, parse_quiet_hours
 from csp_bot.models.reminder_types import LOOKBACK
 from csp_bot.models.retention import Retention
+
+if TYPE_CHECKING:
+    from csp_bot.models.statutory import StatutoryDates
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
@@ -64,6 +68,14 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # How old Telegram's signed launch data may be when the dashboard is asked for a page.
     app_max_age_hours: float = Field(default=24, gt=0, le=24 * 366)
+    # The statutory calendar's dates (MM-DD): the regulations say "each year", not when, so
+    # these are defaults chosen for a plan year from 1 April (docs/plan-format.md).
+    statutory_assessment: str = "12-31"
+    statutory_plan_refresh: str = "03-31"
+    statutory_public_meeting: str = "10-31"
+    statutory_plan_to_commissioner: str = "04-30"
+    statutory_domestic_abuse_report: str = "07-31"
+    statutory_serious_violence_review: str = "01-31"
 
     @field_validator("database_url")
     @classmethod
@@ -89,6 +101,21 @@ class Settings(BaseSettings):
     @classmethod
     def _offsets_parse(cls, value: str) -> str:
         parse_offsets(value)
+        return value
+
+    @field_validator(
+        "statutory_assessment",
+        "statutory_plan_refresh",
+        "statutory_public_meeting",
+        "statutory_plan_to_commissioner",
+        "statutory_domestic_abuse_report",
+        "statutory_serious_violence_review",
+    )
+    @classmethod
+    def _day_of_year(cls, value: str) -> str:
+        from csp_bot.models.statutory import MonthDay  # the plan file's schema: only if set
+
+        MonthDay.parse(value)
         return value
 
     @field_validator("quiet_hours")
@@ -134,6 +161,20 @@ class Settings(BaseSettings):
             inbox_days=self.inbox_days,
             records_days=self.retention_days,
             audit_years=self.audit_years,
+        )
+
+    @property
+    def statutory_dates(self) -> StatutoryDates:
+        """The statutory calendar's dates, as plan import takes them."""
+        from csp_bot.models.statutory import MonthDay, StatutoryDates
+
+        return StatutoryDates(
+            strategic_assessment=MonthDay.parse(self.statutory_assessment),
+            plan_refresh=MonthDay.parse(self.statutory_plan_refresh),
+            public_meeting=MonthDay.parse(self.statutory_public_meeting),
+            plan_to_commissioner=MonthDay.parse(self.statutory_plan_to_commissioner),
+            domestic_abuse_report=MonthDay.parse(self.statutory_domestic_abuse_report),
+            serious_violence_review=MonthDay.parse(self.statutory_serious_violence_review),
         )
 
     @property

@@ -66,7 +66,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "reminders", "/reminders", "choose the reminders you get, or snooze them", EVERYONE
     ),
+    CommandSpec("away", "/away [DAYS]", "away for a while: name who covers for you", EVERYONE),
+    CommandSpec("back", "/back", "back from being away: your reminders come to you", EVERYONE),
     CommandSpec("members", "/members", "the members, and deactivating one", COORDINATOR),
+    CommandSpec(
+        "owners",
+        "/owners REF [add|remove ID]",
+        "an action's owners, and changing them",
+        COORDINATOR,
+    ),
     CommandSpec(
         "link",
         "/link board|partnership",

@@ -36,14 +36,14 @@ from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
 from csp_bot.models.limits import check_note
 from csp_bot.models.measures import FigureUndone, undo_latest
+from csp_bot.models.my_actions import my_page
+from csp_bot.models.owners import may_update_action
 from csp_bot.models.progress import (
     ActionView,
     NotPermitted,
     UnknownAction,
     find_action,
     log_progress,
-    may_update,
-    organisation_actions,
     refusal,
     updatable_actions,
 )
@@ -71,20 +71,18 @@ STEP_WORDS = {MITIGATION: "what is being done about it", FORECAST: "the forecast
 
 
 async def my_actions(update: Update, context: Ctx) -> None:
-    """The member's organisation's actions with status, due date and last update."""
+    """The member's actions with status, due date and last update, and who covers for whom."""
     member = context.acting_member
-    views = await context.db.run(
-        organisation_actions,
-        organisation_id=member.organisation_id,
-        at=context.now(),
-        quiet_after=context.quiet_after,
+    page = await context.db.run(
+        my_page, member=member, at=context.now(), quiet_after=context.quiet_after
     )
     await send(
         update,
         context,
         "my_actions.html",
         member=member,
-        actions=views,
+        actions=page.actions,
+        page=page,
         quiet_days=context.settings.quiet_days,
         may_update=member.role in access.UPDATERS,  # board members and observers only read
     )
@@ -272,9 +270,20 @@ def _action_for(turn: Turn, ref: str) -> ActionView | Outcome:
         action = _find(turn, ref)
     except UnknownAction as unknown:
         return _offer_closest(turn, unknown)
-    if not may_update(member, action.lead_organisation_id):
+    if not _may_update(turn, action):
         return Say(turn.render("refused_action.html", reason=refusal(member, action)))
     return action
+
+
+def _may_update(turn: Turn, action: ActionView) -> bool:
+    member, now = turn.context.acting_member, turn.context.now()
+    return may_update_action(
+        turn.session,
+        member=member,
+        action_id=action.id,
+        lead_organisation_id=action.lead_organisation_id,
+        at=now,
+    )
 
 
 def _find(turn: Turn, ref: str) -> ActionView:
@@ -309,7 +318,7 @@ def _picked_action(turn: Turn, draft: Draft, ref: str) -> Outcome:
         action = _find(turn, ref)
     except UnknownAction:
         return Alert(turn.render("button_expired.html"), forged=True)
-    if not may_update(member, action.lead_organisation_id):
+    if not _may_update(turn, action):
         log.warning("refused update button for %s from member %s", ref, member.id)
         return Alert(refusal(member, action))
     return _ask_status(turn, turn.move(draft, STATUS, ref=action.ref), action)

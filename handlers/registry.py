@@ -6,6 +6,7 @@ from telegram import Update
 from telegram.ext import BaseHandler
 
 from csp_bot.handlers import (
+    absence,
     deadlines,
     fallback,
     funding,
@@ -14,6 +15,7 @@ from csp_bot.handlers import (
     meetings,
     members,
     membership,
+    owners,
     progress,
     reminders,
     status,
@@ -26,7 +28,13 @@ from csp_bot.handlers.dialogue import Dialogues
 def dialogues() -> Dialogues:
     """Every guided dialogue: the one way their typed answers and buttons reach them."""
     return Dialogues(
-        [progress.UPDATE, meetings.MEETING_FORM, funding.DECIDE_FORM, measures.FIGURE_FORM]
+        [
+            progress.UPDATE,
+            meetings.MEETING_FORM,
+            funding.DECIDE_FORM,
+            measures.FIGURE_FORM,
+            absence.AWAY_FORM,
+        ]
     )
 
 
@@ -47,6 +55,8 @@ def all_handlers() -> list[BaseHandler[Update, Ctx, None]]:
         *deadlines.HANDLERS,
         *reminders.HANDLERS,
         *members.HANDLERS,
+        *owners.HANDLERS,
+        *absence.HANDLERS,
         *fallback.HANDLERS,
     ]
 

@@ -18,7 +18,8 @@ from csp_bot.models.access import CHAIRS, UPDATERS, is_invited
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
 from csp_bot.models.membership import MemberView
-from csp_bot.models.progress import ActionView, action_by_id, log_progress, may_update, refusal
+from csp_bot.models.owners import may_update_action
+from csp_bot.models.progress import ActionView, action_by_id, log_progress, refusal
 from csp_bot.models.reminder_types import Topic
 from csp_bot.models.reminders import Preferences, get_preferences, set_topic, snooze, snooze_action
 
@@ -98,7 +99,14 @@ async def _snooze_checkin(update: Update, context: Ctx, view: ActionView) -> Non
     query = update.callback_query
     assert query is not None
     member = context.acting_member
-    if not may_update(member, view.lead_organisation_id):
+    allowed = await context.db.run(
+        may_update_action,
+        member=member,
+        action_id=view.id,
+        lead_organisation_id=view.lead_organisation_id,
+        at=context.now(),
+    )
+    if not allowed:
         log.warning("refused check-in snooze of %s from member %s", view.ref, member.id)
         await query.answer(refusal(member, view), show_alert=True)
         return

@@ -33,6 +33,7 @@ from csp_bot.models.tables import (
     MeasureTarget,
     Member,
     Organisation,
+    PlanInfo,
     Priority,
     ProgressUpdate,
 )
@@ -307,6 +308,19 @@ def find_measure(session: Session, *, code: str) -> MeasureView:
         return found[0]
     codes = list(session.exec(select(Measure.code)).all())
     raise UnknownMeasure(wanted, difflib.get_close_matches(wanted, codes, n=3))
+
+
+def measure_by_id(session: Session, *, measure_id: int) -> MeasureView | None:
+    """The measure with this id, or None once it is gone from the plan."""
+    found = measure_views(session, where=col(Measure.id) == measure_id)
+    return found[0] if found else None
+
+
+def plan_starts_on(session: Session) -> date | None:
+    """The first day of the plan's year (None before a plan is loaded): figures for periods
+    before it are not asked for."""
+    plan = session.exec(select(PlanInfo)).first()
+    return None if plan is None else plan.starts_on
 
 
 def priority_measures(

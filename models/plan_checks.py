@@ -36,6 +36,7 @@ from csp_bot.models.plan_file import (
     quote_hint,
     show_value,
 )
+from csp_bot.models.statutory import statutory_titles
 from csp_bot.models.values import Period, format_financial_year, parse_figure, parse_period
 
 MAX_ERRORS = 20
@@ -326,7 +327,38 @@ def _cross_check(plan: PlanFile) -> list[Problem]:
         *_check_refs_belong(plan.priorities),
         *_duplicates(_natural_keys(plan, directory)),
         *_check_measures(plan.priorities, directory),
+        *_check_owners(plan.priorities),
+        *_check_statutory_titles(plan),
     ]
+
+
+# Owners and the statutory calendar ----------------------------------------------------------
+
+
+def _check_owners(priorities: list[PriorityEntry]) -> Iterator[Problem]:
+    """An action names each owning post once (`owner` and `owners` together)."""
+    for p, priority in enumerate(priorities):
+        for a, action in enumerate(priority.actions):
+            seen = {action.owner.casefold()} if action.owner else set()
+            for o, title in enumerate(action.owners):
+                if title.casefold() in seen:
+                    loc: Loc = ("priorities", p, "actions", a, "owners", o)
+                    yield Problem(loc, f"{title!r} is named as an owner twice")
+                seen.add(title.casefold())
+
+
+def _check_statutory_titles(plan: PlanFile) -> Iterator[Problem]:
+    """The calendar's deadlines are matched by title: the file's own may not take one."""
+    if plan.statutory_calendar is None:
+        return
+    reserved = {title.casefold() for title in statutory_titles(plan.statutory_calendar)}
+    for d, deadline in enumerate(plan.deadlines):
+        if deadline.title.casefold() in reserved:
+            yield Problem(
+                ("deadlines", d, "title"),
+                f"{deadline.title!r} is a deadline of the statutory calendar: "
+                "leave it to statutory_calendar, or give yours another title",
+            )
 
 
 def _check_period(details: PlanDetails) -> Iterator[Problem]:

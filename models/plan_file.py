@@ -193,6 +193,23 @@ TextList = Annotated[list[Text], BeforeValidator(_one_as_list)]
 Agenda = Annotated[list[AgendaItem], BeforeValidator(_one_as_list), Field(max_length=AGENDA_ITEMS)]
 
 
+# Owners and the statutory calendar --------------------------------------------------------
+
+# An action's owners are posts; a handful is plenty, and each is a title.
+MAX_OWNERS = 10
+OwnerTitles = Annotated[list[Text], BeforeValidator(_one_as_list), Field(max_length=MAX_OWNERS)]
+
+
+class Nation(StrEnum):
+    """Whose regulations the statutory calendar follows."""
+
+    ENGLAND = "england"
+    WALES = "wales"
+
+
+NationWord = Annotated[Nation, BeforeValidator(_word_of(Nation))]
+
+
 # The file ----------------------------------------------------------------------------------
 
 
@@ -231,8 +248,17 @@ class ActionEntry(_Entry):
     description: OptionalText = ""
     lead: Text | None = None
     owner: Text | None = None
+    # Several owners, by post (the coordinator links members to the action in the bot).
+    owners: OwnerTitles = Field(default_factory=list)
     due: PlanDate | None = None
     status: StatusWord | None = None
+
+    def owner_titles(self) -> list[str]:
+        """`owner` and `owners` together, each post once (ignoring case)."""
+        titles: dict[str, str] = {}
+        for title in ([self.owner] if self.owner else []) + list(self.owners):
+            titles.setdefault(title.casefold(), title)
+        return list(titles.values())
 
 
 # Measures: a priority's performance framework ------------------------------------------
@@ -381,6 +407,8 @@ class PlanFile(_Entry):
     funding_streams: list[FundingStreamEntry] = Field(default_factory=list)
     meetings: list[MeetingEntry] = Field(default_factory=list)
     deadlines: list[DeadlineEntry] = Field(default_factory=list)
+    # Owners and the statutory calendar (docs/plan-format.md, "statutory_calendar").
+    statutory_calendar: NationWord | None = None
 
 
 class Directory:

@@ -30,6 +30,7 @@ from csp_bot.models.plan_file import (
     PlanFile,
     PriorityEntry,
 )
+from csp_bot.models.statutory import StatutoryDates, statutory_deadlines
 from csp_bot.models.tables import (
     Action,
     Deadline,
@@ -45,6 +46,7 @@ from csp_bot.models.tables import (
 )
 
 R = TypeVar("R", bound=SQLModel)
+DEFAULT_DATES = StatutoryDates()
 
 
 @dataclass
@@ -126,14 +128,25 @@ class ImportResult:
 
 
 def import_plan_file(
-    session: Session, *, path: Path, at: datetime, actor: Actor = PLAN_IMPORT
+    session: Session,
+    *,
+    path: Path,
+    at: datetime,
+    actor: Actor = PLAN_IMPORT,
+    statutory: StatutoryDates = DEFAULT_DATES,
 ) -> ImportResult:
     """Check the file at `path`, then import it; nothing is written if the file has a problem."""
-    return import_plan(session, plan=load_plan_file(path), at=at, actor=actor)
+    plan = load_plan_file(path)
+    return import_plan(session, plan=plan, at=at, actor=actor, statutory=statutory)
 
 
 def import_plan(
-    session: Session, *, plan: PlanFile, at: datetime, actor: Actor = PLAN_IMPORT
+    session: Session,
+    *,
+    plan: PlanFile,
+    at: datetime,
+    actor: Actor = PLAN_IMPORT,
+    statutory: StatutoryDates = DEFAULT_DATES,
 ) -> ImportResult:
     """Create or update everything in `plan`, auditing each change; deletes nothing.
 
@@ -148,7 +161,10 @@ def import_plan(
     job.measures(plan.priorities)
     job.funding_streams(plan.funding_streams)
     job.meetings(plan.meetings)
-    job.deadlines(plan.deadlines)
+    calendar = statutory_deadlines(
+        plan.statutory_calendar, statutory, plan_starts_on=plan.plan.starts_on
+    )
+    job.deadlines([*plan.deadlines, *calendar])
     return job.result
 
 
@@ -230,7 +246,7 @@ class _Import:
             "title": entry.title,
             "description": entry.description,
             "lead_organisation_id": self.organisation_id(entry.lead or priority.lead),
-            "owner": entry.owner,
+            "owner": "; ".join(entry.owner_titles()) or None,
             "due_on": entry.due,
         }
         # The file's status only seeds a new action; after that, progress updates own it.

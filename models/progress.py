@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, case, func, insert, type_coerce
+from sqlalchemy import ColumnElement, Select, bindparam, case, func, insert, or_, type_coerce
 from sqlalchemy import select as sql_select
 from sqlalchemy import update as update_rows
 from sqlmodel import Session, col, select
@@ -35,6 +35,7 @@ from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.limits import check_note
 from csp_bot.models.membership import MemberView, active_member
+from csp_bot.models.owners import extra_action_ids, may_update_action
 from csp_bot.models.status_since import status_changed_at
 from csp_bot.models.tables import Action, Member, Organisation, Priority, ProgressUpdate
 from csp_bot.models.types import UTCDateTime, as_utc
@@ -285,16 +286,27 @@ def organisation_actions(
 def updatable_actions(
     session: Session, *, member: MemberView, at: datetime, quiet_after: timedelta
 ) -> list[ActionView]:
-    """What `member` may update, open actions first."""
+    """What `member` may update, open actions first: by their role, then those they own
+    (or own for someone away whom they cover for)."""
     if member.role in access.UPDATE_ANY:
         views = action_views(session, at=at, quiet_after=quiet_after)
     elif member.role in access.UPDATE_OWN:
-        views = organisation_actions(
-            session, organisation_id=member.organisation_id, at=at, quiet_after=quiet_after
-        )
+        views = member_actions(session, member=member, at=at, quiet_after=quiet_after)
     else:
         views = []
     return sorted(views, key=lambda view: view.status == Status.COMPLETE)
+
+
+def member_actions(
+    session: Session, *, member: MemberView, at: datetime, quiet_after: timedelta
+) -> list[ActionView]:
+    """A member's /my: their organisation's actions and, for one who may update, those they
+    own or own for someone they cover for, in plan order."""
+    condition = col(Action.lead_organisation_id) == member.organisation_id
+    extra = extra_action_ids(session, member=member, at=at)
+    if extra:
+        condition = or_(condition, col(Action.id).in_(sorted(extra)))
+    return query_action_views(session, at=at, quiet_after=quiet_after, where=condition)
 
 
 def find_action(session: Session, *, ref: str, at: datetime, quiet_after: timedelta) -> ActionView:
@@ -503,7 +515,13 @@ def log_progress(
             return earlier
     member = _acting_member(session, member_id)
     action = _locked_action(session, ref)
-    if not may_update(member, action["lead_organisation_id"]):
+    if not may_update_action(
+        session,
+        member=member,
+        action_id=action["id"],
+        lead_organisation_id=action["lead_organisation_id"],
+        at=at,
+    ):
         raise NotPermitted(refusal(member, _view_after(action, action, at, quiet_after)))
     if status == Status.NOT_STARTED:
         raise DomainError("An update needs a status: on track, at risk, off track or complete.")

@@ -30,7 +30,9 @@ from csp_bot.models.reminder_types import (
     statement_chunks,
 )
 from csp_bot.models.tables import (
+    Absence,
     Action,
+    ActionOwner,
     ActionSnooze,
     Deadline,
     DeadlineOrganisation,
@@ -113,6 +115,7 @@ def each_row(
 
 
 def _recipients(session: Session, now: datetime, reported: set[Subject]) -> list[Recipient]:
+    cover = _cover(session, now)
     rows = (
         session.connection()
         .execute(
@@ -129,11 +132,30 @@ def _recipients(session: Session, now: datetime, reported: set[Subject]) -> list
         )
         .all()
     )
-    return each_row("member", rows, lambda row: _recipient(row, now), reported)
+    return each_row("member", rows, lambda row: _recipient(row, now, cover), reported)
 
 
-def _recipient(row: Sequence[Any], now: datetime) -> Recipient:
+def _cover(session: Session, now: datetime) -> dict[int, tuple[int, datetime]]:
+    """Each member away at `now`: their deputy and when the absence ends (the latest
+    recorded absence, if several overlap)."""
+    rows = session.execute(
+        sa.select(col(Absence.member_id), col(Absence.deputy_member_id), col(Absence.ends_at))
+        .where(col(Absence.starts_at) <= now, col(Absence.ends_at) > now)
+        .order_by(col(Absence.id))
+    ).all()
+    cover = {}
+    for member_id, deputy_id, ends_at in rows:
+        until = as_utc(ends_at)
+        if until is not None:
+            cover[member_id] = (deputy_id, until)
+    return cover
+
+
+def _recipient(
+    row: Sequence[Any], now: datetime, cover: dict[int, tuple[int, datetime]]
+) -> Recipient:
     member_id, role, organisation_id, muted, snoozed_until, unreachable = row
+    deputy_id, away_until = cover.get(member_id, (None, None))
     return Recipient(
         id=member_id,
         role=role,
@@ -141,6 +163,8 @@ def _recipient(row: Sequence[Any], now: datetime) -> Recipient:
         muted=frozenset(Topic(topic) for topic in muted or ()),
         snoozed_until=snooze_at(snoozed_until, now),
         unreachable=unreachable is not None,
+        deputy_id=deputy_id,
+        away_until=away_until,
     )
 
 
@@ -174,7 +198,6 @@ _ACTION_QUERY = sa.select(
     col(Action.due_on),
     col(Action.status),
     col(Action.lead_organisation_id),
-    col(Action.owner_member_id),
     col(Action.status_at),
     col(Action.last_update_at),
     col(ActionSnooze.until),
@@ -183,10 +206,12 @@ _ACTION_QUERY = sa.select(
 
 @dataclass(frozen=True)
 class ActionReading:
-    """Every action's facts, with its row as the database driver returned it (unconverted)."""
+    """Every action's facts, with its row as the database driver returned it (unconverted)
+    and its owners (an action whose owners changed is built again too)."""
 
     rows: dict[int, tuple[Any, ...]]
     facts: dict[int, ActionFacts]
+    owners: dict[int, tuple[int, ...]]
 
 
 def read_actions(
@@ -196,16 +221,36 @@ def read_actions(
     again: reading the rows unconverted and comparing them costs a fraction of converting
     every row and building every action's facts."""
     rows = _action_rows(session)
+    owners = action_owners(session)
     if since is None:
-        return ActionReading(rows, {action.id: action for action in _actions(session, reported)})
-    changed = [action_id for action_id, row in rows.items() if since.rows.get(action_id) != row]
+        built = _actions(session, reported, owners=owners)
+        return ActionReading(rows, {action.id: action for action in built}, owners)
+    changed = [
+        action_id
+        for action_id, row in rows.items()
+        if since.rows.get(action_id) != row or since.owners.get(action_id) != owners.get(action_id)
+    ]
     facts = {action_id: facts for action_id, facts in since.facts.items() if action_id in rows}
     for action_id in changed:
         facts.pop(action_id, None)  # built again below (or left out, if it fails)
     for chunk in statement_chunks(changed):
-        for action in _actions(session, reported, ids=chunk):
+        for action in _actions(session, reported, ids=chunk, owners=owners):
             facts[action.id] = action
-    return ActionReading(rows, facts)
+    return ActionReading(rows, facts, owners)
+
+
+def action_owners(session: Session) -> dict[int, tuple[int, ...]]:
+    """Each owned action's owners, in the order they were linked: one small table read
+    whole (the actions' own rows are compared as the driver returns them)."""
+    owners: dict[int, list[int]] = {}
+    rows = session.execute(
+        sa.select(col(ActionOwner.action_id), col(ActionOwner.member_id)).order_by(
+            col(ActionOwner.id)
+        )
+    ).all()
+    for action_id, member_id in rows:
+        owners.setdefault(action_id, []).append(member_id)
+    return {action_id: tuple(ids) for action_id, ids in owners.items()}
 
 
 def _action_rows(session: Session) -> dict[int, tuple[Any, ...]]:
@@ -220,25 +265,30 @@ def _action_rows(session: Session) -> dict[int, tuple[Any, ...]]:
 
 
 def _actions(
-    session: Session, reported: set[Subject], ids: Sequence[int] | None = None
+    session: Session,
+    reported: set[Subject],
+    ids: Sequence[int] | None = None,
+    owners: dict[int, tuple[int, ...]] | None = None,
 ) -> list[ActionFacts]:
     """The actions (all, or those of `ids`), each with its latest update not taken back as
     `models.progress` keeps it on the action (`last_update_at`): no search of the updates."""
     query = _ACTION_QUERY
     if ids is not None:
         query = query.where(col(Action.id).in_(ids))
-    return each_row("action", session.connection().execute(query).all(), _action, reported)
+    owned = action_owners(session) if owners is None else owners
+    rows = session.connection().execute(query).all()
+    return each_row("action", rows, lambda row: _action(row, owned), reported)
 
 
-def _action(row: Sequence[Any]) -> ActionFacts:
-    action_id, due_on, status, lead, owner, status_at, last_at, snoozed = row
+def _action(row: Sequence[Any], owners: dict[int, tuple[int, ...]]) -> ActionFacts:
+    action_id, due_on, status, lead, status_at, last_at, snoozed = row
     last_update_at = as_utc(last_at)
     return ActionFacts(
         id=action_id,
         due_on=due_on,
         complete=status == Status.COMPLETE,
         lead_organisation_id=lead,
-        owner_member_id=owner,
+        owner_member_ids=owners.get(action_id, ()),
         last_update_at=last_update_at,
         last_activity=last_update_at or status_at,
         snoozed_until=snoozed,

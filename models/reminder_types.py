@@ -190,6 +190,9 @@ class Recipient:
     muted: frozenset[Topic] = frozenset()
     snoozed_until: datetime | None = None
     unreachable: bool = False
+    # While they are away: the member who covers for them (gets their reminders), and until when.
+    deputy_id: int | None = None
+    away_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,8 @@ class ActionFacts:
     due_on: date | None
     complete: bool
     lead_organisation_id: int
-    owner_member_id: int | None
+    # The members who own it, in the order they were linked (none: its lead's partners).
+    owner_member_ids: tuple[int, ...]
     # The latest update not taken back, and the time its status last changed otherwise.
     last_update_at: datetime | None
     last_activity: datetime

@@ -15,9 +15,10 @@ from sqlmodel import Session, col, select
 from csp_bot.models.audit import Actor, record_change, snapshot
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.membership import member_view
+from csp_bot.models.owners import find_action_row, set_owner_ids
 from csp_bot.models.progress import may_update
 from csp_bot.models.reminder_types import Topic
-from csp_bot.models.tables import Action, ActionSnooze, Member, ReminderPreference
+from csp_bot.models.tables import ActionSnooze, Member, ReminderPreference
 
 SNOOZE_LIMIT = timedelta(days=90)
 
@@ -156,25 +157,23 @@ def snooze_action(
 def set_action_owner(
     session: Session, *, ref: str, telegram_id: int | None, at: datetime, actor: Actor
 ) -> str:
-    """Make a member the owner reminded about an action (None: its lead's partners again)."""
-    action = session.exec(select(Action).where(Action.ref == ref.strip().upper())).first()
-    if action is None:
-        raise NotFound(f"no action {ref.strip().upper()}")
-    owner = None
-    if telegram_id is not None:
-        owner = session.exec(
-            select(Member).where(Member.telegram_id == telegram_id, col(Member.active).is_(True))
-        ).first()
-        if owner is None:
-            raise NotFound(f"no active member with Telegram id {telegram_id}")
-        if not may_update(member_view(session, owner), action.lead_organisation_id):
-            raise DomainError(
-                f"{owner.name} may not update {action.ref}: its owner must be a partner of "
-                "its lead organisation, the chair or the coordinator"
-            )
-    before = snapshot(action)
-    action.owner_member_id = None if owner is None else owner.id
-    record_change(session, actor=actor, at=at, record=action, before=before)
-    if owner is None:
+    """Make a member the one owner reminded about an action (None: no owner, so its lead's
+    partners again). `models.owners` adds and removes one of several."""
+    action = find_action_row(session, ref)
+    assert action.id is not None
+    if telegram_id is None:
+        set_owner_ids(session, action_id=action.id, ids=[], at=at, actor=actor)
         return f"{action.ref}: reminders go to its lead organisation's partners"
+    owner = session.exec(
+        select(Member).where(Member.telegram_id == telegram_id, col(Member.active).is_(True))
+    ).first()
+    if owner is None:
+        raise NotFound(f"no active member with Telegram id {telegram_id}")
+    assert owner.id is not None
+    if not may_update(member_view(session, owner), action.lead_organisation_id):
+        raise DomainError(
+            f"{owner.name} may not update {action.ref}: its owner must be a partner of "
+            "its lead organisation, the chair or the coordinator"
+        )
+    set_owner_ids(session, action_id=action.id, ids=[owner.id], at=at, actor=actor)
     return f"{action.ref}: reminders go to {owner.name}"

@@ -16,7 +16,7 @@ from csp_bot.models.access import ORGANISATION_CONTACTS
 from csp_bot.models.enums import Role, Status
 from csp_bot.models.localtime import local_moment
 from csp_bot.models.progress import ActionView, query_action_views
-from csp_bot.models.tables import Action, Meeting, Member, PlanInfo
+from csp_bot.models.tables import Action, ActionOwner, Meeting, Member, PlanInfo
 
 
 def returns_since(session: Session, *, starts_at: datetime, zone: ZoneInfo) -> datetime | None:
@@ -52,33 +52,43 @@ def awaiting_returns(
     asked about (their own, and their organisation's), so one request reads a few actions."""
     where = None
     if member is not None:
+        owned = select(ActionOwner.action_id).where(ActionOwner.member_id == member.id)
         where = or_(
-            col(Action.owner_member_id) == member.id,
+            col(Action.id).in_(owned),
             col(Action.lead_organisation_id) == member.organisation_id,
         )
     views = query_action_views(session, at=at, quiet_after=quiet_after, where=where)
     return [view for view in views if awaiting(view, since)]
 
 
-def owners_by_action(session: Session) -> dict[int, int]:
-    """Action id to owning member id, for actions a still active member owns."""
+def owners_by_action(session: Session) -> dict[int, set[int]]:
+    """Action id to its owning members' ids, for actions still active members own."""
     rows = session.exec(
-        select(Action.id, Member.id)
-        .join(Member, col(Member.id) == Action.owner_member_id)
+        select(ActionOwner.action_id, Member.id)
+        .join(Member, col(Member.id) == ActionOwner.member_id)
         .where(col(Member.active).is_(True))
     ).all()
-    return {action: member for action, member in rows if action is not None and member is not None}
+    owners: dict[int, set[int]] = {}
+    for action, member in rows:
+        if member is not None:
+            owners.setdefault(action, set()).add(member)
+    return owners
 
 
 def asked_about(
-    views: Iterable[ActionView], owners: dict[int, int], *, member_id: int, role: Role, org: int
+    views: Iterable[ActionView],
+    owners: dict[int, set[int]],
+    *,
+    member_id: int,
+    role: Role,
+    org: int,
 ) -> list[ActionView]:
     """The actions a member is asked about: those they own, and, as a partner, their
     organisation's actions that no member owns (the rule `scheduler.due` follows too)."""
     return [
         view
         for view in views
-        if owners.get(view.id) == member_id
+        if member_id in owners.get(view.id, ())
         or (
             view.id not in owners
             and role in ORGANISATION_CONTACTS

@@ -29,7 +29,9 @@ from csp_bot.models.lifecycle import (
     standing,
 )
 from csp_bot.models.tables import (
+    Absence,
     Action,
+    ActionOwner,
     ActionSnooze,
     AuditEntry,
     DialogueDraft,
@@ -69,6 +71,7 @@ def export_member(session: Session, *, member_id: int, at: datetime) -> dict[str
         "reminder_settings": _settings(session, member_id),
         "check_in_snoozes": _snoozes(session, member_id),
         "actions_owned": _owned(session, member_id),
+        "absences": _absences(session, member_id),
         "invites_used": _invites(session, member_id),
         "reminders": _reminders(session, member_id),
         "open_drafts": _drafts(session, member),
@@ -196,8 +199,28 @@ def _snoozes(session: Session, member_id: int) -> list[dict[str, Any]]:
 
 
 def _owned(session: Session, member_id: int) -> list[str]:
-    query = select(Action.ref).where(Action.owner_member_id == member_id).order_by(Action.ref)
+    query = (
+        select(Action.ref)
+        .join(ActionOwner, col(ActionOwner.action_id) == Action.id)
+        .where(ActionOwner.member_id == member_id)
+        .order_by(col(Action.ref))
+    )
     return list(session.exec(query).all())
+
+
+def _absences(session: Session, member_id: int) -> list[dict[str, Any]]:
+    """Their absences and the deputy of each, and those they covered."""
+    involved = or_(col(Absence.member_id) == member_id, col(Absence.deputy_member_id) == member_id)
+    rows = session.exec(select(Absence).where(involved).order_by(col(Absence.id))).all()
+    return [
+        {
+            "away": row.member_id,
+            "deputy": row.deputy_member_id,
+            "from": jsonable(row.starts_at),
+            "until": jsonable(row.ends_at),
+        }
+        for row in rows
+    ]
 
 
 def _invites(session: Session, member_id: int) -> list[dict[str, Any]]:

@@ -86,10 +86,8 @@ class Action(SQLModel, table=True):
     title: str
     description: str = Field(default="", sa_type=Text)
     lead_organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    # The posts that own it, as the plan names them ("; " between several).
     owner: str | None = None
-    # The member who owns it, when the owner is a member (set with `csp-bot action owner`):
-    # reminders go to them instead of the lead organisation's partners.
-    owner_member_id: int | None = Field(default=None, foreign_key="member.id")
     due_on: date | None = None
     status: Status = Field(default=Status.NOT_STARTED, sa_type=enum_type(Status))
     # When the action was last reported on (every update moves it, whatever its status).
@@ -382,3 +380,31 @@ class MeasureFigure(SQLModel, table=True):
     withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Telegram redelivers an update the bot did not confirm; this makes the second a no-op.
     telegram_update_id: int | None = Field(default=None, sa_type=BigInteger, unique=True)
+
+
+class ActionOwner(SQLModel, table=True):
+    """A member linked as one of an action's owners (`csp-bot action owner REF --add ID`,
+    `/owners`): reminders about it go to its owners instead of the lead organisation's
+    partners, and each owner may update it (`models.owners`)."""
+
+    __tablename__ = "action_owner"
+    __table_args__ = (UniqueConstraint("action_id", "member_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="action.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    added_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Absence(SQLModel, table=True):
+    """A member away, and the member of their organisation who covers for them meanwhile:
+    reminders go to the deputy, who may update what the member owns (`models.absences`)."""
+
+    __tablename__ = "absence"
+    __table_args__ = (Index("ix_absence_member_ends", "member_id", "ends_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id")
+    deputy_member_id: int = Field(foreign_key="member.id", index=True)
+    starts_at: datetime = Field(sa_type=UTCDateTime)
+    # When it ends: as planned, or earlier when the member says they are back (`/back`).
+    ends_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)

@@ -12,14 +12,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlmodel import col, select
-
+from csp_bot.models.absences import members_covered
 from csp_bot.models.db import DatabaseFailure
 from csp_bot.models.deadlines import DeadlineView, get_deadline
 from csp_bot.models.digest import Digest, weekly_digest
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import NotFound
-from csp_bot.models.measures import MeasureView, measure_views
+from csp_bot.models.measures import MeasureView, measure_by_id, measure_views, plan_starts_on
 from csp_bot.models.meetings import MeetingView, get_meeting, member_reply
 from csp_bot.models.membership import active_member_record
 from csp_bot.models.progress import ActionView, action_by_id
@@ -33,7 +32,7 @@ from csp_bot.models.returns import (
     owners_by_action,
     returns_since,
 )
-from csp_bot.models.tables import Measure, Member, OutboxEntry, PlanInfo
+from csp_bot.models.tables import Member, OutboxEntry
 from csp_bot.models.values import Period, parse_period
 from csp_bot.scheduler.due import Rules, latest_due_period
 
@@ -226,21 +225,29 @@ def _read_returns(
     if isinstance(meeting, Withheld):
         return meeting
     since = returns_since(session, starts_at=meeting.starts_at, zone=when.zone)
-    mine_only = None if entry.kind == ReminderKind.RETURNS_CHAIR else member
+    assert member.id is not None
+    # A deputy is asked about what the members they cover for are asked about, too.
+    covered = members_covered(session, deputy_id=member.id, at=when.now)
+    mine_only = None if entry.kind == ReminderKind.RETURNS_CHAIR or covered else member
     owed = awaiting_returns(
         session, since=since, at=when.now, quiet_after=when.quiet_after, member=mine_only
     )
     if entry.kind == ReminderKind.RETURNS_CHAIR:
         figures = missing_figures(session, when)
         return ReturnsReport(meeting, missing_by_organisation(owed), since, figures)
-    assert member.id is not None
-    mine = asked_about(
-        owed,
-        owners_by_action(session),
-        member_id=member.id,
-        role=member.role,
-        org=member.organisation_id,
-    )
+    owners = owners_by_action(session)
+    asked = {
+        view.id
+        for person in (member, *covered)
+        for view in asked_about(
+            owed,
+            owners,
+            member_id=person.id or 0,
+            role=person.role,
+            org=person.organisation_id,
+        )
+    }
+    mine = [view for view in owed if view.id in asked]
     if not mine:
         return Withheld(OutboxState.DROPPED, "every action has been updated")
     return ReturnsRequest(meeting, mine, since)
@@ -251,13 +258,13 @@ def missing_figures(session: Session, when: Circumstances) -> list[MissingFigure
     periods before the plan began left out."""
     if when.rules is None:
         return []
-    plan = session.exec(select(PlanInfo)).first()
-    if plan is None:
+    starts_on = plan_starts_on(session)
+    if starts_on is None:
         return []
     missing = []
     for view in measure_views(session):
         period = latest_due_period(when.rules, when.now, quarterly=view.frequency == "quarterly")
-        if period.starts_on >= plan.starts_on and view.figure_for(period) is None:
+        if period.starts_on >= starts_on and view.figure_for(period) is None:
             missing.append(MissingFigure(view, period))
     return missing
 
@@ -281,12 +288,12 @@ def _read_figure(
     """`2021/22-Q2/w1`: the period, and which weekly reminder this is."""
     head, _, week = entry.occurrence.rpartition("/")
     period = parse_period(head)
-    found = measure_views(session, where=col(Measure.id) == entry.subject_id)
-    if not found:
+    measure = measure_by_id(session, measure_id=entry.subject_id)
+    if measure is None:
         return Withheld(OutboxState.DROPPED, "the measure was removed")
-    if found[0].figure_for(period) is not None:
+    if measure.figure_for(period) is not None:
         return Withheld(OutboxState.DROPPED, "the figure has been sent")
-    return FigureNotice(found[0], period, int(week.removeprefix("w")))
+    return FigureNotice(measure, period, int(week.removeprefix("w")))
 
 
 READERS = {

@@ -230,27 +230,53 @@ def coming_soon(
 
 
 class People:
-    """The recipients, indexed the ways the rules look them up."""
+    """The recipients, indexed the ways the rules look them up.
+
+    A member away is replaced, in every list, by their deputy (once, where the deputy is
+    there already); with the deputy not an active member, the member stays. One step only:
+    a deputy who is away too keeps the reminders they cover for.
+    """
 
     def __init__(self, recipients: Iterable[Recipient]) -> None:
         self.by_id = {recipient.id: recipient for recipient in recipients}
-        self.by_organisation: dict[int, list[Recipient]] = {}
-        self.partners: dict[int, list[Recipient]] = {}
+        self.stand_in = {
+            recipient.id: self.by_id[recipient.deputy_id]
+            for recipient in self.by_id.values()
+            if recipient.deputy_id is not None and recipient.deputy_id in self.by_id
+        }
+        by_organisation: dict[int, list[Recipient]] = {}
+        partners: dict[int, list[Recipient]] = {}
         for recipient in self.by_id.values():
-            self.by_organisation.setdefault(recipient.organisation_id, []).append(recipient)
+            by_organisation.setdefault(recipient.organisation_id, []).append(recipient)
             if recipient.role in ORGANISATION_CONTACTS:
-                self.partners.setdefault(recipient.organisation_id, []).append(recipient)
-        self.board = self.with_roles(INVITED)
-        self.chairs = self.with_roles(CHAIRS)
+                partners.setdefault(recipient.organisation_id, []).append(recipient)
+        self.by_organisation = {key: self.covered(group) for key, group in by_organisation.items()}
+        self.partners = {key: self.covered(group) for key, group in partners.items()}
+        self.board = self.covered(self.with_roles(INVITED))
+        self.chairs = self.covered(self.with_roles(CHAIRS))
 
     def with_roles(self, roles: frozenset[Role]) -> list[Recipient]:
         return [recipient for recipient in self.by_id.values() if recipient.role in roles]
 
+    def covered(self, recipients: Iterable[Recipient]) -> list[Recipient]:
+        """`recipients` with those away replaced by their deputies, each once, in order."""
+        if not self.stand_in:
+            return list(recipients)
+        chosen: dict[int, Recipient] = {}
+        for recipient in recipients:
+            reached = self.stand_in.get(recipient.id, recipient)
+            chosen.setdefault(reached.id, reached)
+        return list(chosen.values())
+
+    def owners(self, action: ActionFacts) -> list[Recipient]:
+        """The action's owners who are active members (before cover)."""
+        return [self.by_id[i] for i in action.owner_member_ids if i in self.by_id]
+
     def for_action(self, action: ActionFacts) -> Sequence[Recipient]:
-        """The action's owner if a member owns it; otherwise its lead organisation's partners."""
-        owner = self.by_id.get(action.owner_member_id or 0)
-        if owner is not None:
-            return (owner,)
+        """All the action's owners if members own it; otherwise its lead's partners."""
+        owners = self.owners(action)
+        if owners:
+            return self.covered(owners)
         return self.partners.get(action.lead_organisation_id, ())
 
 
@@ -461,11 +487,11 @@ def owners_of(actions: Iterable[ActionFacts], people: People) -> list[Recipient]
     owners: dict[int, Recipient] = {}
     organisations = set()
     for action in actions:
-        owner = people.by_id.get(action.owner_member_id or 0)
-        if owner is None:
+        linked = people.owners(action)
+        if not linked:
             organisations.add(action.lead_organisation_id)
-        else:
-            owners[owner.id] = owner
+        for owner in people.covered(linked):
+            owners.setdefault(owner.id, owner)
     for organisation in organisations:
         for partner in people.partners.get(organisation, ()):
             owners.setdefault(partner.id, partner)

@@ -119,8 +119,8 @@ class Known:
         by_lead: dict[int, list[int]] = {}
         for action in facts.actions:
             by_lead.setdefault(action.lead_organisation_id, []).append(action.id)
-            if action.owner_member_id is not None:
-                by_owner.setdefault(action.owner_member_id, []).append(action.id)
+            for owner in action.owner_member_ids:
+                by_owner.setdefault(owner, []).append(action.id)
         return cls(
             facts=facts,
             actions_read=actions_read,
@@ -188,20 +188,35 @@ class Known:
         )
 
     def after_snoozes(self, now: datetime, rules: Rules, reported: set[Subject]) -> Known:
-        """These facts as a reading at `now` would give them: snoozes that ended are none."""
+        """These facts as a reading at `now` would give them: snoozes and absences that
+        ended are none."""
         recipients = self.facts.recipients
-        if not any(snooze_ended(recipient, now) for recipient in recipients):
+        if not any(ended(recipient, now) for recipient in recipients):
             return self
-        woken = [
-            replace(recipient, snoozed_until=None) if snooze_ended(recipient, now) else recipient
-            for recipient in recipients
-        ]
+        woken = [back_at(recipient, now) for recipient in recipients]
         return Known.of(replace(self.facts, recipients=woken), self.actions_read, rules, reported)
 
 
 def snooze_ended(recipient: Recipient, now: datetime) -> bool:
     until = recipient.snoozed_until
     return until is not None and snooze_at(until, now) is None
+
+
+def absence_ended(recipient: Recipient, now: datetime) -> bool:
+    return recipient.away_until is not None and recipient.away_until <= now
+
+
+def ended(recipient: Recipient, now: datetime) -> bool:
+    return snooze_ended(recipient, now) or absence_ended(recipient, now)
+
+
+def back_at(recipient: Recipient, now: datetime) -> Recipient:
+    """The recipient as read at `now`: without a snooze or an absence that has ended."""
+    if snooze_ended(recipient, now):
+        recipient = replace(recipient, snoozed_until=None)
+    if absence_ended(recipient, now):
+        recipient = replace(recipient, deputy_id=None, away_until=None)
+    return recipient
 
 
 def changed_subjects(old: Known, new: Known) -> set[Subject]:
@@ -251,6 +266,9 @@ def people_touched(old: Known, new: Known) -> set[Subject]:
     members = changed_keys(old.people.by_id, new.people.by_id)
     if not members:
         return set()
+    # Those whose reminders go to a member who changed: what reaches them changed too.
+    for people in (old.people, new.people):
+        members |= {absent for absent, deputy in people.stand_in.items() if deputy.id in members}
     touched = {(ABOUT_MEETING, meeting_id) for meeting_id in new.meetings}
     touched |= {(ABOUT_DEADLINE, deadline_id) for deadline_id in new.deadlines}
     touched |= new.returns_subjects() | {(ABOUT_DIGEST, DIGEST_SUBJECT)}

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from csp_bot.bot.app import reminder_rules
 from csp_bot.bot.demo import EXAMPLE_PLAN
 from csp_bot.bot.settings import Settings
+from csp_bot.models.absences import end_absence, start_absence
 from csp_bot.models.audit import CLI, Actor
 from csp_bot.models.data_version import data_version, planning_version
 from csp_bot.models.db import Database, make_engine
@@ -34,11 +35,12 @@ from csp_bot.models.meetings import schedule_meeting
 from csp_bot.models.membership import add_member
 from csp_bot.models.migrate import upgrade
 from csp_bot.models.outbox import mark_unreachable
+from csp_bot.models.owners import add_owner, remove_owner
 from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.progress import log_progress
 from csp_bot.models.reminder_types import ReminderKind, Topic
 from csp_bot.models.reminders import mark_reachable, set_topic, snooze, snooze_action
-from csp_bot.models.tables import Action, Member, Organisation, OutboxEntry
+from csp_bot.models.tables import Absence, Action, ActionOwner, Member, Organisation, OutboxEntry
 from csp_bot.scheduler.due import Rules
 from csp_bot.scheduler.incremental import Planner, plan_round
 from csp_bot.scheduler.rounds import plan_reminders
@@ -137,9 +139,10 @@ Change = Callable[[Database, datetime], object]
 
 
 def choose_change(
-    chooser: random.Random, db: Database, now: datetime, often: float
+    chooser: random.Random, db: Database, now: datetime, often: float, cover: bool = False
 ) -> Change | None:
-    """One change people might make at `now` (with probability `often`), or None."""
+    """One change people might make at `now` (with probability `often`), or None; with
+    `cover`, linking owners and members going away and coming back are among them."""
     if chooser.random() >= often:
         return None
     members, actions = ids(db, Member), ids(db, Action)
@@ -197,6 +200,8 @@ def choose_change(
         ),
         lambda d, at: send_figure(d, (action + days) % 6, at),
     ]
+    if cover:
+        kinds += cover_changes(chooser, db, member, action, days)
     return chooser.choice(kinds)
 
 
@@ -205,6 +210,37 @@ def send_figure(db: Database, which: int, at: datetime) -> None:
     view = db.call(priority_measures)[which]
     period = proposed_period(view, today=at.date())
     db.call(record_figure, code=view.code, period=period, value=1.0, note="", at=at, actor=CLI)
+
+
+def cover_changes(
+    chooser: random.Random, db: Database, member: int, action: int, days: int
+) -> list[Change]:
+    """Owners linked and unlinked, absences begun and ended. The one going away is mostly
+    someone with a colleague to cover (who may since have left: refused, as is now and then
+    covering for oneself)."""
+    teams = [team for team in db.call(teams_of) if len(team) > 1]
+    team = chooser.choice(teams)
+    away, deputy = chooser.sample(team, 2)
+    if chooser.random() < 0.2:
+        deputy = away
+    return [
+        lambda d, at: d.call(add_owner, ref=ref_of(d, action), member_id=member, at=at, actor=CLI),
+        lambda d, at: d.call(
+            remove_owner, ref=ref_of(d, action), member_id=member, at=at, actor=CLI
+        ),
+        lambda d, at: d.call(start_absence, member_id=away, deputy_id=deputy, days=days, at=at),
+        lambda d, at: d.call(end_absence, member_id=away, at=at),
+        lambda d, at: d.call(end_absence, member_id=member, at=at),
+    ]
+
+
+def teams_of(session: Session) -> list[list[int]]:
+    """The members of each organisation."""
+    teams: dict[int, list[int]] = {}
+    for member_id, organisation in session.exec(select(Member.id, Member.organisation_id)):
+        if member_id is not None:
+            teams.setdefault(organisation, []).append(member_id)
+    return [sorted(team) for _, team in sorted(teams.items())]
 
 
 def chooser_status(action: int, at: datetime) -> Status:
@@ -246,13 +282,14 @@ def run_side_by_side(
     steps: list[int] = STEPS,
     rounds: int = 90,
     changes: float = 0.55,
+    cover: bool = False,
 ) -> int:
     """Change, move the clock, plan both ways; returns how many reminders were recorded."""
     chooser = random.Random(seed)
     planner = Planner()
     now = START
     for _ in range(rounds):
-        change = choose_change(chooser, full, now, changes)
+        change = choose_change(chooser, full, now, changes, cover)
         apply(change, full, now)
         apply(change, incremental, now)
         full.call(plan_reminders, rules=rules, now=now, reported=set())
@@ -270,6 +307,20 @@ def test_incremental_planning_records_what_the_full_planner_records(
     start_plan(twin)
     recorded = run_side_by_side(db, twin, reminder_rules(settings), seed)
     assert recorded > 50  # the runs cross many due moments, not a quiet stretch
+
+
+@pytest.mark.parametrize("seed", [6, 7, 10, 11])
+def test_owners_and_deputies_are_planned_as_the_full_planner_plans_them(
+    db: Database, twin: Database, settings: Settings, seed: int
+) -> None:
+    """Several owners, members away with deputies, absences ending early and by time."""
+    start_plan(db)
+    start_plan(twin)
+    recorded = run_side_by_side(db, twin, reminder_rules(settings), seed, rounds=120, cover=True)
+    assert recorded > 50
+    # The runs did cover something: deputies named, owners linked.
+    assert db.call(lambda session: session.exec(select(Absence)).all())
+    assert db.call(lambda session: session.exec(select(ActionOwner)).all())
 
 
 def test_quiet_hours_off_and_short_offsets_too(db: Database, twin: Database) -> None:

@@ -49,7 +49,10 @@ figure       y     y     .     y       .
 measure      y     y     y     y       y
 deadlines    y     y     y     y       y
 reminders    y     y     y     y       y
+away         y     y     y     y       y
+back         y     y     y     y       y
 members      y     .     .     .       .
+owners       y     .     .     .       .
 link         y     .     .     .       .
 """
 # The rules beyond the command table, role × rule, the same way.

@@ -264,7 +264,7 @@ def action(**changes: object) -> ActionFacts:
         "due_on": date(2021, 7, 30),  # a Friday
         "complete": False,
         "lead_organisation_id": 12,
-        "owner_member_id": None,
+        "owner_member_ids": (),
         "last_update_at": uk("2021-07-20T10:00"),
         "last_activity": uk("2021-07-20T10:00"),
     }
@@ -290,7 +290,7 @@ def test_actions_remind_before_due_then_weekly_while_overdue() -> None:
 
 def test_an_action_owner_is_reminded_instead_of_the_partners() -> None:
     seen = run(
-        facts(recipients=NO_CHAIR, actions=[action(owner_member_id=BOARD.id)]),
+        facts(recipients=NO_CHAIR, actions=[action(owner_member_ids=(BOARD.id,))]),
         "2021-07-22T09:00",
         "2021-07-24T09:00",
     )
@@ -389,7 +389,7 @@ def large_plan(now: datetime) -> Facts:
             due_on=date(2021, 4, 1) + timedelta(days=chooser.randrange(365)),
             complete=chooser.random() < 0.2,
             lead_organisation_id=n % 40,
-            owner_member_id=None,
+            owner_member_ids=(),
             last_update_at=now - timedelta(days=chooser.randrange(60)),
             last_activity=now - timedelta(days=chooser.randrange(60)),
         )

@@ -187,7 +187,6 @@ def _actions(connection: Connection, size: PlanSize, codes: list[str], rng: rand
                 "description": "",
                 "lead_organisation_id": rng.randint(1, size.organisations),
                 "owner": f"Lead officer {number % 97}",
-                "owner_member_id": None,
                 "due_on": (NOW + timedelta(days=rng.randint(-60, 400))).date(),
                 "status": live[-1][_STATUS] if live else final.value,
                 "status_at": live[-1][_CREATED] if live else LONG_AGO,
