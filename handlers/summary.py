@@ -30,7 +30,7 @@ from csp_bot.handlers.replies import (
     send_text,
     split_message,
 )
-from csp_bot.handlers.report import PaperFiles, render_paper_files
+from csp_bot.handlers.report import PaperFiles, release_freed_memory, render_paper_files
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.errors import NotFound
 from csp_bot.models.summary import BoardSummary, board_paper
@@ -211,6 +211,8 @@ async def report_command(update: Update, context: Ctx) -> None:
     # Drawing the chart and rendering the paper take a while: off the event loop.
     files = await asyncio.to_thread(render_paper_files, paper, context.templates)
     await _send_files(update, context, files)
+    del paper, files
+    release_freed_memory()
 
 
 async def _send_files(update: Update, context: Ctx, files: PaperFiles) -> None:
