@@ -1471,6 +1471,15 @@ class BotApiEmulator:
 
     # --- the user side: reading what the bot sent ---
 
+    def forget_file_contents(self) -> None:
+        """Drop the bytes of every file held so far (names and ids stay): Telegram keeps
+        them on its servers, so a benchmark of the bot's memory does not count them."""
+        with self._cond:
+            for file_id, stored in self._files.items():
+                self._files[file_id] = replace(stored, content=None)
+            for sent in self._sent:
+                sent.content = None
+
     def messages(self, chat_id: int | None = None) -> list[SentMessage]:
         """The bot's messages (to one chat, or all), oldest first, as copies."""
         with self._cond:

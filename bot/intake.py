@@ -20,7 +20,14 @@ from telegram.ext import BaseUpdateProcessor
 from csp_bot.handlers.context import CspApplication
 from csp_bot.models.clock import Clock
 from csp_bot.models.db import Database
-from csp_bot.models.inbox import Received, mark_done, store_received, unfinished_updates
+from csp_bot.models.inbox import (
+    AfterHandled,
+    Received,
+    collect_after_handled,
+    finish_handled,
+    store_received,
+    unfinished_updates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +108,10 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
 
     Handled updates are marked done in batches: while one batch is being written, the
     updates that finish meanwhile wait for the next, so a busy bot spends one transaction
-    on many of them. One that a crash catches handled but not yet marked is handled again
-    on the next start, which only repeats its reply (effects are keyed on the update).
+    on many of them. The notes that a reply was shown go in the same transaction
+    (`models.inbox.write_after_handled`). One that a crash catches handled but not yet
+    marked is handled again on the next start, which only repeats its reply (effects are
+    keyed on the update).
     """
 
     def __init__(self, db: Database, clock: Clock, *, concurrent: int = CONCURRENT_CHATS) -> None:
@@ -113,6 +122,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._chats: dict[int, asyncio.Lock] = {}
         self._queued: dict[int, int] = {}
         self._handled: list[int] = []
+        self._after: list[AfterHandled] = []
         self._marking: asyncio.Task[None] | None = None
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
@@ -122,17 +132,19 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._queued[key] = self._queued.get(key, 0) + 1
         try:
             async with lock, self._slots:
+                writes = collect_after_handled()  # this update's task only
                 await coroutine
                 if isinstance(update, Update):
-                    self._mark_handled(update.update_id)
+                    self._mark_handled(update.update_id, writes)
         finally:
             self._queued[key] -= 1
             if not self._queued[key]:  # nothing else waits in this chat: forget its lock
                 del self._queued[key]
                 del self._chats[key]
 
-    def _mark_handled(self, update_id: int) -> None:
+    def _mark_handled(self, update_id: int, writes: list[AfterHandled]) -> None:
         self._handled.append(update_id)
+        self._after.extend(writes)
         if self._marking is None or self._marking.done():
             self._marking = asyncio.create_task(self._write_handled())
 
@@ -140,8 +152,9 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         """Mark done what has been handled, a batch at a time, until none is left."""
         while self._handled:
             batch, self._handled = self._handled, []
+            writes, self._after = self._after, []
             try:
-                await self.db.run(mark_done, update_ids=batch, at=self.clock())
+                await self.db.run(finish_handled, writes=writes, update_ids=batch, at=self.clock())
             except Exception:
                 # Left unfinished in the inbox: the next start handles them again.
                 log.exception("could not mark %d handled updates done", len(batch))

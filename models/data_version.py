@@ -28,7 +28,7 @@ _PLANNING_CHANGED = "csp_bot_planning_data_changed"
 ANSWERS_ROW, PLANNING_ROW = 1, 2
 # Each row is made by the first write (a database nobody has written to holds none).
 _BUMP = (
-    "INSERT INTO data_version (id, version) VALUES ({row}, 1)"
+    "INSERT INTO data_version (id, version) VALUES {rows}"
     " ON CONFLICT (id) DO UPDATE SET version = data_version.version + 1"
 )
 _READ = "SELECT version FROM data_version WHERE id = {row}"
@@ -108,11 +108,15 @@ def _note_write(
 
 
 def _count_up(connection: Connection) -> None:
-    # Still inside the transaction (the event comes before the database's COMMIT).
-    if connection.info.pop(_CHANGED, False):
-        connection.exec_driver_sql(_BUMP.format(row=ANSWERS_ROW))
-    if connection.info.pop(_PLANNING_CHANGED, False):
-        connection.exec_driver_sql(_BUMP.format(row=PLANNING_ROW))
+    # Still inside the transaction (the event comes before the database's COMMIT). Both
+    # counts in one statement when both move: a round trip fewer per write on PostgreSQL.
+    rows = [
+        row
+        for row, flag in ((ANSWERS_ROW, _CHANGED), (PLANNING_ROW, _PLANNING_CHANGED))
+        if connection.info.pop(flag, False)
+    ]
+    if rows:
+        connection.exec_driver_sql(_BUMP.format(rows=", ".join(f"({row}, 1)" for row in rows)))
 
 
 def _forget(connection: Connection) -> None:

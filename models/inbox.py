@@ -8,7 +8,8 @@ in between finds its unfinished updates here on the next start, in the order the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,6 +82,40 @@ def mark_done(session: Session, *, update_ids: Sequence[int], at: datetime) -> N
         .where(col(InboxUpdate.done_at).is_(None))
         .values(done_at=at)
     )
+
+
+# A write that may wait until its update is marked done, and be committed with that.
+AfterHandled = Callable[[Session], None]
+_after_handled: ContextVar[list[AfterHandled] | None] = ContextVar(
+    "csp_bot_after_handled", default=None
+)
+
+
+def collect_after_handled() -> list[AfterHandled]:
+    """From here on (in this task), `write_after_handled` keeps its writes in the list
+    returned, for `finish_handled` to commit with the update's mark done."""
+    kept: list[AfterHandled] = []
+    _after_handled.set(kept)
+    return kept
+
+
+def write_after_handled(write: AfterHandled) -> bool:
+    """Keep `write` for the update's mark done; False (nothing kept) when this update did
+    not come through the inbox, and the caller is to write it now."""
+    kept = _after_handled.get()
+    if kept is None:
+        return False
+    kept.append(write)
+    return True
+
+
+def finish_handled(
+    session: Session, *, writes: Sequence[AfterHandled], update_ids: Sequence[int], at: datetime
+) -> None:
+    """The writes kept for handled updates, and their mark done, in one transaction."""
+    for write in writes:
+        write(session)
+    mark_done(session, update_ids=update_ids, at=at)
 
 
 def prune_inbox(session: Session, *, now: datetime, keep: timedelta) -> int:

@@ -209,9 +209,9 @@ def query_action_views(
     if where is not None:
         query = query.where(where)
     # Plain rows rather than ORM entities: the status overview reads every action, and
-    # building 10,000 tracked objects costs more than the query.
-    rows = session.connection().execute(query).all()
-    return [_view(row, at, quiet_after) for row in rows]
+    # building 10,000 tracked objects costs more than the query. Taken row by row, without
+    # a list of every row beside the views.
+    return [_view(row, at, quiet_after) for row in session.connection().execute(query)]
 
 
 @functools.cache

@@ -771,7 +771,9 @@ def latest_updates(
         .join(ProgressUpdate, col(ProgressUpdate.id) == picked.c.update_id)
         .outerjoin(Member, col(Member.id) == ProgressUpdate.member_id)
     )
-    return {row[0]: _latest(row) for row in session.connection().execute(query).all()}
+    # Taken row by row: the paper reads every action's, and a list of the rows would be
+    # one more copy of them all.
+    return {row[0]: _latest(row) for row in session.connection().execute(query)}
 
 
 def _latest(row: Any) -> LatestUpdate:
