@@ -309,7 +309,7 @@ def test_incremental_planning_records_what_the_full_planner_records(
     assert recorded > 50  # the runs cross many due moments, not a quiet stretch
 
 
-@pytest.mark.parametrize("seed", [6, 7, 10, 11])
+@pytest.mark.parametrize("seed", [6, 10])
 def test_owners_and_deputies_are_planned_as_the_full_planner_plans_them(
     db: Database, twin: Database, settings: Settings, seed: int
 ) -> None:
