@@ -197,19 +197,23 @@
     low -= pad; high += pad;
     var first = data.periods[0].at, last = data.periods[data.periods.length - 1].at;
     var plotWidth = width - left - right, plotHeight = height - top - bottom;
-    var x = function (at) { return left + (last === first ? plotWidth / 2 : (at - first) / (last - first) * plotWidth); };
+    // Each period is a slot as wide as the next, its figure in the middle.
+    var x = function (at) { return left + (at - first + 0.5) / (last - first + 1) * plotWidth; };
     var y = function (value) { return top + (high - value) / (high - low) * plotHeight; };
     var chart = svg("svg", { viewBox: "0 0 " + width + " " + height, role: "img", "aria-label": data.description + " The table below gives the figures." });
-    ticks(low, high, 4).forEach(function (value) {
+    ticks(low, high, 5).forEach(function (value) {
       svg("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), "class": "grid" }, chart);
       var label = svg("text", { x: left - 4, y: y(value) + 4, "text-anchor": "end" }, chart);
       label.textContent = value.toLocaleString("en-GB");
     });
-    var every = Math.ceil(data.periods.length / 4);
-    data.periods.forEach(function (period, index) {
-      if (index % every && index !== data.periods.length - 1) { return; }
-      if (index !== data.periods.length - 1 && data.periods.length - 1 - index < every) { return; }
-      var label = svg("text", { x: x(period.at), y: height - bottom + 16, "text-anchor": "middle" }, chart);
+    // The first, middle and last periods named (a period's name is long at 360 px; the
+    // table names them all), the end ones kept inside the chart.
+    var count = data.periods.length;
+    [[0, "start"], [Math.floor((count - 1) / 2), "middle"], [count - 1, "end"]].forEach(function (pick, n, picks) {
+      if (n && pick[0] === picks[n - 1][0]) { return; }
+      var period = data.periods[pick[0]];
+      var edge = { start: -0.5, middle: 0, end: 0.5 }[count === 1 ? "middle" : pick[1]];
+      var label = svg("text", { x: x(period.at + edge), y: height - bottom + 16, "text-anchor": count === 1 ? "middle" : pick[1] }, chart);
       label.textContent = period.period;
     });
     if (data.baseline) {
@@ -221,7 +225,7 @@
       var steps = "M" + x(data.targets[0].at) + " " + y(data.targets[0].value);
       data.targets.forEach(function (target, index) {
         var next = data.targets[index + 1];
-        steps += " H" + x(next ? next.at : last);
+        steps += " H" + x(next ? next.at : last + 0.5);
         if (next) { steps += " V" + y(next.value); }
       });
       svg("path", { d: steps, "class": "target" }, chart);
