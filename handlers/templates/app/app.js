@@ -240,8 +240,8 @@
     figure.appendChild(chart);
     var legend = document.createElement("ul");
     legend.className = "legend";
-    legendItem(legend, "figures", "Figures");
-    legendItem(legend, "target", "Target");
+    if (data.figures.length) { legendItem(legend, "figures", "Figures"); }
+    if (data.targets.length) { legendItem(legend, "target", "Target"); }
     if (data.baseline) { legendItem(legend, "baseline", "Baseline " + data.baseline.period); }
     figure.appendChild(legend);
   }
