@@ -61,6 +61,7 @@ from csp_bot.models.progress import (
     refusal,
 )
 from csp_bot.models.summary import BoardSummary
+from csp_bot.models.tables import Priority
 from csp_bot.models.values import Period
 
 log = logging.getLogger(__name__)
@@ -223,8 +224,8 @@ class Dashboard:
     async def priority(self, request: Request, viewer: Viewer) -> Response:
         """A priority's actions, filtered and sorted as asked."""
         try:
-            priority, views = await self.services.db.run(
-                priority_actions,
+            priority, views, measures = await self.services.db.run(
+                priority_page,
                 code=request.path_params["code"],
                 at=viewer.now,
                 quiet_after=self.options.quiet_after,
@@ -232,9 +233,6 @@ class Dashboard:
         except NotFound as unknown:
             raise Refused(404, "problem.html", problem=str(unknown)) from None
         chosen = ActionFilter.read(request.query_params, views)
-        measures = await self.services.db.run(
-            priority_measures, priority_id=priority.id, latest_only=True
-        )
         return self.respond(
             "priority.html",
             viewer,
@@ -576,6 +574,15 @@ class UpdateForm:
 
     def digest(self) -> str:
         return hashlib.sha256("\0".join(self.texts()).encode()).hexdigest()
+
+
+def priority_page(
+    session: Session, *, code: str, at: datetime, quiet_after: timedelta
+) -> tuple[Priority, list[ActionView], list[MeasureView]]:
+    """A priority, its actions and its measures with their latest figures, in one read."""
+    priority, views = priority_actions(session, code=code, at=at, quiet_after=quiet_after)
+    measures = priority_measures(session, priority_id=priority.id, latest_only=True)
+    return priority, views, measures
 
 
 def store_update(
