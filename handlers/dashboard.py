@@ -39,6 +39,14 @@ from csp_bot.models.case_data import find_case_data
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.limits import check_note
+from csp_bot.models.measures import (
+    FigureView,
+    MeasureView,
+    UnknownMeasure,
+    chart_description,
+    find_measure,
+    priority_measures,
+)
 from csp_bot.models.membership import MemberView, get_member
 from csp_bot.models.progress import (
     ActionView,
@@ -53,6 +61,8 @@ from csp_bot.models.progress import (
     refusal,
 )
 from csp_bot.models.summary import BoardSummary
+from csp_bot.models.tables import Priority
+from csp_bot.models.values import Period
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +135,7 @@ class Dashboard:
                 self.signed(self.update),
                 methods=["GET", "POST"],
             ),
+            Route("/app/api/measure/{code:str}", self.signed(self.measure), methods=["GET"]),
             Route("/app/api/board/{view:str}", self.signed(self.board), methods=["GET"]),
         ]
 
@@ -186,7 +197,8 @@ class Dashboard:
     # --- what members see -----------------------------------------------------------------
 
     async def overview(self, request: Request, viewer: Viewer) -> Response:
-        """Each priority's RAG, direction of travel and counts; the next meeting and deadline."""
+        """Each priority's RAG, direction of travel, counts and measures; the next meeting and
+        deadline."""
         summary = await self.summary(viewer)
         chart = {
             "title": "Actions by status in each priority",
@@ -205,14 +217,15 @@ class Dashboard:
             viewer,
             s=summary,
             chart=chart,
+            measures=PriorityMeasures.grouped(summary.measures),
             quiet_days=self.options.quiet_days,
         )
 
     async def priority(self, request: Request, viewer: Viewer) -> Response:
         """A priority's actions, filtered and sorted as asked."""
         try:
-            priority, views = await self.services.db.run(
-                priority_actions,
+            priority, views, measures = await self.services.db.run(
+                priority_page,
                 code=request.path_params["code"],
                 at=viewer.now,
                 quiet_after=self.options.quiet_after,
@@ -230,7 +243,25 @@ class Dashboard:
             organisations=sorted({view.lead_organisation for view in views}),
             statuses=list(Status),
             sorts=SORTS,
+            measures=measures,
             quiet_days=self.options.quiet_days,
+        )
+
+    async def measure(self, request: Request, viewer: Viewer) -> Response:
+        """One measure with the facts /measure gives, its trend chart and the chart's table.
+        Every member may see it, as /measure (`access.EVERYONE` in the command table)."""
+        try:
+            view = await self.services.db.run(find_measure, code=request.path_params["code"])
+        except UnknownMeasure as unknown:
+            raise Refused(404, "problem.html", problem=str(unknown)) from None
+        latest = view.latest
+        return self.respond(
+            "measure.html",
+            viewer,
+            measure=view,
+            target=None if latest is None else view.target_for(latest.period),
+            rows=trend_rows(view),
+            chart=trend_chart(view),
         )
 
     async def action(self, request: Request, viewer: Viewer) -> Response:
@@ -345,6 +376,86 @@ class Dashboard:
         )
         response.status_code = status
         return response
+
+
+@dataclass(frozen=True)
+class PriorityMeasures:
+    """A priority's measures as its overview card shows them, and its latest figure: of
+    each measure's latest period, the figure sent last (and the measure it is for)."""
+
+    measures: list[MeasureView]
+    latest: tuple[MeasureView, FigureView] | None
+
+    @classmethod
+    def grouped(cls, views: list[MeasureView]) -> dict[str, PriorityMeasures]:
+        """Per priority code, its measures in plan order."""
+        by_code: dict[str, list[MeasureView]] = {}
+        for view in views:
+            by_code.setdefault(view.priority_code, []).append(view)
+        return {code: cls(found, _latest_sent(found)) for code, found in by_code.items()}
+
+
+def _latest_sent(views: list[MeasureView]) -> tuple[MeasureView, FigureView] | None:
+    latest: tuple[MeasureView, FigureView] | None = None
+    for view in views:
+        figure = view.latest
+        if figure is not None and (latest is None or figure.sent_at > latest[1].sent_at):
+            latest = (view, figure)
+    return latest
+
+
+@dataclass(frozen=True)
+class TrendRow:
+    """A row of a measure's table: a period with its figure (if sent) and the target that
+    holds for it (if any); or the baseline."""
+
+    period: Period
+    figure: FigureView | None
+    target: float | None
+    baseline: float | None = None
+
+
+def trend_rows(view: MeasureView) -> list[TrendRow]:
+    """The baseline, and every period with a figure or a target of its own, oldest first."""
+    periods = {figure.period for figure in view.figures} | {p for p, _ in view.targets}
+    rows = [TrendRow(p, view.figure_for(p), view.target_for(p)) for p in periods]
+    if view.baseline is not None:
+        period, value = view.baseline
+        rows.append(TrendRow(period, None, None, baseline=value))
+    # The baseline comes before any figure of its own period.
+    return sorted(rows, key=lambda row: (row.period.index, row.baseline is None))
+
+
+def trend_chart(view: MeasureView) -> dict[str, Any]:
+    """What app.js draws a measure's trend chart from: the figures, the targets (a step
+    line, each holding until the next) and the baseline, each at its period's index."""
+    periods = [figure.period for figure in view.figures] + [p for p, _ in view.targets]
+    if view.baseline is not None:
+        periods.append(view.baseline[0])
+    first = min(periods, key=lambda p: p.index) if periods else None
+    last = max(periods, key=lambda p: p.index) if periods else None
+
+    def point(period: Period, value: float) -> dict[str, Any]:
+        return {
+            "at": period.index,
+            "period": str(period),
+            "value": value,
+            "shown": view.show(value),
+        }
+
+    return {
+        "title": f"{view.code}: figures against the target",
+        "description": chart_description(view),
+        "periods": []
+        if first is None or last is None
+        else [
+            {"at": index, "period": str(Period(index, first.quarterly))}
+            for index in range(first.index, last.index + 1)
+        ],
+        "figures": [point(figure.period, figure.value) for figure in view.figures],
+        "targets": [point(period, value) for period, value in view.targets],
+        "baseline": None if view.baseline is None else point(*view.baseline),
+    }
 
 
 # The order the overview's chart stacks statuses in: worst first, as the exceptions list them.
@@ -463,6 +574,15 @@ class UpdateForm:
 
     def digest(self) -> str:
         return hashlib.sha256("\0".join(self.texts()).encode()).hexdigest()
+
+
+def priority_page(
+    session: Session, *, code: str, at: datetime, quiet_after: timedelta
+) -> tuple[Priority, list[ActionView], list[MeasureView]]:
+    """A priority, its actions and its measures with their latest figures, in one read."""
+    priority, views = priority_actions(session, code=code, at=at, quiet_after=quiet_after)
+    measures = priority_measures(session, priority_id=priority.id, latest_only=True)
+    return priority, views, measures
 
 
 def store_update(

@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 from csp_bot.models import limits
 from csp_bot.models.enums import Role, Status
 from csp_bot.models.localtime import day_phrase, local_day
+from csp_bot.models.measures import rag_words
 from csp_bot.models.progress import Direction
 from csp_bot.models.summary import LatestUpdate
 from csp_bot.models.values import format_financial_year, format_money
@@ -139,7 +140,7 @@ class Templates:
         )
         env.filters.update(self.paper.filters)
         env.filters.update(rag=self.rag_marked)
-        env.globals["limits"] = limits
+        env.globals.update(limits=limits, rag_words=rag_words)
         return env
 
     def page(self, template: str, /, **values: Any) -> str:
@@ -151,14 +152,16 @@ class Templates:
         status = Status(status)
         return Markup(f'<span class="rag rag-{status.value}">{status.label}</span>')
 
-    def rag_marked(self, status: Status) -> Markup:
+    def rag_marked(self, status: Status, words: str | None = None) -> Markup:
         """A status as the dashboard shows it: a shape and the word as well as the colour, so
-        that it never rests on colour alone."""
+        that it never rests on colour alone; `words` in place of the status's own (a
+        measure's "on target")."""
         status = Status(status)
         shape = RAG_SHAPES[status]
+        said = status.label if words is None else escape(words)
         return Markup(
             f'<span class="rag rag-{status.value}"><span aria-hidden="true">{shape}</span> '
-            f"{status.label}</span>"
+            f"{said}</span>"
         )
 
     def dated(self, value: date | datetime | None, now: datetime) -> Markup:

@@ -3,6 +3,9 @@ from the form, stored as /update stores it (the browser tests drive the same rou
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode
@@ -23,6 +26,7 @@ from csp_bot.models.membership import MemberView
 from csp_bot.models.tables import AuditEntry, ProgressUpdate
 from tests.conftest import link
 from tests.harness import OUTSIDER, PEOPLE, Harness
+from tests.measure_helpers import send_figures
 
 PUBLIC_URL = "https://csp.example.org/bot"
 DASHBOARD = ("📊 Dashboard", "https://csp.example.org/bot/app/")
@@ -184,6 +188,160 @@ async def test_a_priority_filters_and_sorts_its_actions(
     missing = await web.get("/app/api/priority/XYZ", headers=headers)
     assert missing.status_code == 404
     assert "No priority XYZ" in missing.text
+
+
+# --- measures ---------------------------------------------------------------------------------
+
+SCRIPT = '<script type="application/json">'
+
+
+def text(fragment: str) -> str:
+    """What a reader sees of an HTML fragment: its text, tags dropped, spaces collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def element(page: str, start: str, end: str) -> str:
+    """The part of `page` from `start` to the first `end` after it."""
+    begins = page.index(start)
+    return page[begins : page.index(end, begins)]
+
+
+async def test_the_overview_shows_each_priorities_measures_and_its_latest_figure(
+    web: httpx.AsyncClient,
+    db: Database,
+    people: dict[str, MemberView],
+    emulator: BotApiEmulator,
+    clock: FakeClock,
+) -> None:
+    send_figures(db, clock, people["police"])
+    page = await web.get("/app/api/overview", headers=auth(signed(emulator, clock, "observer")))
+    assert page.status_code == 200
+    listed = element(page.text, '<ul class="cards"', '<p class="age">Quiet:').split("<li class")
+    cards = {
+        code: card
+        for code in ("SOC", "HATE", "ASB")
+        for card in listed
+        if f'data-priority="{code}"' in card
+    }
+    assert text(element(cards["ASB"], '<ul class="measures"', "</ul>")) == (
+        "ASB-M1 ASB incidents reported to police: ■ off target, beyond the tolerance of 20"
+        " · 2021/22-Q2: 445 against 420 "
+        "ASB-M2 ASB cases resolved within 28 days: ● on target · 2021-09: 82% against 80%"
+    )
+    assert "latest figure sent Mon 11 Oct 2021 (ASB-M2, 2021-09)" in text(cards["ASB"])
+    assert '<span class="rag rag-red"><span aria-hidden="true">■</span> off target' in cards["ASB"]
+    assert 'href="?v=measure/ASB-M1" data-view="measure/ASB-M1"' in cards["ASB"]
+    assert text(element(cards["HATE"], '<ul class="measures"', "</ul>")) == (
+        "HATE-M1 Hate crimes reported: ▲ off target, within the tolerance of 5"
+        " · 2021/22-Q2: 98 against 101"
+    )
+    assert "latest figure sent Fri 8 Oct 2021 (HATE-M1, 2021/22-Q2)" in text(cards["HATE"])
+    assert text(element(cards["SOC"], '<ul class="measures"', "</ul>")) == (
+        "SOC-M1 Knife crime offences recorded by police: ○ no figure yet "
+        "SOC-M2 Referrals into treatment through #Citadel: ○ no figure yet"
+    )
+    assert "latest figure none yet" in text(cards["SOC"])
+
+
+async def test_a_measure_page_shows_what_measure_does_with_its_chart_data_and_table(
+    web: httpx.AsyncClient,
+    db: Database,
+    people: dict[str, MemberView],
+    emulator: BotApiEmulator,
+    clock: FakeClock,
+) -> None:
+    send_figures(db, clock, people["police"])
+    headers = auth(signed(emulator, clock, "observer"))  # every member, as /measure
+    page = await web.get("/app/api/measure/asb-m1", headers=headers)
+    assert page.status_code == 200
+    assert text(element(page.text, "<h1", "</dl>")) == (
+        "ASB-M1: ASB incidents reported to police ‹ ASB "
+        "Quarterly, a count, lower is better; from Northants Police. "
+        "Latest 2021/22-Q2: 445, target 420 "
+        "RAG ■ off target, beyond the tolerance of 20 "
+        "Direction of travel "
+        "↗ worse than previous period (2021/22-Q1: 405, +40) "
+        "↘ better than same period last year (2020/21-Q2: 470, −25) "
+        "Note more calls after the summer "
+        "Sent Fri 8 Oct 2021, 10:00, Dan "
+        "Baseline 2020/21-Q4: 450 "
+        "Tolerance 20"
+    )
+    rows = element(page.text, "<tbody>", "</tbody>").split("</tr>")[:-1]
+    assert [text(row) for row in rows] == [
+        "2020/21-Q2 470 none ○ not rated: no target",
+        "2020/21-Q4 (baseline) 450 none baseline",
+        "2021/22-Q1 405 440 ● on target",
+        "2021/22-Q2 445 420 ■ off target, beyond the tolerance of 20",
+        "2021/22-Q3 none 410 no figure",
+        "2021/22-Q4 none 400 no figure",
+    ]
+    chart = json.loads(element(page.text, SCRIPT, "</script>").removeprefix(SCRIPT))
+    assert chart["description"] == (
+        "Trend chart of ASB-M1, ASB incidents reported to police; 3 figures from 2020/21-Q2 "
+        "(470) to 2021/22-Q2 (445); target for 2021/22-Q2 420; baseline 450 (2020/21-Q4); "
+        "lower is better."
+    )
+    assert [(p["period"], p["value"]) for p in chart["figures"]] == [
+        ("2020/21-Q2", 470.0),
+        ("2021/22-Q1", 405.0),
+        ("2021/22-Q2", 445.0),
+    ]
+    assert [(p["period"], p["value"]) for p in chart["targets"]] == [
+        ("2021/22-Q1", 440.0),
+        ("2021/22-Q2", 420.0),
+        ("2021/22-Q3", 410.0),
+        ("2021/22-Q4", 400.0),
+    ]
+    assert (chart["baseline"]["period"], chart["baseline"]["value"]) == ("2020/21-Q4", 450.0)
+    assert [p["period"] for p in chart["periods"]] == [
+        "2020/21-Q2",
+        "2020/21-Q3",
+        "2020/21-Q4",
+        "2021/22-Q1",
+        "2021/22-Q2",
+        "2021/22-Q3",
+        "2021/22-Q4",
+    ]
+
+
+async def test_a_measure_without_figures_and_an_unknown_one(
+    web: httpx.AsyncClient,
+    people: dict[str, MemberView],
+    emulator: BotApiEmulator,
+    clock: FakeClock,
+) -> None:
+    headers = auth(signed(emulator, clock, "police"))
+    page = await web.get("/app/api/measure/DASV-M1", headers=headers)
+    assert page.status_code == 200
+    assert "Latest No figure yet." in text(page.text)
+    assert "Baseline 2020/21-Q4: 1,450 Tolerance 40" in text(page.text)
+    missing = await web.get("/app/api/measure/ASB-M3", headers=headers)
+    assert missing.status_code == 404
+    assert "There is no measure ASB-M3. Did you mean ASB-M2, ASB-M1, DASV-M1?" in missing.text
+    stranger = await web.get(
+        "/app/api/measure/ASB-M1", headers=auth(signed(emulator, clock, "outsider"))
+    )
+    assert stranger.status_code == 401
+    assert "ASB incidents" not in stranger.text
+
+
+async def test_a_priority_lists_its_measures_with_links_to_them(
+    web: httpx.AsyncClient,
+    db: Database,
+    people: dict[str, MemberView],
+    emulator: BotApiEmulator,
+    clock: FakeClock,
+) -> None:
+    send_figures(db, clock, people["police"])
+    page = await web.get("/app/api/priority/ASB", headers=auth(signed(emulator, clock, "board")))
+    assert page.status_code == 200
+    assert text(element(page.text, '<ul class="measures"', "</ul>")) == (
+        "ASB-M1 ASB incidents reported to police: ■ off target, beyond the tolerance of 20"
+        " · 2021/22-Q2: 445 against 420 "
+        "ASB-M2 ASB cases resolved within 28 days: ● on target · 2021-09: 82% against 80%"
+    )
+    assert 'data-view="measure/ASB-M2"' in page.text
 
 
 # --- an update from the form -----------------------------------------------------------------

@@ -28,9 +28,11 @@ from csp_bot.bot.webhook import web_app
 from csp_bot.handlers.context import CspApplication
 from csp_bot.handlers.miniapp_auth import sign_init_data
 from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
 from tests.chromium import chromium_path
 from tests.harness import OUTSIDER, PEOPLE, Harness
+from tests.measure_helpers import send_figures
 
 CHROMIUM = chromium_path()
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -300,4 +302,45 @@ async def test_bad_launch_data_shows_no_plan_data_and_the_dark_theme_renders(
     assert browser.execute_script("return document.documentElement.dataset.theme") == "dark"
     background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(23, 33, 43)"
+    assert page.accessibility_problems() == []
+
+
+async def test_a_measure_page_draws_its_trend_beside_its_table_in_both_themes(
+    browser: WebDriver,
+    server: str,
+    db: Database,
+    people: dict[str, MemberView],
+    emulator: BotApiEmulator,
+    clock: FakeClock,
+) -> None:
+    send_figures(db, clock, people["police"])
+    page = Page(browser, server)
+    page.open(launch_data(emulator, clock, "observer"), view="priority/ASB")
+    page.click("a[data-view='measure/ASB-M1']", by_keyboard=True)
+    assert "ASB-M1: ASB incidents reported to police" in page.text
+    assert "RAG\n■ off target, beyond the tolerance of 20" in page.text
+    chart = browser.find_element(By.CSS_SELECTOR, ".chart svg[role='img']")
+    assert chart.get_attribute("aria-label").startswith("Trend chart of ASB-M1")
+    dots = chart.find_elements(By.CSS_SELECTOR, "circle.figure-dot")
+    assert [dot.get_attribute("textContent") for dot in dots] == [
+        "2020/21-Q2: 470",
+        "2021/22-Q1: 405",
+        "2021/22-Q2: 445",
+    ]
+    assert chart.find_elements(By.CSS_SELECTOR, "polyline.figures")
+    assert chart.find_elements(By.CSS_SELECTOR, "path.target")
+    assert chart.find_elements(By.CSS_SELECTOR, "line.baseline")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#trend-table tbody tr")
+    assert [row.text for row in rows] == [
+        "2020/21-Q2 470 none ○ not rated: no target",
+        "2020/21-Q4 (baseline) 450 none baseline",
+        "2021/22-Q1 405 440 ● on target",
+        "2021/22-Q2 445 420 ■ off target, beyond the tolerance of 20",
+        "2021/22-Q3 none 410 no figure",
+        "2021/22-Q4 none 400 no figure",
+    ]
+    assert page.width() == (WIDTH, WIDTH)
+    assert page.accessibility_problems() == []
+    # The dark palette on the same page (how the theme is chosen is tested above).
+    browser.execute_script("document.documentElement.dataset.theme = 'dark'")
     assert page.accessibility_problems() == []

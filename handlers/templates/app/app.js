@@ -161,7 +161,92 @@
     figure.appendChild(legend);
   }
 
-  var CHARTS = { bars: drawBars };
+  // Round steps (1, 2 or 5 times a power of ten) spanning [low, high] in about `count`.
+  function ticks(low, high, count) {
+    var rough = (high - low) / count;
+    var power = Math.pow(10, Math.floor(Math.log(rough) / Math.LN10));
+    var step = [1, 2, 5, 10].map(function (m) { return m * power; })
+      .filter(function (s) { return s >= rough; })[0];
+    var found = [];
+    for (var v = Math.ceil(low / step) * step; v <= high + step / 1e6; v += step) {
+      found.push(Number(v.toFixed(6)));
+    }
+    return found;
+  }
+
+  function legendItem(legend, kind, label) {
+    var item = document.createElement("li");
+    var swatch = document.createElement("span");
+    swatch.className = "line-swatch " + kind;
+    swatch.setAttribute("aria-hidden", "true");
+    item.appendChild(swatch);
+    item.appendChild(document.createTextNode(label));
+    legend.appendChild(item);
+  }
+
+  // A measure's trend: its figures as a line with a dot per period, the target as steps
+  // (each holds until the next) and the baseline as a dotted level, each in a line style of
+  // its own as well as a colour. The table below the chart gives the same in text.
+  function drawTrend(figure, data) {
+    var width = 340, height = 210, left = 46, right = 10, top = 10, bottom = 40;
+    var values = data.figures.concat(data.targets, data.baseline ? [data.baseline] : [])
+      .map(function (p) { return p.value; });
+    if (!values.length || !data.periods.length) { return; }
+    var low = Math.min.apply(null, values), high = Math.max.apply(null, values);
+    var pad = (high - low) * 0.1 || Math.abs(high) * 0.1 || 1;
+    low -= pad; high += pad;
+    var first = data.periods[0].at, last = data.periods[data.periods.length - 1].at;
+    var plotWidth = width - left - right, plotHeight = height - top - bottom;
+    // Each period is a slot as wide as the next, its figure in the middle.
+    var x = function (at) { return left + (at - first + 0.5) / (last - first + 1) * plotWidth; };
+    var y = function (value) { return top + (high - value) / (high - low) * plotHeight; };
+    var chart = svg("svg", { viewBox: "0 0 " + width + " " + height, role: "img", "aria-label": data.description + " The table below gives the figures." });
+    ticks(low, high, 5).forEach(function (value) {
+      svg("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), "class": "grid" }, chart);
+      var label = svg("text", { x: left - 4, y: y(value) + 4, "text-anchor": "end" }, chart);
+      label.textContent = value.toLocaleString("en-GB");
+    });
+    // The first, middle and last periods named (a period's name is long at 360 px; the
+    // table names them all), the end ones kept inside the chart.
+    var count = data.periods.length;
+    [[0, "start"], [Math.floor((count - 1) / 2), "middle"], [count - 1, "end"]].forEach(function (pick, n, picks) {
+      if (n && pick[0] === picks[n - 1][0]) { return; }
+      var period = data.periods[pick[0]];
+      var edge = { start: -0.5, middle: 0, end: 0.5 }[count === 1 ? "middle" : pick[1]];
+      var label = svg("text", { x: x(period.at + edge), y: height - bottom + 16, "text-anchor": count === 1 ? "middle" : pick[1] }, chart);
+      label.textContent = period.period;
+    });
+    if (data.baseline) {
+      svg("line", { x1: left, x2: width - right, y1: y(data.baseline.value), y2: y(data.baseline.value), "class": "baseline" }, chart);
+      var mark = svg("rect", { x: x(data.baseline.at) - 4, y: y(data.baseline.value) - 4, width: 8, height: 8, "class": "baseline-mark" }, chart);
+      svg("title", {}, mark).textContent = "Baseline " + data.baseline.period + ": " + data.baseline.shown;
+    }
+    if (data.targets.length) {
+      var steps = "M" + x(data.targets[0].at) + " " + y(data.targets[0].value);
+      data.targets.forEach(function (target, index) {
+        var next = data.targets[index + 1];
+        steps += " H" + x(next ? next.at : last + 0.5);
+        if (next) { steps += " V" + y(next.value); }
+      });
+      svg("path", { d: steps, "class": "target" }, chart);
+    }
+    if (data.figures.length) {
+      svg("polyline", { points: data.figures.map(function (p) { return x(p.at) + "," + y(p.value); }).join(" "), "class": "figures" }, chart);
+      data.figures.forEach(function (p) {
+        var dot = svg("circle", { cx: x(p.at), cy: y(p.value), r: 4, "class": "figure-dot" }, chart);
+        svg("title", {}, dot).textContent = p.period + ": " + p.shown;
+      });
+    }
+    figure.appendChild(chart);
+    var legend = document.createElement("ul");
+    legend.className = "legend";
+    if (data.figures.length) { legendItem(legend, "figures", "Figures"); }
+    if (data.targets.length) { legendItem(legend, "target", "Target"); }
+    if (data.baseline) { legendItem(legend, "baseline", "Baseline " + data.baseline.period); }
+    figure.appendChild(legend);
+  }
+
+  var CHARTS = { bars: drawBars, trend: drawTrend };
 
   function drawCharts(root) {
     Array.prototype.forEach.call(root.querySelectorAll("[data-chart]"), function (figure) {
