@@ -99,6 +99,9 @@ def server(app: CspApplication) -> Iterator[str]:
     browser's calls block this one); its base URL."""
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
+    # Listening before uvicorn starts: the browser's first request waits in the backlog
+    # instead of being refused while a busy machine is still starting the server.
+    listening.listen()
     port = listening.getsockname()[1]
     config = uvicorn.Config(
         web_app(Intake(app), webhook_path=None, secret=None),
