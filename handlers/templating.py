@@ -111,15 +111,7 @@ class Templates:
     @functools.cached_property
     def paper(self) -> Environment:
         """The board paper's environment: the same filters, for HTML files (`templates/report`)."""
-        env = Environment(
-            loader=PackageLoader("csp_bot.handlers", "templates/report"),
-            autoescape=True,
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            auto_reload=False,
-            bytecode_cache=_COMPILED,
-        )
+        env = _html_environment("templates/report")
         env.filters.update(self.env.filters)
         # Filters rather than macros: the paper lists every action, and macros are slow.
         env.filters.update(rag=self.rag_badge, dated=self.dated, noted=self.noted)
@@ -129,15 +121,7 @@ class Templates:
     def app(self) -> Environment:
         """The dashboard's environment (`templates/app`): web pages, the same filters and
         HTML escaping as the paper."""
-        env = Environment(
-            loader=PackageLoader("csp_bot.handlers", "templates/app"),
-            autoescape=True,
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            auto_reload=False,
-            bytecode_cache=_COMPILED,
-        )
+        env = _html_environment("templates/app")
         env.filters.update(self.paper.filters)
         env.filters.update(rag=self.rag_marked)
         env.globals.update(limits=limits, rag_words=rag_words)
@@ -206,3 +190,17 @@ class Templates:
         day, age = self.format_day(latest.created_at), self.format_age(latest.created_at, now)
         note, author = escape(latest.note), escape(latest.author)
         return Markup(f'{note} <span class="age">– {author}, {day} ({age})</span>')
+
+
+def _html_environment(folder: str) -> Environment:
+    """An environment for HTML files (the paper's, the dashboard's): escaped, strict about
+    missing values, compiled once per process."""
+    return Environment(
+        loader=PackageLoader("csp_bot.handlers", folder),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        bytecode_cache=_COMPILED,
+    )
