@@ -42,7 +42,9 @@ def my_page(
         else []
     )
     return MyPage(
-        actions=member_actions(session, member=member, at=at, quiet_after=quiet_after),
+        actions=member_actions(
+            session, member=member, at=at, quiet_after=quiet_after, covered=covering_ids
+        ),
         away=current_absence(session, member_id=member.id, at=at),
         covered=recent_cover(session, member_id=member.id, at=at),
         covering=list(names),

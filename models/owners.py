@@ -119,12 +119,16 @@ def owned_action_ids(session: Session, *, member_ids: list[int]) -> set[int]:
     )
 
 
-def extra_action_ids(session: Session, *, member: MemberView, at: datetime) -> set[int]:
+def extra_action_ids(
+    session: Session, *, member: MemberView, at: datetime, covered: list[int] | None = None
+) -> set[int]:
     """The actions `member` may update beyond their role's rule: those they own, and, while
-    they cover for someone away, those that member owns. None for a role that only reads."""
+    they cover for someone away, those that member owns. None for a role that only reads.
+    `covered`: whom they cover for at `at`, when the caller has read it already."""
     if member.role not in access.UPDATERS:
         return set()
-    covered = covering_for(session, deputy_id=member.id, at=at)
+    if covered is None:
+        covered = covering_for(session, deputy_id=member.id, at=at)
     return owned_action_ids(session, member_ids=[member.id, *covered])
 
 

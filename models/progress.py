@@ -298,12 +298,17 @@ def updatable_actions(
 
 
 def member_actions(
-    session: Session, *, member: MemberView, at: datetime, quiet_after: timedelta
+    session: Session,
+    *,
+    member: MemberView,
+    at: datetime,
+    quiet_after: timedelta,
+    covered: list[int] | None = None,
 ) -> list[ActionView]:
     """A member's /my: their organisation's actions and, for one who may update, those they
-    own or own for someone they cover for, in plan order."""
+    own or own for someone they cover for, in plan order (`covered`: as `extra_action_ids`)."""
     condition = col(Action.lead_organisation_id) == member.organisation_id
-    extra = extra_action_ids(session, member=member, at=at)
+    extra = extra_action_ids(session, member=member, at=at, covered=covered)
     if extra:
         condition = or_(condition, col(Action.id).in_(sorted(extra)))
     return query_action_views(session, at=at, quiet_after=quiet_after, where=condition)
