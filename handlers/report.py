@@ -13,14 +13,14 @@ import ctypes
 import ctypes.util
 import functools
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.enums import Status
-from csp_bot.models.measures import MeasureView, chart_description
+from csp_bot.models.measures import FigureView, MeasureView, chart_description
 from csp_bot.models.summary import ActionLine, BoardPaper, BoardSummary
 from csp_bot.models.values import Period
 
@@ -166,28 +166,32 @@ def figures_file_name(day: date) -> str:
 
 def figures_csv(paper: BoardPaper, zone: ZoneInfo) -> bytes:
     """Every live figure of every measure, one row each, by measure then period."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(FIGURE_COLUMNS)
-    for view in paper.summary.measures:
-        for figure in view.figures:
-            target = view.target_for(figure.period)
-            rag = view.rag(figure)
-            row = [
-                view.code,
-                view.priority_code,
-                view.title,
-                view.unit,
-                str(figure.period),
-                plain_number(figure.value),
-                "" if target is None else plain_number(target),
-                "" if rag is None else rag.label,
-                figure.note,
-                figure.sent_by or "",
-                _local(figure.sent_at, zone),
-            ]
-            writer.writerow([safe_cell(cell) for cell in row])
-    return out.getvalue().encode("utf-8-sig")
+    return spreadsheet_csv(
+        FIGURE_COLUMNS,
+        (
+            _figure_row(view, figure, zone)
+            for view in paper.summary.measures
+            for figure in view.figures
+        ),
+    )
+
+
+def _figure_row(view: MeasureView, figure: FigureView, zone: ZoneInfo) -> list[str]:
+    target = view.target_for(figure.period)
+    rag = view.rag(figure)
+    return [
+        view.code,
+        view.priority_code,
+        view.title,
+        view.unit,
+        str(figure.period),
+        plain_number(figure.value),
+        "" if target is None else plain_number(target),
+        "" if rag is None else rag.label,
+        figure.note,
+        figure.sent_by or "",
+        _local(figure.sent_at, zone),
+    ]
 
 
 def release_freed_memory() -> None:
@@ -220,13 +224,19 @@ def actions_csv(paper: BoardPaper, zone: ZoneInfo) -> bytes:
     Dates are ISO (YYYY-MM-DD) so spreadsheets sort them; the byte order mark lets Excel
     read the file as UTF-8.
     """
+    return spreadsheet_csv(CSV_COLUMNS, (_csv_row(line, zone) for line in paper.actions))
+
+
+def spreadsheet_csv(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    """A CSV file as spreadsheets read it: a byte order mark (so Excel reads UTF-8), CRLF
+    line ends, and no cell that could start a formula."""
     out = io.BytesIO()
     # Encoded as it is written: the whole table as text and then as bytes would be two
     # copies of it at once.
     text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="")
     writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows([safe_cell(cell) for cell in _csv_row(line, zone)] for line in paper.actions)
+    writer.writerow(columns)
+    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
     text.detach()  # flushes into `out` and leaves it open
     return out.getvalue()
 
