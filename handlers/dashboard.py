@@ -48,6 +48,7 @@ from csp_bot.models.measures import (
     priority_measures,
 )
 from csp_bot.models.membership import MemberView, get_member
+from csp_bot.models.owners import may_update_action
 from csp_bot.models.progress import (
     ActionView,
     LoggedUpdate,
@@ -56,7 +57,6 @@ from csp_bot.models.progress import (
     action_updates,
     find_action,
     log_progress,
-    may_update,
     priority_actions,
     refusal,
 )
@@ -272,9 +272,20 @@ class Dashboard:
             viewer,
             action=action,
             updates=updates,
-            may_update=may_update(viewer.member, action.lead_organisation_id),
+            may_update=await self.may_update(viewer, action),
             quiet_days=self.options.quiet_days,
             stored=None,
+        )
+
+    async def may_update(self, viewer: Viewer, action: ActionView) -> bool:
+        """The rule `/update` applies: by role and organisation, as an owner, or as the
+        deputy of an owner who is away."""
+        return await self.services.db.run(
+            may_update_action,
+            member=viewer.member,
+            action_id=action.id,
+            lead_organisation_id=action.lead_organisation_id,
+            at=viewer.now,
         )
 
     async def read_action(self, ref: str, viewer: Viewer) -> tuple[ActionView, list[Any]]:
@@ -317,7 +328,7 @@ class Dashboard:
     async def update(self, request: Request, viewer: Viewer) -> Response:
         """The update form (GET), or the form sent (POST): stored as /update stores it."""
         action, _ = await self.read_action(request.path_params["ref"], viewer)
-        if not may_update(viewer.member, action.lead_organisation_id):
+        if not await self.may_update(viewer, action):
             raise Refused(403, "problem.html", problem=refusal(viewer.member, action))
         if request.method == "GET":
             return self.form(viewer, action, UpdateForm(), problems={})

@@ -20,9 +20,11 @@ from csp_bot.bot.settings import Settings, SettingsError, load_settings
 from csp_bot.bot.webhook import web_app
 from csp_bot.handlers.context import CspApplication
 from csp_bot.handlers.miniapp_auth import sign_init_data
+from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
+from csp_bot.models.owners import add_owner
 from csp_bot.models.tables import AuditEntry, ProgressUpdate
 from tests.conftest import link
 from tests.harness import OUTSIDER, PEOPLE, Harness
@@ -437,6 +439,27 @@ async def test_a_partner_may_not_update_another_organisations_action(
         web, "SOC-1", signed(emulator, clock, "observer"), status="green", note="x"
     )
     assert observer.status_code == 403
+
+
+async def test_an_owner_from_another_organisation_may_update_as_in_chat(
+    web: httpx.AsyncClient,
+    bot: Harness,
+    db: Database,
+    people: dict[str, MemberView],
+    emulator: BotApiEmulator,
+    clock: FakeClock,
+) -> None:
+    """Linked as an owner of another organisation's action, a partner may update it here
+    as with /update."""
+    db.call(add_owner, ref="DASV-1", member_id=people["police"].id, at=clock(), actor=CLI)
+    launch = signed(emulator, clock, "police")
+    page = await web.get("/app/api/action/DASV-1", headers=auth(launch))
+    assert page.status_code == 200
+    assert "Update this action" in page.text
+    stored = await send_form(web, "DASV-1", launch, status="green", note="Checked in as its owner.")
+    assert stored.status_code == 200
+    assert "Stored: DASV-1 is now on track" in stored.text
+    assert "Checked in as its owner." in await bot.reply(PEOPLE["police"].user, "/action DASV-1")
 
 
 # --- the buttons that open it ----------------------------------------------------------------
