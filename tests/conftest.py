@@ -9,12 +9,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from functools import cache
 from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
@@ -27,7 +28,7 @@ from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
 from csp_bot.models.groups import Audience, link_group
-from csp_bot.models.membership import MemberView, add_member
+from csp_bot.models.membership import MemberView, add_member, get_member
 from csp_bot.models.migrate import MIGRATIONS, upgrade
 from csp_bot.models.plan_checks import load_plan_file
 from csp_bot.models.plan_file import PlanFile
@@ -53,6 +54,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database_url" in metafunc.fixturenames:
         one = metafunc.definition.get_closest_marker("sqlite_only") is not None
         metafunc.parametrize("database_url", ["sqlite"] if one else BACKENDS, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the PostgreSQL runs of parameters marked `sqlite_only` (more seeds of a
+    comparison that one seed on PostgreSQL already shows the SQL of)."""
+    extra = [item for item in items if _sqlite_only_parameter_on_postgresql(item)]
+    if extra:
+        config.hook.pytest_deselected(items=extra)
+        items[:] = [item for item in items if item not in extra]
+
+
+def _sqlite_only_parameter_on_postgresql(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    on_postgresql = callspec is not None and callspec.params.get("database_url") == "postgresql"
+    return on_postgresql and item.get_closest_marker("sqlite_only") is not None
 
 
 @pytest.fixture
@@ -87,8 +103,10 @@ def checkpoint(engine: Engine) -> None:
 _EMPTIED_SCHEMAS: list[str] = []
 # The URLs of the schemas handed out at the head revision already: `db` need not migrate them.
 _AT_HEAD: set[str] = set()
-# This process's schema holding the sample plan imported at START, copied into tests' schemas.
-_PLANNED_SCHEMA: list[PlannedSchema] = []
+# The kept schemas whose tables autovacuum leaves alone (see keep_heaps_in_insertion_order).
+_KEPT_STILL: set[str] = set()
+# This process's schemas holding each sample, copied into tests' schemas.
+_TEMPLATE_SCHEMAS: dict[Sample, TemplateSchema] = {}
 HEAD_REVISION = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 # The tables a schema at the head revision holds: the models' and Alembic's own.
 HEAD_TABLES = {*SQLModel.metadata.tables, "alembic_version"}
@@ -98,7 +116,7 @@ def postgres_schema_url(*, migrated_will_do: bool = False) -> Iterator[str]:
     """A URL whose connections use a schema of their own: a fresh one, or, when a migrated
     one will do, one a finished test left at the head revision, emptied."""
     admin = admin_engine()
-    reuse = migrated_will_do and _EMPTIED_SCHEMAS
+    reuse = migrated_will_do and bool(_EMPTIED_SCHEMAS)  # a bool: pop() empties the list
     schema = _EMPTIED_SCHEMAS.pop() if reuse else f"t_{uuid.uuid4().hex[:12]}"
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
@@ -125,12 +143,12 @@ def schema_url(schema: str) -> str:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Drop the schemas this process kept: the database is left as it was found."""
-    kept = _EMPTIED_SCHEMAS + [planned.name for planned in _PLANNED_SCHEMA]
+    kept = _EMPTIED_SCHEMAS + [template.name for template in _TEMPLATE_SCHEMAS.values()]
     if not kept:
         return
     _drop_schemas(admin_engine(), kept)
     _EMPTIED_SCHEMAS.clear()
-    _PLANNED_SCHEMA.clear()
+    _TEMPLATE_SCHEMAS.clear()
     admin_engine().dispose()
 
 
@@ -163,45 +181,98 @@ def _emptied(admin: Engine, schema: str) -> bool:
             return False
         # A connection the test left open must not hold the run up: drop the schema instead.
         connection.execute(text("SET LOCAL lock_timeout = '2s'"))
-        # Not DELETE, which is quicker: a heap whose space is reused returns rows in another
-        # order, and a test reading rows without ORDER BY would fail now and then.
-        data = ", ".join(f"{schema}.{table}" for table in sorted(tables - {"alembic_version"}))
-        connection.execute(text(f"TRUNCATE {data} RESTART IDENTITY CASCADE"))
+        if schema not in _KEPT_STILL:
+            keep_heaps_in_insertion_order(connection, schema)
+        connection.exec_driver_sql(emptying_sql(schema))
     _EMPTIED_SCHEMAS.append(schema)
+    _KEPT_STILL.add(schema)
     return True
 
 
-@pytest.fixture(scope="session")
-def planned_sqlite(migrated_sqlite: Path, sample_plan: PlanFile) -> Path:
-    """The migrated file with the sample plan imported at START, once per run: what the
-    `plan` fixture gives a SQLite test (no test moves the clock before its plan is there)."""
-    path = migrated_sqlite.with_name("planned.db")
-    shutil.copyfile(migrated_sqlite, path)
-    database = Database(make_engine(f"sqlite:///{path}"))
-    database.call(import_plan, plan=sample_plan, at=START)
-    checkpoint(database.engine)
-    database.close()
+def keep_heaps_in_insertion_order(connection: Connection, schema: str) -> None:
+    """Stop autovacuum in a schema kept for reuse. The schema is emptied with DELETE, ten
+    times quicker than TRUNCATE; a vacuum would let new rows into the freed space, and a
+    test reading without ORDER BY would see its rows in another order now and then."""
+    for table in sorted(HEAD_TABLES):
+        connection.execute(
+            text(
+                f"ALTER TABLE {schema}.{table} SET"
+                " (autovacuum_enabled = false, toast.autovacuum_enabled = false)"
+            )
+        )
+
+
+def emptying_sql(schema: str) -> str:
+    """Delete every row, children first, and set every sequence back to its start."""
+    deletes = [
+        f"DELETE FROM {schema}.{table.name}" for table in reversed(SQLModel.metadata.sorted_tables)
+    ]
+    restart = (
+        "SELECT setval(schemaname || '.' || sequencename, 1, false) FROM pg_sequences"
+        f" WHERE schemaname = '{schema}'"
+    )
+    return "; ".join([*deletes, restart])
+
+
+class Sample(Enum):
+    """What a test's database starts with, besides the tables: each is imported or
+    registered once per process into a template, and copied into each test's database."""
+
+    NOTHING = "migrated"
+    PLAN = "planned"  # the sample plan imported at START
+    PLAN_AND_PEOPLE = "peopled"  # and one member of each role registered at START
+
+    @classmethod
+    def wanted_by(cls, request: pytest.FixtureRequest) -> Sample:
+        if "people" in request.fixturenames:
+            return cls.PLAN_AND_PEOPLE
+        return cls.PLAN if "plan" in request.fixturenames else cls.NOTHING
+
+
+def fill_with_sample(database: Database, sample: Sample, plan: PlanFile) -> None:
+    """Import the plan and register the people at START, as the fixtures that ask for
+    them would (no test moves the clock before its plan and people are there)."""
+    if sample is Sample.NOTHING:
+        return
+    database.call(import_plan, plan=plan, at=START)
+    if sample is Sample.PLAN_AND_PEOPLE:
+        for person in PEOPLE.values():
+            register(database, FakeClock(START), person)
+
+
+def sqlite_template(request: pytest.FixtureRequest, sample: Sample) -> Path:
+    """A file at the head revision holding the sample, made once per process."""
+    migrated = request.getfixturevalue("migrated_sqlite")
+    if sample is Sample.NOTHING:
+        return migrated
+    path = migrated.with_name(f"{sample.value}.db")
+    if not path.exists():
+        shutil.copyfile(migrated, path)
+        database = Database(make_engine(f"sqlite:///{path}"))
+        fill_with_sample(database, sample, request.getfixturevalue("sample_plan"))
+        checkpoint(database.engine)
+        database.close()
     return path
 
 
 @dataclass(frozen=True)
-class PlannedSchema:
-    """This process's schema with the sample plan imported at START, and its tables that
-    hold rows, in the order they can be copied (parents first)."""
+class TemplateSchema:
+    """This process's schema holding a sample, and its tables that hold rows, in the order
+    they can be copied (parents first)."""
 
     name: str
     tables: tuple[str, ...]
 
 
-def planned_postgres_schema(sample_plan: PlanFile) -> PlannedSchema:
-    """The PostgreSQL counterpart of `planned_sqlite`, made on first use."""
-    if not _PLANNED_SCHEMA:
+def postgres_template(request: pytest.FixtureRequest, sample: Sample) -> TemplateSchema:
+    """The PostgreSQL counterpart of `sqlite_template`, made on first use."""
+    if sample not in _TEMPLATE_SCHEMAS:
         name = f"t_{uuid.uuid4().hex[:12]}"
         with admin_engine().begin() as connection:
             connection.execute(text(f"CREATE SCHEMA {name}"))
         database = Database(make_engine(schema_url(name)))
         upgrade(database.engine)
-        database.call(import_plan, plan=sample_plan, at=START)
+        fill_with_sample(database, sample, request.getfixturevalue("sample_plan"))
         with database.engine.connect() as connection:
             tables = tuple(
                 table.name
@@ -209,11 +280,11 @@ def planned_postgres_schema(sample_plan: PlanFile) -> PlannedSchema:
                 if connection.execute(text(f"SELECT EXISTS (SELECT FROM {table.name})")).scalar()
             )
         database.close()
-        _PLANNED_SCHEMA.append(PlannedSchema(name, tables))
-    return _PLANNED_SCHEMA[0]
+        _TEMPLATE_SCHEMAS[sample] = TemplateSchema(name, tables)
+    return _TEMPLATE_SCHEMAS[sample]
 
 
-def copy_tables(engine: Engine, source: PlannedSchema) -> None:
+def copy_tables(engine: Engine, source: TemplateSchema) -> None:
     """Copy the source's rows into the engine's empty schema at the same revision, and set
     its sequences where the source's stand: one round trip."""
     copies = [f"INSERT INTO {table} SELECT * FROM {source.name}.{table}" for table in source.tables]
@@ -227,20 +298,19 @@ def copy_tables(engine: Engine, source: PlannedSchema) -> None:
 
 @pytest.fixture
 def db(request: pytest.FixtureRequest, database_url: str) -> Iterator[Database]:
-    """The migrated database the test and the bot share; with the sample plan in it already
-    when the test asks for `plan` (a copy of a database it was imported into once)."""
-    planned = "plan" in request.fixturenames
+    """The migrated database the test and the bot share; with the sample plan (and people)
+    in it already when the test asks for `plan` (or `people`): a copy of a template."""
+    sample = Sample.wanted_by(request)
     if database_url.startswith("sqlite:///"):
-        template = "planned_sqlite" if planned else "migrated_sqlite"
-        shutil.copyfile(request.getfixturevalue(template), database_url.removeprefix("sqlite:///"))
+        template = sqlite_template(request, sample)
+        shutil.copyfile(template, database_url.removeprefix("sqlite:///"))
         database = Database(make_engine(database_url))
     else:
         database = Database(make_engine(database_url))
         if database_url not in _AT_HEAD:
             upgrade(database.engine)
-        if planned:
-            sample_plan = request.getfixturevalue("sample_plan")
-            copy_tables(database.engine, planned_postgres_schema(sample_plan))
+        if sample is not Sample.NOTHING:
+            copy_tables(database.engine, postgres_template(request, sample))
     yield database
     database.close()
 
@@ -278,9 +348,16 @@ def sample_plan() -> PlanFile:
 
 
 @pytest.fixture
-def people(db: Database, clock: FakeClock, plan: None) -> dict[str, MemberView]:
-    """One member of each role, registered to the sample plan's organisations."""
-    return {key: register(db, clock, person) for key, person in PEOPLE.items()}
+def people(db: Database, plan: None) -> dict[str, MemberView]:
+    """One member of each role, registered to the sample plan's organisations at START:
+    `db` copies them in with the plan."""
+    members = db.call(
+        lambda session: {
+            key: get_member(session, telegram_id=person.user.id) for key, person in PEOPLE.items()
+        }
+    )
+    assert all(members.values())
+    return members
 
 
 def register(db: Database, clock: FakeClock, person: Person) -> MemberView:
