@@ -28,7 +28,7 @@ from csp_bot.bot.runner import BotRun, make_services
 from csp_bot.bot.settings import Settings
 from csp_bot.bot.webhook import web_app, web_server
 from csp_bot.handlers.context import CspApplication
-from csp_bot.handlers.jobs import dispatch_state
+from csp_bot.handlers.jobs import dispatch_state, run_dispatcher_now
 from csp_bot.handlers.miniapp_auth import sign_init_data
 from csp_bot.models.audit import Actor
 from csp_bot.models.clock import ShiftedClock
@@ -54,7 +54,7 @@ SETTLE_SECONDS = 0.3
 # The longest the demo waits for the bot to finish an update (the board paper takes seconds
 # on a busy machine) before it prompts again anyway.
 HANDLED_WAIT_SECONDS = 60.0
-# The first reminder round starts two seconds after the bot; it is given this long to end.
+# The first reminder round, run as the demo starts, is given this long to end.
 FIRST_ROUND_WAIT_SECONDS = 30.0
 POLL_SECONDS = 0.1
 
@@ -189,8 +189,9 @@ class Demo:
         self.say(f"Dashboard, signed in as {self.me.user.full_name}: {self.dashboard_link()}")
 
     async def first_reminders(self, application: CspApplication) -> None:
-        """Wait for the first reminder round (it starts seconds after the bot), so that the
-        reminders due at start are there to show to whoever you become."""
+        """Run the first reminder round now, and wait for it, so that the reminders due at
+        start are there to show to whoever you become."""
+        await run_dispatcher_now(application)
         state = dispatch_state(application)
         waited = 0.0
         while state is not None and state.rounds == 0 and waited < FIRST_ROUND_WAIT_SECONDS:

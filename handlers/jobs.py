@@ -97,6 +97,15 @@ def dispatch_state(application: CspApplication) -> DispatchState | None:
     return state if isinstance(state, DispatchState) else None
 
 
+async def run_dispatcher_now(application: CspApplication) -> None:
+    """Plan and deliver at once rather than when the job first fires (the demo, which
+    shows the reminders due at start); a round already running is not joined."""
+    if application.job_queue is None:
+        return
+    for job in application.job_queue.get_jobs_by_name(DISPATCH_JOB):
+        await job.run(application)
+
+
 async def run_pruning(context: Ctx) -> None:
     """Delete handled inbox updates older than CSPBOT_INBOX_DAYS."""
     services = context.services
