@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from csp_bot.models.data_version import MIGRATING
@@ -23,11 +24,18 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+# The advisory lock instances starting together on one PostgreSQL database take in turn to
+# migrate it: the first applies what is pending, the others then find nothing to apply.
+MIGRATION_LOCK = 0x6373_7062_6F74_0001  # "cspbot", 1
+
+
 def upgrade(engine: Engine) -> list[str]:
     """Apply pending migrations; returns the revisions applied (empty if up to date)."""
     config = alembic_config(engine)
-    before = current_revision(engine)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
         connection.info[MIGRATING] = True
         try:
