@@ -1,0 +1,176 @@
+"""The deployment example, run: HAProxy with examples/deploy/haproxy.cfg in front of real
+`csp-bot run` instances in webhook mode on one PostgreSQL database, TLS ending at the proxy.
+
+Only the addresses change (loopback ports, a certificate made for the test): every other
+line of the example is what HAProxy runs here. The third server of the example has nothing
+behind it, as when an instance is down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer
+from tests.test_webhook import SECRET, TOKEN, free_port
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "deploy" / "haproxy.cfg"
+HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+# Long enough for a busy machine to start a process and HAProxy to check it twice.
+PATIENCE_SECONDS = 60
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("haproxy") is None or shutil.which("openssl") is None,
+    reason="needs Debian's haproxy and openssl (.ci/run installs haproxy)",
+)
+
+
+def loopback_config(certificate: Path, proxy_port: int, bot_ports: list[int]) -> str:
+    """The example with loopback addresses; each replaced line must be in it once."""
+    text = EXAMPLE.read_text()
+    replacements = {
+        "    bind :443 ssl crt /etc/haproxy/certs/bot.example.org.pem\n": (
+            f"    bind 127.0.0.1:{proxy_port} ssl crt {certificate}\n"
+        ),
+        **{
+            f"    server bot{n} 127.0.0.1:{8080 + n} check\n": (
+                f"    server bot{n} 127.0.0.1:{port} check\n"
+            )
+            for n, port in enumerate(bot_ports, start=1)
+        },
+    }
+    for line, replacement in replacements.items():
+        assert text.count(line) == 1, f"the example no longer has: {line!r}"
+        text = text.replace(line, replacement)
+    return text
+
+
+def make_certificate(folder: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1, key and certificate in one file as HAProxy
+    takes them."""
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt"),
+            *("ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    bundle = folder / "bundle.pem"
+    bundle.write_text(cert.read_text() + key.read_text())
+    return bundle
+
+
+def start_instance(
+    database_url: str, emulator: EmulatorServer, port: int, hook: str
+) -> subprocess.Popen[str]:
+    environment = {
+        **os.environ,
+        "CSPBOT_TELEGRAM_TOKEN": TOKEN,
+        "CSPBOT_TELEGRAM_API_URL": emulator.base_url,
+        "CSPBOT_DATABASE_URL": database_url,
+        "CSPBOT_WEBHOOK_URL": hook,
+        "CSPBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}",
+        "CSPBOT_WEBHOOK_SECRET": SECRET,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "csp_bot.bot.cli", "run"],
+        env=environment,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@contextmanager
+def running(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.communicate(timeout=PATIENCE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+
+
+def wait_for_ready(proxy: httpx.Client, bots: list[int]) -> None:
+    """Until each instance answers /readyz itself and the proxy answers through them."""
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    waiting = [f"http://127.0.0.1:{port}/readyz" for port in bots]
+    while waiting and time.monotonic() < deadline:
+        try:
+            if httpx.get(waiting[0], timeout=2).status_code == 200:
+                waiting.pop(0)
+                continue
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    assert not waiting, f"not ready: {waiting}"
+    while time.monotonic() < deadline:
+        if proxy.get("/healthz").status_code == 200:
+            return
+        time.sleep(0.1)
+    raise TimeoutError("HAProxy did not pass requests to the instances")
+
+
+def haproxy(config: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["haproxy", "-db", "-f", str(config)], stderr=subprocess.PIPE, text=True
+    )
+
+
+def send_start(proxy: httpx.Client, emulator: BotApiEmulator, user: EmulatedUser) -> int:
+    update = emulator.build_message_update(user, "/start")
+    return proxy.post("/hook", content=json.dumps(update), headers=HEADERS).status_code
+
+
+def visitors(first: int, count: int) -> list[EmulatedUser]:
+    return [EmulatedUser(70_000 + n, f"Visitor{n}") for n in range(first, first + count)]
+
+
+def test_two_instances_behind_haproxy_answer_and_one_stopping_loses_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several instances need PostgreSQL (CSPBOT_TEST_DATABASE_URL)")
+    proxy_port, bot_ports = free_port(), [free_port(), free_port(), free_port()]
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(loopback_config(make_certificate(tmp_path), proxy_port, bot_ports))
+    emulator = BotApiEmulator(token=TOKEN)
+    hook = f"https://127.0.0.1:{proxy_port}/hook"
+    with (
+        EmulatorServer(emulator) as server,
+        running(start_instance(database_url, server, bot_ports[0], hook)) as first,
+        running(start_instance(database_url, server, bot_ports[1], hook)),
+        running(haproxy(config)),
+        httpx.Client(base_url=f"https://127.0.0.1:{proxy_port}", verify=False, timeout=30) as proxy,
+    ):
+        wait_for_ready(proxy, bot_ports[:2])
+        assert emulator.webhook == {"url": hook, "secret_token": SECRET}
+        before = visitors(1, 6)
+        assert [send_start(proxy, emulator, user) for user in before] == [200] * 6
+
+        first.send_signal(signal.SIGTERM)
+        _, logs = first.communicate(timeout=PATIENCE_SECONDS)
+        assert first.returncode == 0, logs
+        after = visitors(7, 4)
+        assert [send_start(proxy, emulator, user) for user in after] == [200] * 4
+
+        for user in before + after:
+            [reply] = emulator.wait_for_messages(user.id, 1, timeout=PATIENCE_SECONDS)
+            assert reply.text.startswith(f"Hello {user.first_name}. I'm the assistant")
