@@ -1952,3 +1952,121 @@ def _network_error(cause: httpx.HTTPError) -> NetworkError:
     error = NetworkError(f"httpx.{type(cause).__name__}: {cause}")
     error.__cause__ = cause
     return error
+
+
+def update_chat(update: JSON) -> int:
+    """The chat an update belongs to (its message's, else its sender's): the unit Telegram
+    keeps in order."""
+    for kind in ("message", "edited_message", "callback_query", "my_chat_member"):
+        part = update.get(kind)
+        if not isinstance(part, dict):
+            continue
+        chat = part.get("chat") or (part.get("message") or {}).get("chat")
+        if isinstance(chat, dict):
+            return int(chat["id"])
+        sender = part.get("from")
+        if isinstance(sender, dict):
+            return int(sender["id"])
+    return 0
+
+
+class WebhookDelivery:
+    """Telegram's side of a webhook: the emulator's pending updates POSTed to the URL
+    setWebhook was given, with its secret token. One not answered 2xx is sent again after
+    a pause, as Telegram does. A chat's updates go one at a time, in order; different
+    chats' go at once, over up to `connections` connections (Telegram's max_connections).
+    """
+
+    def __init__(
+        self,
+        emulator: BotApiEmulator,
+        *,
+        connections: int = 8,
+        retry_seconds: float = 0.5,
+        verify: bool = True,
+    ) -> None:
+        self.emulator = emulator
+        self.retry_seconds = retry_seconds
+        self.delivered = 0
+        self.refused = 0  # answers other than 2xx, and requests that got no answer
+        self._verify = verify
+        self._queues: list[deque[JSON]] = [deque() for _ in range(connections)]
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._taken = 0  # the highest update_id handed to a connection
+
+    def __enter__(self) -> WebhookDelivery:
+        self._threads = [threading.Thread(target=self._take, daemon=True)] + [
+            threading.Thread(target=self._send, args=(queue,), daemon=True)
+            for queue in self._queues
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        self.emulator.interrupt(threading.Event())
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _take(self) -> None:
+        """Hand each new pending update to the connection that carries its chat."""
+        emulator = self.emulator
+        while not self._stop.is_set():
+            with emulator._cond:
+                emulator._cond.wait_for(
+                    lambda: (
+                        self._stop.is_set()
+                        or any(u["update_id"] > self._taken for u in emulator._pending)
+                    ),
+                    timeout=0.5,
+                )
+                fresh = [
+                    copy.deepcopy(u) for u in emulator._pending if u["update_id"] > self._taken
+                ]
+            with self._wake:
+                for update in fresh:
+                    self._taken = max(self._taken, int(update["update_id"]))
+                    self._queues[update_chat(update) % len(self._queues)].append(update)
+                self._wake.notify_all()
+
+    def _send(self, queue: deque[JSON]) -> None:
+        with httpx.Client(verify=self._verify, timeout=30) as http:
+            while not self._stop.is_set():
+                with self._wake:
+                    self._wake.wait_for(lambda: bool(queue) or self._stop.is_set(), timeout=0.5)
+                    if not queue:
+                        continue
+                    update = queue[0]
+                if self._post(http, update):
+                    with self._wake:
+                        queue.popleft()
+                    self._confirm(int(update["update_id"]))
+                else:
+                    self._stop.wait(self.retry_seconds)
+
+    def _post(self, http: httpx.Client, update: JSON) -> bool:
+        hook = self.emulator.webhook
+        headers = {"X-Telegram-Bot-Api-Secret-Token": str(hook.get("secret_token", ""))}
+        try:
+            answer = http.post(str(hook["url"]), content=json.dumps(update), headers=headers)
+        except (httpx.TransportError, KeyError):
+            self.refused += 1
+            return False
+        if not answer.is_success:
+            self.refused += 1
+            return False
+        self.delivered += 1
+        return True
+
+    def _confirm(self, update_id: int) -> None:
+        """Delivered: no longer pending (Telegram forgets an update once answered 2xx)."""
+        with self.emulator._cond:
+            self.emulator._pending = [
+                u for u in self.emulator._pending if u["update_id"] != update_id
+            ]
+            self.emulator._cond.notify_all()

@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer
+from tests.loopback_proxy import start_proxy
 from tests.test_webhook import SECRET, TOKEN, free_port
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "deploy" / "haproxy.cfg"
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
 # Long enough for a busy machine to start a process and HAProxy to check it twice.
 PATIENCE_SECONDS = 60
@@ -34,44 +34,6 @@ pytestmark = pytest.mark.skipif(
     shutil.which("haproxy") is None or shutil.which("openssl") is None,
     reason="needs Debian's haproxy and openssl (.ci/run installs haproxy)",
 )
-
-
-def loopback_config(certificate: Path, proxy_port: int, bot_ports: list[int]) -> str:
-    """The example with loopback addresses; each replaced line must be in it once."""
-    text = EXAMPLE.read_text()
-    replacements = {
-        "    bind :443 ssl crt /etc/haproxy/certs/bot.example.org.pem\n": (
-            f"    bind 127.0.0.1:{proxy_port} ssl crt {certificate}\n"
-        ),
-        **{
-            f"    server bot{n} 127.0.0.1:{8080 + n} check\n": (
-                f"    server bot{n} 127.0.0.1:{port} check\n"
-            )
-            for n, port in enumerate(bot_ports, start=1)
-        },
-    }
-    for line, replacement in replacements.items():
-        assert text.count(line) == 1, f"the example no longer has: {line!r}"
-        text = text.replace(line, replacement)
-    return text
-
-
-def make_certificate(folder: Path) -> Path:
-    """A self-signed certificate for 127.0.0.1, key and certificate in one file as HAProxy
-    takes them."""
-    key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt"),
-            *("ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
-            *("-keyout", str(key), "-out", str(cert)),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    bundle = folder / "bundle.pem"
-    bundle.write_text(cert.read_text() + key.read_text())
-    return bundle
 
 
 def start_instance(
@@ -128,12 +90,6 @@ def wait_for_ready(proxy: httpx.Client, bots: list[int]) -> None:
     raise TimeoutError("HAProxy did not pass requests to the instances")
 
 
-def haproxy(config: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        ["haproxy", "-db", "-f", str(config)], stderr=subprocess.PIPE, text=True
-    )
-
-
 def send_start(proxy: httpx.Client, emulator: BotApiEmulator, user: EmulatedUser) -> int:
     update = emulator.build_message_update(user, "/start")
     return proxy.post("/hook", content=json.dumps(update), headers=HEADERS).status_code
@@ -149,15 +105,13 @@ def test_two_instances_behind_haproxy_answer_and_one_stopping_loses_nothing(
     if not database_url.startswith("postgresql"):
         pytest.skip("several instances need PostgreSQL (CSPBOT_TEST_DATABASE_URL)")
     proxy_port, bot_ports = free_port(), [free_port(), free_port(), free_port()]
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(loopback_config(make_certificate(tmp_path), proxy_port, bot_ports))
     emulator = BotApiEmulator(token=TOKEN)
     hook = f"https://127.0.0.1:{proxy_port}/hook"
     with (
         EmulatorServer(emulator) as server,
         running(start_instance(database_url, server, bot_ports[0], hook)) as first,
         running(start_instance(database_url, server, bot_ports[1], hook)),
-        running(haproxy(config)),
+        running(start_proxy(tmp_path, proxy_port, bot_ports)),
         httpx.Client(base_url=f"https://127.0.0.1:{proxy_port}", verify=False, timeout=30) as proxy,
     ):
         wait_for_ready(proxy, bot_ports[:2])

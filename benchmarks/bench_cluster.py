@@ -1,0 +1,391 @@
+"""Benchmark: three instances on one PostgreSQL database, killed again and again.
+
+Three `csp-bot run` processes in webhook mode share one PostgreSQL database behind HAProxy
+running the deployment example (examples/deploy/haproxy.cfg, on loopback). The Bot API
+emulator, enforcing Telegram's limits, delivers updates by webhook through the proxy and
+sends again what is not answered 2xx, as Telegram does. Partners send progress updates
+(one-line and guided) all through, while a board meeting's reminder fans out to 2,000 board
+members; meanwhile a random instance is killed with SIGKILL (--kills times, seeded) and
+started again at once.
+
+    .venv/bin/python benchmarks/bench_cluster.py [--database-url URL] [--kills 10]
+        [--members 2000] [--minutes 4] [--seed 5]
+
+Without --database-url it makes a database `bench_cluster` on 127.0.0.1:5432 and drops it
+after. Needs Debian's haproxy and openssl.
+
+Prints: updates sent, processed once, lost, doubled, out of order within a chat; reminders
+due, delivered once, lost, doubled; planning rounds in each whole minute; the peak send
+rate and the 429 answers. Targets: 0 updates lost, doubled or out of order; planning once a
+minute (a minute missed while the lease changes hands is allowed, two in one minute are
+not); 0 answers 429; reminders lost per kill no more than were in flight (3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_crash import (
+    PLAN,
+    Partner,
+    actions_by_lead,
+    add_meeting,
+    drive,
+    outbox,
+    report,
+)
+from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer, WebhookDelivery
+from csp_bot.models.audit import CLI
+from csp_bot.models.db import Database
+from csp_bot.models.membership import add_member
+from csp_bot.models.migrate import upgrade
+from csp_bot.models.plan_import import import_plan_file
+from csp_bot.models.tables import InboxUpdate, Member, ProgressUpdate
+from tests.loopback_proxy import start_proxy
+from tests.test_webhook import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "880088:BENCH-CLUSTER-SECRET"
+SECRET = "bench-cluster-secret"
+ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PARTNERS = 30
+PARTNER_BASE = 930_000
+BOARD_BASE = 940_000
+MEETING = "Cluster bench board meeting"
+LOST_PER_KILL_TARGET = 3
+READY_WAIT = 60.0
+# The log line each planning round writes (handlers/jobs.py).
+ROUND_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d):\d\d,\d+ INFO .*reminder round")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="default: a database made for the run")
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--members", type=int, default=2000)
+    parser.add_argument("--minutes", type=float, default=4.0)
+    parser.add_argument("--seed", type=int, default=5)
+    args, _ = parser.parse_known_args()  # `./dev bench` passes its arguments to every script
+    with database(args.database_url) as url, tempfile.TemporaryDirectory() as folder:
+        print(f"load {os.getloadavg()}  instances 3  kills {args.kills}  members {args.members}")
+        return 0 if run(url, Path(folder), args) else 1
+
+
+@contextmanager
+def database(given: str | None) -> Iterator[str]:
+    if given:
+        yield given
+        return
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text("DROP DATABASE IF EXISTS bench_cluster"))
+        connection.execute(sa.text("CREATE DATABASE bench_cluster"))
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + "/bench_cluster"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text("DROP DATABASE IF EXISTS bench_cluster WITH (FORCE)"))
+        admin.dispose()
+
+
+def seed(url: str, members: int) -> list[Partner]:
+    """The sample plan, partners who lead actions, and a board whose meeting's reminder is due."""
+    db = Database.from_url(url)
+    upgrade(db.engine)
+    now = datetime.now().astimezone()
+    db.call(import_plan_file, path=PLAN, at=now)
+    leads = db.call(actions_by_lead)
+    partners = []
+    for n in range(PARTNERS):
+        org = sorted(leads)[n % len(leads)]
+        user = EmulatedUser(PARTNER_BASE + n, f"Partner{n}")
+        db.call(add_member, telegram_id=user.id, name=user.first_name, organisation=org,
+                role="partner", at=now, actor=CLI)  # fmt: skip
+        partners.append(Partner(user, leads[org]))
+    with db.engine.begin() as connection:
+        organisation = connection.execute(sa.text("SELECT min(id) FROM organisation")).scalar()
+        connection.execute(
+            sa.insert(Member),
+            [
+                {
+                    "telegram_id": BOARD_BASE + n,
+                    "name": f"Board{n}",
+                    "organisation_id": organisation,
+                    "role": "board",
+                    "active": True,
+                    "joined_at": now,
+                }
+                for n in range(members)
+            ],
+        )
+    add_meeting(db, MEETING)
+    db.close()
+    return partners
+
+
+class Instance:
+    """One `csp-bot run` in webhook mode, killed and started again on demand."""
+
+    def __init__(self, number: int, env: dict[str, str], port: int, log: Path) -> None:
+        self.number, self.port, self.log = number, port, log
+        self.env = {**env, "CSPBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}"}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "csp_bot.bot.cli", "run"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=40)
+
+
+def wait_ready(instances: list[Instance]) -> None:
+    deadline = time.monotonic() + READY_WAIT
+    for instance in instances:
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{instance.port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise TimeoutError(f"instance {instance.number} never became ready")
+
+
+class RateWatch:
+    """Samples how many messages the emulator has taken, each second: the peak rate."""
+
+    def __init__(self, emulator: BotApiEmulator) -> None:
+        self.emulator, self.peak = emulator, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> RateWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        before = len(self.emulator.messages())
+        while not self._stop.wait(1.0):
+            now = len(self.emulator.messages())
+            self.peak = max(self.peak, now - before)
+            before = now
+
+
+def run(url: str, folder: Path, args: argparse.Namespace) -> bool:
+    partners = seed(url, args.members)
+    emulator = BotApiEmulator(token=TOKEN, enforce_limits=True, seed=args.seed)
+    proxy_port, ports = free_port(), [free_port() for _ in range(3)]
+    with EmulatorServer(emulator) as server:
+        env = {
+            **os.environ,
+            "CSPBOT_TELEGRAM_TOKEN": TOKEN,
+            "CSPBOT_TELEGRAM_API_URL": server.base_url,
+            "CSPBOT_DATABASE_URL": url,
+            "CSPBOT_WEBHOOK_URL": f"https://127.0.0.1:{proxy_port}/hook",
+            "CSPBOT_WEBHOOK_SECRET": SECRET,
+            "CSPBOT_QUIET_HOURS": "off",
+        }
+        instances = [Instance(n, env, port, folder / f"bot{n}.log") for n, port in enumerate(ports)]
+        for instance in instances:
+            instance.start()
+        proxy = start_proxy(folder, proxy_port, ports)
+        try:
+            wait_ready(instances)
+            with WebhookDelivery(emulator, verify=False) as delivery, RateWatch(emulator) as rate:
+                elapsed = kill_while_partners_type(emulator, instances, partners, args)
+                settle(url, emulator)
+            for instance in instances:
+                instance.stop()
+        finally:
+            for instance in instances:
+                if instance.proc is not None and instance.proc.poll() is None:
+                    instance.proc.kill()
+            proxy.terminate()
+            proxy.wait(timeout=10)
+    print(f"{args.kills} kills in {elapsed:.0f} s; webhook requests refused {delivery.refused}")
+    return figures(url, emulator, partners, instances, args.kills, rate.peak)
+
+
+def kill_while_partners_type(
+    emulator: BotApiEmulator, instances: list[Instance], partners: list[Partner],
+    args: argparse.Namespace,
+) -> float:  # fmt: skip
+    rng = random.Random(args.seed)
+    stop = threading.Event()
+    threads = drive(emulator, partners, stop, "cluster", args.seed)
+    started = time.monotonic()
+    pause = args.minutes * 60 / (args.kills + 1)
+    for _ in range(args.kills):
+        time.sleep(rng.uniform(0.5, 1.5) * pause)
+        victim = rng.choice(instances)
+        victim.kill()
+        victim.start()
+    time.sleep(pause)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    return time.monotonic() - started
+
+
+def settle(url: str, emulator: BotApiEmulator, timeout: float = 180.0) -> None:
+    """Until every update is delivered and handled and no reminder waits to go."""
+    deadline = time.monotonic() + timeout
+    db = Database.from_url(url)
+    while time.monotonic() < deadline:
+        unhandled = db.call(
+            lambda s: s.exec(
+                select(sa.func.count()).where(col(InboxUpdate.done_at).is_(None))
+            ).one()
+        )
+        states = {str(row.state) for row in outbox(url, MEETING)}
+        if not emulator.pending_updates() and not unhandled and not states & {"pending", "sending"}:
+            break
+        time.sleep(1.0)
+    db.close()
+    time.sleep(3)  # the last replies
+
+
+def figures(
+    url: str, emulator: BotApiEmulator, partners: list[Partner], instances: list[Instance],
+    kills: int, peak: int,
+) -> bool:  # fmt: skip
+    sent, once, lost, doubled, disorder = update_figures(url, partners)
+    due, delivered, r_lost, r_doubled = reminder_figures(url, emulator)
+    per_minute = rounds_per_minute(instances)
+    doubled_minutes = sum(1 for n in per_minute.values() if n > 1)
+    per_kill = r_lost / kills if kills else 0.0
+    report(
+        [
+            ("updates sent", sent, ""),
+            ("updates processed once", once, f"target {sent}"),
+            ("updates lost", lost, "target 0"),
+            ("updates doubled", doubled, "target 0"),
+            ("updates out of order within a chat", disorder, "target 0"),
+            ("reminders due", due, f"target {len(board_members(url))}"),
+            ("reminders delivered once", delivered, ""),
+            ("reminders lost", r_lost, ""),
+            ("reminders lost per kill", f"{per_kill:.2f}", f"target <= {LOST_PER_KILL_TARGET}"),
+            ("reminders doubled", r_doubled, "target 0"),
+            ("planning rounds per minute", dict(sorted(per_minute.items())), "target 1 each"),
+            ("minutes planned twice", doubled_minutes, "target 0"),
+            ("peak sends in a second", peak, "Telegram's limit 30"),
+            ("answers 429", emulator.too_many_requests, "target 0"),
+        ]
+    )
+    ok_updates = lost == 0 and doubled == 0 and disorder == 0
+    ok_reminders = r_doubled == 0 and per_kill <= LOST_PER_KILL_TARGET
+    ok = ok_updates and ok_reminders and doubled_minutes == 0 and emulator.too_many_requests == 0
+    print(f"  targets: {'met' if ok else 'MISSED'}")
+    return ok
+
+
+def update_figures(url: str, partners: list[Partner]) -> tuple[int, int, int, int, int]:
+    """Sent, stored once, lost, doubled, and pairs stored in the other order than typed."""
+    db = Database.from_url(url)
+    rows = db.call(
+        lambda s: s.exec(
+            select(Member.telegram_id, ProgressUpdate.note)
+            .join(Member, col(Member.id) == ProgressUpdate.member_id)
+            .order_by(col(ProgressUpdate.id))
+        ).all()
+    )
+    db.close()
+    stored = Counter(note for _, note in rows)
+    typed = [note for partner in partners for note in partner.sent]
+    disorder = 0
+    for partner in partners:
+        order = [typed_number(note) for chat, note in rows if chat == partner.user.id]
+        disorder += sum(1 for a, b in itertools.pairwise(order) if b < a)
+    return (
+        len(typed),
+        sum(1 for note in typed if stored[note] == 1),
+        sum(1 for note in typed if stored[note] == 0),
+        sum(1 for note in typed if stored[note] > 1),
+        disorder,
+    )
+
+
+def typed_number(note: str) -> int:
+    """The partner's running number at the end of the note (bench_crash's `drive`)."""
+    return int(note.rsplit("-", 1)[1])
+
+
+def board_members(url: str) -> list[int]:
+    db = Database.from_url(url)
+    board = db.call(
+        lambda s: s.exec(select(Member.telegram_id).where(Member.telegram_id >= BOARD_BASE)).all()
+    )
+    db.close()
+    return list(board)
+
+
+def reminder_figures(url: str, emulator: BotApiEmulator) -> tuple[int, int, int, int]:
+    rows = outbox(url, MEETING)
+    received = Counter(m.chat_id for m in emulator.messages() if MEETING in m.text)
+    db = Database.from_url(url)
+    chat_of = dict(db.call(lambda s: s.exec(select(Member.id, Member.telegram_id)).all()))
+    db.close()
+    chats = {chat_of[row.member_id] for row in rows}
+    return (
+        len(rows),
+        sum(1 for chat in chats if received[chat] == 1),
+        sum(1 for chat in chats if received[chat] == 0),
+        sum(1 for chat in chats if received[chat] > 1),
+    )
+
+
+def rounds_per_minute(instances: list[Instance]) -> Counter[str]:
+    """Planning rounds started in each whole minute, across the instances' logs; the first
+    and last minutes are partial and left out."""
+    minutes: Counter[str] = Counter()
+    for instance in instances:
+        for line in instance.log.read_text(errors="replace").splitlines():
+            found = ROUND_LINE.match(line)
+            if found:
+                minutes[found[1]] += 1
+    whole = sorted(minutes)[1:-1]
+    return Counter({minute: minutes[minute] for minute in whole})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
