@@ -48,9 +48,11 @@ def make_certificate(folder: Path) -> Path:
 
 
 def haproxy(config: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        ["haproxy", "-db", "-f", str(config)], stderr=subprocess.PIPE, text=True
-    )
+    """HAProxy in the foreground; its log (a line per request) beside its configuration."""
+    with (config.parent / "haproxy.log").open("w") as log:
+        return subprocess.Popen(
+            ["haproxy", "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT, text=True
+        )
 
 
 def start_proxy(folder: Path, proxy_port: int, bot_ports: list[int]) -> subprocess.Popen[str]:
