@@ -59,10 +59,15 @@ def compose(content: Content, *, templates: Templates, now: datetime) -> Compose
             )
             snooze = kind == ReminderKind.CHECKIN
             return Composed(text, checkin_keyboard(action.id, snooze=snooze))
-        case ReturnsRequest(meeting=meeting, actions=actions, since=since):
+        case ReturnsRequest(meeting=meeting, actions=actions, since=since, figures=figures):
             soon = moment_phrase(now, meeting.starts_at, zone)
             text = templates.render(
-                "reminder_returns.html", meeting=meeting, actions=actions, since=since, soon=soon
+                "reminder_returns.html",
+                meeting=meeting,
+                actions=actions,
+                since=since,
+                soon=soon,
+                figures=figures,
             )
             return Composed(text)
         case ReturnsReport(meeting=meeting, missing=missing, since=since, figures=figures):
@@ -76,8 +81,11 @@ def compose(content: Content, *, templates: Templates, now: datetime) -> Compose
                 figures=figures,
             )
             return Composed(text)
-        case DigestNotice(digest=digest):
-            return Composed(templates.render("digest.html", digest=digest, money=format_money))
+        case DigestNotice(digest=digest, figures=figures):
+            text = templates.render(
+                "digest.html", digest=digest, figures=figures, money=format_money
+            )
+            return Composed(text)
         case FigureNotice(measure=measure, period=period, chase=chase):
             text = templates.render(
                 "reminder_figure.html",

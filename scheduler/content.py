@@ -71,18 +71,19 @@ class ActionNotice:
 
 
 @dataclass(frozen=True)
-class ReturnsRequest:
-    meeting: MeetingView
-    actions: list[ActionView]
-    since: datetime | None
-
-
-@dataclass(frozen=True)
 class MissingFigure:
     """A measure whose latest figure due has not been sent."""
 
     measure: MeasureView
     period: Period
+
+
+@dataclass(frozen=True)
+class ReturnsRequest:
+    meeting: MeetingView
+    actions: list[ActionView]
+    since: datetime | None
+    figures: list[MissingFigure] = field(default_factory=list)  # the member's organisation's
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class ReturnsReport:
 @dataclass(frozen=True)
 class DigestNotice:
     digest: Digest
+    figures: list[MissingFigure] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -248,9 +250,11 @@ def _read_returns(
         )
     }
     mine = [view for view in owed if view.id in asked]
-    if not mine:
+    suppliers = {person.organisation_id for person in (member, *covered)}
+    figures = [f for f in missing_figures(session, when) if f.measure.supplier_id in suppliers]
+    if not mine and not figures:
         return Withheld(OutboxState.DROPPED, "every action has been updated")
-    return ReturnsRequest(meeting, mine, since)
+    return ReturnsRequest(meeting, mine, since, figures)
 
 
 def missing_figures(session: Session, when: Circumstances) -> list[MissingFigure]:
@@ -279,7 +283,7 @@ def _read_digest(
         at=when.now,
         quiet_after=when.quiet_after,
     )
-    return DigestNotice(digest)
+    return DigestNotice(digest, missing_figures(session, when))
 
 
 def _read_figure(

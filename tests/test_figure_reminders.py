@@ -143,3 +143,48 @@ async def test_the_chairs_returns_before_a_meeting_list_the_missing_figures(
         "• HATE-M1 2021/22-Q1 (Northants Police)\n"
         "• ASB-M2 2021-06 (North Northamptonshire Council)"
     )
+
+
+async def test_a_partners_returns_request_lists_the_figures_their_organisation_owes(
+    app: CspApplication,
+    bot: Harness,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+) -> None:
+    schedule(db, clock, "2021-07-29T10:00")
+    set_clock(clock, "2021-07-20T10:00")
+    assert (await bot.reply(POLICE, "/figure ASB-M1 2021-Q1 430")).startswith("📈 Stored")
+    set_clock(clock, "2021-07-22T10:00")
+    await tick(app)
+    [request] = [t for t in texts(emulator, "police") if t.startswith("📝")]
+    assert request.endswith(
+        "Please send an update on each with /update before the meeting.\n\n"
+        "Figures not sent yet:\n"
+        "📏 <b>SOC-M1</b> 2021/22-Q1 (Northants Police)\n"
+        "📏 <b>DASV-M1</b> 2021/22-Q1 (Northants Police)\n"
+        "📏 <b>HATE-M1</b> 2021/22-Q1 (Northants Police)\n\n"
+        "Send each with /figure before the meeting."
+    )
+
+
+async def test_the_weekly_digest_lists_the_figures_not_sent(
+    app: CspApplication,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+) -> None:
+    # Monday 19 July 2021: the 2021/22-Q1 figures fell due on Wednesday 14 July.
+    set_clock(clock, "2021-07-19T09:00")
+    await tick(app)
+    [digest] = [t for t in texts(emulator, "chair") if "Weekly digest" in t]
+    assert digest.endswith(
+        "\n\n<b>Figures not sent</b>\n"
+        "• SOC-M1 2021/22-Q1 (Northants Police)\n"
+        "• SOC-M2 2021/22-Q1 (Drug and Alcohol Treatment and Recovery Service)\n"
+        "• DASV-M1 2021/22-Q1 (Northants Police)\n"
+        "• HATE-M1 2021/22-Q1 (Northants Police)\n"
+        "• ASB-M1 2021/22-Q1 (Northants Police)\n"
+        "• ASB-M2 2021-06 (North Northamptonshire Council)"
+    )
