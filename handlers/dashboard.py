@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -331,7 +333,7 @@ class Dashboard:
         if not await self.may_update(viewer, action):
             raise Refused(403, "problem.html", problem=refusal(viewer.member, action))
         if request.method == "GET":
-            return self.form(viewer, action, UpdateForm(), problems={})
+            return self.form(viewer, action, UpdateForm(key=new_form_key()), problems={})
         sent = UpdateForm.read(await request.body())
         problems = sent.problems()
         if problems:
@@ -533,6 +535,8 @@ class UpdateForm:
     forecast: str = ""
     # The digest of the texts a person chose to store although they look like case data.
     confirm: str = ""
+    # Made when the form is shown: the same form sent again stores nothing more.
+    key: str = ""
 
     @classmethod
     def read(cls, body: bytes) -> UpdateForm:
@@ -583,6 +587,11 @@ class UpdateForm:
         found = [kind for text in self.texts() for kind in find_case_data(text)]
         return list(dict.fromkeys(found))
 
+    @property
+    def form_key(self) -> str | None:
+        """The key it was shown with, if it is one the page could have been given."""
+        return self.key if FORM_KEY.fullmatch(self.key) else None
+
     def digest(self) -> str:
         return hashlib.sha256("\0".join(self.texts()).encode()).hexdigest()
 
@@ -632,8 +641,16 @@ def store_update(
         else None,
         forecast=forecast,
         at=at,
+        form_key=form.form_key,
         quiet_after=quiet_after,
     )
+
+
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_form_key() -> str:
+    return secrets.token_urlsafe(16)
 
 
 def _asset(name: str) -> bytes:

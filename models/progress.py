@@ -503,12 +503,15 @@ def log_progress(
     mitigation: str | None = None,
     forecast: str | None = None,
     telegram_update_id: int | None = None,
+    form_key: str | None = None,
     quiet_after: timedelta = timedelta(days=28),
 ) -> LoggedUpdate:
     """Store a progress update, move the action's status, and write the audit trail.
 
     The action row is locked first, so two people updating the same action land one after
-    the other. The same Telegram update delivered twice returns the first result.
+    the other. The same Telegram update delivered twice returns the first result, and so
+    does the same dashboard form (`form_key`) sent twice: looked for once the action is
+    locked, so a second copy sent at the same moment waits for the first and finds it.
 
     Core statements built once, rather than the ORM: this runs for every update a partner
     sends, and the unit of work and statement building cost more than the SQL (five
@@ -520,6 +523,10 @@ def log_progress(
             return earlier
     member = _acting_member(session, member_id)
     action = _locked_action(session, ref)
+    if form_key is not None:
+        earlier = _update_from_form(session, form_key, at, quiet_after)
+        if earlier is not None:
+            return earlier
     if not may_update_action(
         session,
         member=member,
@@ -532,7 +539,7 @@ def log_progress(
         raise DomainError("An update needs a status: on track, at risk, off track or complete.")
     update = _update_values(
         action, member, status, note, mitigation, forecast, at, telegram_update_id
-    )
+    ) | {"form_key": form_key}
     update["id"] = session.connection().execute(_INSERT_UPDATE, update).scalar_one()
     # "Since" moves only when the status does (an update that keeps it keeps its date).
     changed_at = at if status != action["status"] else _since(action)
@@ -719,6 +726,15 @@ def _update_from_telegram(
         select(ProgressUpdate).where(ProgressUpdate.telegram_update_id == telegram_update_id)
     ).one()
     return _logged(session, earlier, at, quiet_after, duplicate=True)
+
+
+def _update_from_form(
+    session: Session, form_key: str, at: datetime, quiet_after: timedelta
+) -> LoggedUpdate | None:
+    earlier = session.exec(
+        select(ProgressUpdate).where(ProgressUpdate.form_key == form_key)
+    ).first()
+    return None if earlier is None else _logged(session, earlier, at, quiet_after, duplicate=True)
 
 
 def _logged(

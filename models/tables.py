@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from csp_bot.models.enums import FundingStatus, OrgKind, Recurrence, Role, Status
@@ -114,6 +114,7 @@ class ProgressUpdate(SQLModel, table=True):
             sqlite_where=text("withdrawn_at IS NULL"),
             postgresql_where=text("withdrawn_at IS NULL"),
         ),
+        UniqueConstraint("form_key", name="uq_progress_update_form_key"),
     )
     id: int | None = Field(default=None, primary_key=True)
     action_id: int = Field(foreign_key="action.id", index=True)
@@ -128,6 +129,8 @@ class ProgressUpdate(SQLModel, table=True):
     previous_status_at: datetime = Field(sa_type=UTCDateTime)
     # Telegram redelivers an update the bot did not confirm; this makes the second a no-op.
     telegram_update_id: int | None = Field(default=None, sa_type=BigInteger, unique=True)
+    # The same for a dashboard form sent twice: it carries the key it was rendered with.
+    form_key: str | None = Field(default=None, sa_type=String(64))
     withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 

@@ -394,6 +394,32 @@ async def test_a_partner_updates_from_the_form_and_the_chat_shows_it(
     assert "Forecast: Not expected to recover by the due date" in reply
 
 
+async def test_the_same_form_sent_twice_stores_one_update(
+    web: httpx.AsyncClient,
+    db: Database,
+    people: dict[str, MemberView],
+    emulator: BotApiEmulator,
+    clock: FakeClock,
+) -> None:
+    launch = signed(emulator, clock, "police")
+    page = await web.get("/app/api/action/SOC-1/update", headers=auth(launch))
+    key = page.text.split('name="key" value="')[1].split('"')[0]
+    sent = {"status": "amber", "note": "Venue delayed.", "forecast": "yes", "key": key}
+    first = await send_form(web, "SOC-1", launch, **sent)
+    assert "Stored: SOC-1 is now at risk" in first.text
+    again = await send_form(web, "SOC-1", launch, **sent)
+    assert again.status_code == 200
+    assert "Already stored: this form was sent before, and SOC-1 is at risk." in again.text
+    other = await web.get("/app/api/action/SOC-1/update", headers=auth(launch))
+    assert other.text.split('name="key" value="')[1].split('"')[0] != key
+    notes = db.call(
+        lambda s: s.exec(
+            select(ProgressUpdate.note).where(ProgressUpdate.note == "Venue delayed.")
+        ).all()
+    )
+    assert notes == ["Venue delayed."]
+
+
 async def test_case_data_is_held_back_until_stored_anyway_and_audited(
     web: httpx.AsyncClient,
     db: Database,
