@@ -59,13 +59,17 @@ def _measure(turn: Turn, values: dict[str, str]) -> MeasureView:
 
 
 def _measures(turn: Turn, values: dict[str, str]) -> list[Option]:
-    mine = measures_supplied_by(turn.session, member_id=turn.context.acting_member.id)
+    mine = measures_supplied_by(
+        turn.session, member_id=turn.context.acting_member.id, at=turn.context.now()
+    )
     return [Option(view.code, str(view.id), view.code) for view in mine]
 
 
 def _read_measure(turn: Turn, text: str, values: dict[str, str]) -> str:
     view = find_measure(turn.session, code=text)
-    check_supplier(turn.session, member_id=turn.context.acting_member.id, view=view)
+    check_supplier(
+        turn.session, member_id=turn.context.acting_member.id, view=view, at=turn.context.now()
+    )
     return view.code
 
 
@@ -103,7 +107,7 @@ def _save(turn: Turn, values: dict[str, str]) -> Screen:
     """Store the figure (audited; one it replaces is kept) and confirm it."""
     member_id = turn.context.acting_member.id
     measure = _measure(turn, values)
-    check_supplier(turn.session, member_id=member_id, view=measure)
+    check_supplier(turn.session, member_id=member_id, view=measure, at=turn.context.now())
     # The period is checked again: a form left open over a period's end is still right,
     # but one typed for a period not yet over must not slip through.
     period = read_period(measure, values["period"], today=_today(turn))

@@ -1,5 +1,6 @@
-"""/owners REF: the coordinator sees an action's owners, and links or unlinks members
-(`/owners SOC-1 add 12`, `/owners SOC-1 remove 12`; the ids are those /members shows)."""
+"""/owners REF: the coordinator sees an action's or a measure's owners, and links or unlinks
+members (`/owners SOC-1 add 12`, `/owners ASB-M1 remove 12`; the ids are those /members
+shows)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,14 @@ from csp_bot.models.audit import Actor
 from csp_bot.models.errors import DomainError
 from csp_bot.models.limits import check_record_id
 from csp_bot.models.membership import MemberView
-from csp_bot.models.owners import add_owner, find_action_row, owners_of, remove_owner
+from csp_bot.models.owners import Owned, add_owner, find_owned, owners_of_owned, remove_owner
 
 VERBS = ("add", "remove")
 
 
-def _owners(session: Session, *, ref: str) -> tuple[str, str | None, list[MemberView]]:
-    action = find_action_row(session, ref)
-    assert action.id is not None
-    return action.ref, action.owner, owners_of(session, action_id=action.id)
+def _owners(session: Session, *, ref: str) -> tuple[Owned, list[MemberView]]:
+    owned = find_owned(session, ref)
+    return owned, owners_of_owned(session, owned)
 
 
 def _read_id(text: str) -> int:
@@ -32,7 +32,7 @@ def _read_id(text: str) -> int:
 
 
 async def owners_command(update: Update, context: Ctx) -> None:
-    """Show an action's owners, or add or remove one (audited)."""
+    """Show an action's or a measure's owners, or add or remove one (audited)."""
     args = list(context.args or [])
     if not args or len(args) not in (1, 3) or (len(args) == 3 and args[1].lower() not in VERBS):
         await send(update, context, "owners_usage.html")
@@ -46,11 +46,20 @@ async def owners_command(update: Update, context: Ctx) -> None:
             done = await context.db.run(
                 change, ref=args[0], member_id=member_id, at=context.now(), actor=actor
             )
-        ref, posts, owners = await context.db.run(_owners, ref=args[0])
+        owned, owners = await context.db.run(_owners, ref=args[0])
     except DomainError as problem:
         await send(update, context, "owners_refused.html", problem=str(problem))
         return
-    await send(update, context, "owners_list.html", done=done, ref=ref, posts=posts, owners=owners)
+    await send(
+        update,
+        context,
+        "owners_list.html",
+        done=done,
+        ref=owned.ref,
+        posts=owned.posts,
+        measure=owned.kind == "measure",
+        owners=owners,
+    )
 
 
 HANDLERS: list[BaseHandler[Update, Ctx, None]] = [command("owners", owners_command)]

@@ -13,10 +13,9 @@ from sqlmodel import Session, SQLModel, col, func, or_, select
 from csp_bot.models.audit import Actor, record_change, record_removal, snapshot
 from csp_bot.models.enums import Role
 from csp_bot.models.errors import DomainError, NotFound
-from csp_bot.models.owners import owner_ids, set_owner_ids
+from csp_bot.models.owners import drop_ownerships
 from csp_bot.models.tables import (
     Absence,
-    ActionOwner,
     ActionSnooze,
     AuditEntry,
     DialogueDraft,
@@ -225,14 +224,9 @@ def _count(session: Session, table: type[SQLModel], where: sa.ColumnElement[bool
 
 
 def clear_ownership(session: Session, *, member_id: int, at: datetime, actor: Actor) -> None:
-    """The member owns no action any more: those with no other owner go back to their lead
-    organisation's partners (audited). Absences they were in end (audited)."""
-    owned = session.exec(
-        select(ActionOwner.action_id).where(ActionOwner.member_id == member_id)
-    ).all()
-    for action_id in owned:
-        others = [i for i in owner_ids(session, action_id=action_id) if i != member_id]
-        set_owner_ids(session, action_id=action_id, ids=others, at=at, actor=actor)
+    """The member owns no action or measure any more: those with no other owner go back to
+    the lead's or supplier's partners (audited). Absences they were in end (audited)."""
+    drop_ownerships(session, member_id=member_id, at=at, actor=actor)
     involved = or_(col(Absence.member_id) == member_id, col(Absence.deputy_member_id) == member_id)
     for absence in session.exec(select(Absence).where(involved)).all():
         record_removal(session, actor=actor, at=at, record=absence)

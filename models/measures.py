@@ -21,11 +21,13 @@ from sqlalchemy import ColumnElement, func
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
-from csp_bot.models.access import may_supply
+from csp_bot.models.absences import covering_for
+from csp_bot.models.access import UPDATERS, may_supply
 from csp_bot.models.audit import Actor, record_change, snapshot
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.limits import check_note
+from csp_bot.models.owners import owned_measure_ids
 from csp_bot.models.progress import UNDO_WINDOW, Undone, undo_last_update
 from csp_bot.models.tables import (
     Measure,
@@ -332,20 +334,31 @@ def priority_measures(
     return measure_views(session, where=where, latest_only=latest_only)
 
 
-def measures_supplied_by(session: Session, *, member_id: int) -> list[MeasureView]:
+def measures_supplied_by(session: Session, *, member_id: int, at: datetime) -> list[MeasureView]:
     """The measures a member may send figures for: their organisation's, or all of them
-    for those who may update anything."""
+    for those who may update anything, and those they own or cover for an owner."""
     member = session.get_one(Member, member_id)
+    owned = _owned_measures(session, member, at)
     views = measure_views(session)
-    return [view for view in views if _may_supply(member, view)]
+    return [view for view in views if _may_supply(member, view, owned)]
 
 
-def _may_supply(member: Member, view: MeasureView) -> bool:
-    return may_supply(
+def _may_supply(member: Member, view: MeasureView, owned: set[int]) -> bool:
+    by_role = may_supply(
         member.role,
         organisation_id=member.organisation_id,
         supplier_organisation_id=view.supplier_id,
     )
+    return by_role or view.id in owned
+
+
+def _owned_measures(session: Session, member: Member, at: datetime) -> set[int]:
+    """The measures the member owns, and those an owner they cover for at `at` owns."""
+    if member.role not in UPDATERS:
+        return set()
+    assert member.id is not None
+    covered = covering_for(session, deputy_id=member.id, at=at)
+    return owned_measure_ids(session, member_ids=[member.id, *covered])
 
 
 # --- periods -----------------------------------------------------------------------------------
@@ -399,9 +412,9 @@ class FigureRecorded:
     duplicate: bool = False
 
 
-def check_supplier(session: Session, *, member_id: int, view: MeasureView) -> None:
+def check_supplier(session: Session, *, member_id: int, view: MeasureView, at: datetime) -> None:
     member = session.get_one(Member, member_id)
-    if not _may_supply(member, view):
+    if not _may_supply(member, view, _owned_measures(session, member, at)):
         raise FigureRefused(
             f"{view.code} is supplied by {view.supplier}; partners send figures only for "
             f"their own organisation's measures ({_organisation(session, member)})."

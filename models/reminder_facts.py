@@ -38,6 +38,7 @@ from csp_bot.models.tables import (
     DeadlineOrganisation,
     Measure,
     MeasureFigure,
+    MeasureOwner,
     Meeting,
     Member,
     PlanInfo,
@@ -88,14 +89,31 @@ def _measures(session: Session, reported: set[Subject]) -> list[MeasureFacts]:
             col(Measure.id), col(Measure.frequency), col(Measure.supplier_organisation_id)
         ).order_by(col(Measure.id))  # plan order, so reminders go in it on every database
     ).all()
+    owners = measure_owners(session)
     return each_row(
         "measure",
         rows,
         lambda row: MeasureFacts(
-            row[0], row[1] == "quarterly", row[2], frozenset(periods.get(row[0], ()))
+            row[0],
+            row[1] == "quarterly",
+            row[2],
+            frozenset(periods.get(row[0], ())),
+            owners.get(row[0], ()),
         ),
         reported,
     )
+
+
+def measure_owners(session: Session) -> dict[int, tuple[int, ...]]:
+    """Each owned measure's owners, in the order they were linked."""
+    owners: dict[int, list[int]] = {}
+    for measure_id, member_id in session.execute(
+        sa.select(col(MeasureOwner.measure_id), col(MeasureOwner.member_id)).order_by(
+            col(MeasureOwner.id)
+        )
+    ).all():
+        owners.setdefault(measure_id, []).append(member_id)
+    return {measure_id: tuple(ids) for measure_id, ids in owners.items()}
 
 
 def each_row(

@@ -230,6 +230,8 @@ class MeasureFacts:
     supplier_organisation_id: int
     # The periods (as `models.values.Period` writes them) that have a standing figure.
     reported: frozenset[str]
+    # Members linked as its owners, in the order linked: they are chased, not the supplier.
+    owner_member_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from csp_bot.models.tables import (
     Invite,
     Measure,
     MeasureFigure,
+    MeasureOwner,
     Meeting,
     MeetingReply,
     Member,
@@ -71,6 +72,7 @@ def export_member(session: Session, *, member_id: int, at: datetime) -> dict[str
         "reminder_settings": _settings(session, member_id),
         "check_in_snoozes": _snoozes(session, member_id),
         "actions_owned": _owned(session, member_id),
+        "measures_owned": _measures_owned(session, member_id),
         "absences": _absences(session, member_id),
         "invites_used": _invites(session, member_id),
         "reminders": _reminders(session, member_id),
@@ -204,6 +206,16 @@ def _owned(session: Session, member_id: int) -> list[str]:
         .join(ActionOwner, col(ActionOwner.action_id) == Action.id)
         .where(ActionOwner.member_id == member_id)
         .order_by(col(Action.ref))
+    )
+    return list(session.exec(query).all())
+
+
+def _measures_owned(session: Session, member_id: int) -> list[str]:
+    query = (
+        select(Measure.code)
+        .join(MeasureOwner, col(MeasureOwner.measure_id) == Measure.id)
+        .where(MeasureOwner.member_id == member_id)
+        .order_by(col(Measure.code))
     )
     return list(session.exec(query).all())
 

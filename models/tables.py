@@ -385,6 +385,19 @@ class MeasureFigure(SQLModel, table=True):
     telegram_update_id: int | None = Field(default=None, sa_type=BigInteger, unique=True)
 
 
+class MeasureOwner(SQLModel, table=True):
+    """A member linked as one of a measure's owners (`csp-bot action owner CODE --add ID`,
+    `/owners`): its figure reminders go to its owners instead of the supplier's partners,
+    and each owner may send its figures (`models.owners`)."""
+
+    __tablename__ = "measure_owner"
+    __table_args__ = (UniqueConstraint("measure_id", "member_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    measure_id: int = Field(foreign_key="measure.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    added_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class ActionOwner(SQLModel, table=True):
     """A member linked as one of an action's owners (`csp-bot action owner REF --add ID`,
     `/owners`): reminders about it go to its owners instead of the lead organisation's

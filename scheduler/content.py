@@ -21,6 +21,7 @@ from csp_bot.models.errors import NotFound
 from csp_bot.models.measures import MeasureView, measure_by_id, measure_views, plan_starts_on
 from csp_bot.models.meetings import MeetingView, get_meeting, member_reply
 from csp_bot.models.membership import active_member_record
+from csp_bot.models.owners import owned_measure_ids
 from csp_bot.models.progress import ActionView, action_by_id
 from csp_bot.models.reminder_types import OutboxState, ReminderKind, Reply
 from csp_bot.models.reminders import get_preferences
@@ -251,7 +252,12 @@ def _read_returns(
     }
     mine = [view for view in owed if view.id in asked]
     suppliers = {person.organisation_id for person in (member, *covered)}
-    figures = [f for f in missing_figures(session, when) if f.measure.supplier_id in suppliers]
+    owned = owned_measure_ids(session, member_ids=[person.id or 0 for person in (member, *covered)])
+    figures = [
+        f
+        for f in missing_figures(session, when)
+        if f.measure.supplier_id in suppliers or f.measure.id in owned
+    ]
     if not mine and not figures:
         return Withheld(OutboxState.DROPPED, "every action has been updated")
     return ReturnsRequest(meeting, mine, since, figures)

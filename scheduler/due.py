@@ -279,6 +279,13 @@ class People:
             return self.covered(owners)
         return self.partners.get(action.lead_organisation_id, ())
 
+    def for_measure(self, measure: MeasureFacts) -> Sequence[Recipient]:
+        """All the measure's owners if members own it; otherwise its supplier's partners."""
+        owners = [self.by_id[i] for i in measure.owner_member_ids if i in self.by_id]
+        if owners:
+            return self.covered(owners)
+        return self.partners.get(measure.supplier_organisation_id, ())
+
 
 def longest(offsets: Sequence[Offset]) -> timedelta:
     return timedelta(minutes=max((offset.minutes for offset in offsets), default=0))
@@ -520,10 +527,11 @@ def figure_occasions(
     now: datetime,
     plan_starts_at: datetime | None,
 ) -> Iterator[Occasion]:
-    """The supplier's partners, when the latest period's figure falls due and weekly after,
+    """The measure's owners (with none linked, the supplier's partners), when the latest
+    period's figure falls due and weekly after,
     while it is missing. The next period's falling due ends the chase of this one; periods
     before the plan started (the baseline's) are never chased. Only the latest stands."""
-    recipients = people.partners.get(measure.supplier_organisation_id, ())
+    recipients = people.for_measure(measure)
     if not recipients or plan_starts_at is None:
         return
     period = figure_period(measure, rules, now)

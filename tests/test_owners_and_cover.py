@@ -179,7 +179,7 @@ def test_the_command_line_refuses_bad_owners_and_stores_nothing(
     code, _, err = run_cli(capsys, "action", "owner", "SOC-3", "--add", "999")
     assert (code, "no active member with id 999" in err) == (2, True)
     code, _, err = run_cli(capsys, "action", "owner", "SOC-77", "--add", str(observer.id))
-    assert (code, "no action SOC-77" in err) == (2, True)
+    assert (code, "no action or measure SOC-77" in err) == (2, True)
     code, _, err = run_cli(capsys, "action", "owner", "SOC-3", "--remove", str(observer.id))
     assert (code, f"member {observer.id} does not own SOC-3" in err) == (2, True)
     assert owners(db, "SOC-3") == []
@@ -223,7 +223,7 @@ async def test_owners_in_chat_refuses_bad_input(
     )
     refused = await said(bot, coordinator, f"/owners SOC-3 add {observer.id}")
     assert "may not update actions" in refused and "Nothing was changed." in refused
-    assert "no action SOC-99" in await said(bot, coordinator, "/owners SOC-99")
+    assert "no action or measure SOC-99" in await said(bot, coordinator, "/owners SOC-99")
     assert "/owners REF add ID" in await said(bot, coordinator, "/owners SOC-3 give 4")
     assert owners(db, "SOC-3") == []
     partner = await said(bot, PEOPLE["police"].user, f"/owners SOC-3 add {observer.id}")
@@ -586,3 +586,48 @@ async def test_a_deputy_is_asked_for_the_returns_the_absent_member_owes(
     # The police actions, and the council's ASB-2 that Dan owns.
     assert "<b>SOC-1</b>" in request and "<b>ASB-2</b>" in request
     assert not [t for t in texts(emulator, "police") if t.startswith("📝")]
+
+
+# --- a measure's owners ----------------------------------------------------------------------
+
+
+async def test_a_measures_owner_is_chased_for_its_figure_and_may_send_it(
+    app: CspApplication,
+    bot: Harness,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+    cara: MemberView,
+) -> None:
+    coordinator = PEOPLE["coordinator"].user
+    listed = await said(bot, coordinator, f"/owners asb-m1 add {cara.id}")
+    assert listed.startswith(
+        "✅ ASB-M1: Cara added; owners: Cara. The change is in the audit trail."
+    )
+    assert "Each owner is reminded about it and may send its figures." in listed
+    # ASB-M1 is supplied by the police; Cara, a council partner, owns it now.
+    set_clock(clock, "2021-07-14T09:00")
+    await tick(app)
+    # Hers as its owner, and her own council's ASB-M2 as a partner there.
+    figures = [t for t in (m.text for m in emulator.messages(CARA.id)) if t.startswith("📏")]
+    assert sorted(t.split("</b>")[0] for t in figures) == [
+        "📏 <b>Figure due: ASB-M1",
+        "📏 <b>Figure due: ASB-M2",
+    ]
+    assert not [t for t in texts(emulator, "police") if "Figure due: ASB-M1" in t]
+    stored = await said(bot, CARA, "/figure ASB-M1 2021-Q1 430")
+    assert stored.startswith("📈 Stored")
+    refused = await said(bot, CARA, "/figure HATE-M1 2021-Q1 12")
+    assert "HATE-M1 is supplied by Northants Police" in refused
+    removed = await said(bot, coordinator, f"/owners ASB-M1 remove {cara.id}")
+    assert "No member owns it: reminders go to the supplier's partners." in removed
+    entries = db.call(
+        lambda s: s.exec(
+            select(AuditEntry).where(AuditEntry.entity == "measure").order_by(col(AuditEntry.id))
+        ).all()
+    )
+    assert [(e.before, e.after) for e in entries if e.after and "owner_member_ids" in e.after] == [
+        ({"owner_member_ids": []}, {"owner_member_ids": [cara.id]}),
+        ({"owner_member_ids": [cara.id]}, {"owner_member_ids": []}),
+    ]

@@ -40,7 +40,15 @@ from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.progress import log_progress
 from csp_bot.models.reminder_types import ReminderKind, Topic
 from csp_bot.models.reminders import mark_reachable, set_topic, snooze, snooze_action
-from csp_bot.models.tables import Absence, Action, ActionOwner, Member, Organisation, OutboxEntry
+from csp_bot.models.tables import (
+    Absence,
+    Action,
+    ActionOwner,
+    MeasureOwner,
+    Member,
+    Organisation,
+    OutboxEntry,
+)
 from csp_bot.scheduler.due import Rules
 from csp_bot.scheduler.incremental import Planner, plan_round
 from csp_bot.scheduler.rounds import plan_reminders
@@ -232,10 +240,21 @@ def cover_changes(
         lambda d, at: d.call(
             remove_owner, ref=ref_of(d, action), member_id=member, at=at, actor=CLI
         ),
+        lambda d, at: d.call(
+            add_owner, ref=code_of(d, action + days), member_id=member, at=at, actor=CLI
+        ),
+        lambda d, at: d.call(
+            remove_owner, ref=code_of(d, action + days), member_id=member, at=at, actor=CLI
+        ),
         lambda d, at: d.call(start_absence, member_id=away, deputy_id=deputy, days=days, at=at),
         lambda d, at: d.call(end_absence, member_id=away, at=at),
         lambda d, at: d.call(end_absence, member_id=member, at=at),
     ]
+
+
+def code_of(db: Database, which: int) -> str:
+    """One of the sample plan's six measures."""
+    return db.call(priority_measures)[which % 6].code
 
 
 def teams_of(session: Session) -> list[list[int]]:
@@ -326,6 +345,7 @@ def test_owners_and_deputies_are_planned_as_the_full_planner_plans_them(
     # The runs did cover something: deputies named, owners linked.
     assert db.call(lambda session: session.exec(select(Absence)).all())
     assert db.call(lambda session: session.exec(select(ActionOwner)).all())
+    assert db.call(lambda session: session.exec(select(MeasureOwner)).all())
 
 
 def test_quiet_hours_off_and_short_offsets_too(db: Database, twin: Database) -> None:
