@@ -57,6 +57,11 @@ class ChatTurns:
                 self._take_turns(chat_key), name=f"chat {chat_key}"
             )
 
+    @property
+    def under_way(self) -> set[int]:
+        """The chats whose turn this instance is taking (or trying to take)."""
+        return set(self._turns)
+
     async def sweep(self) -> int:
         """Wake every chat with unfinished updates; returns how many chats were woken."""
         waiting = [
