@@ -6,14 +6,19 @@ instance answers 503."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from csp_bot.bot.emulator import BotApiEmulator
+from csp_bot.bot.emulator import BotApiEmulator, EmulatorServer
 from csp_bot.bot.intake import Intake
 from csp_bot.bot.runner import BotRun
 from csp_bot.bot.settings import Settings
@@ -23,13 +28,24 @@ from csp_bot.models.chat_locks import ChatLocks
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
-from tests.harness import PEOPLE, Harness, build_test_application
+from tests import test_crash
+from tests.harness import OUTSIDER, PEOPLE, Harness, build_test_application
+from tests.test_cli import TOKEN
+from tests.test_crash import (
+    WAIT,
+    assert_quiet_about_the_token,
+    bot_env,
+    database,
+    poll,
+    seed_police,
+)
 from tests.test_inbox import inbox, stored_notes
 from tests.test_progress import current, data_for
-from tests.test_webhook import HOOK, SECRET, start_update, stored
+from tests.test_webhook import HOOK, SECRET, free_port, start_update, stored
 
 POLICE = PEOPLE["police"].user
 CHAIR = PEOPLE["chair"].user
+env = test_crash.env  # the fixture: a clean CSPBOT_* environment on the test database
 
 
 @pytest.fixture
@@ -88,9 +104,14 @@ async def test_one_chats_updates_sent_alternately_to_two_instances_are_handled_o
         replies = await emulator.wait_for_messages_async(POLICE.id, 12, timeout=30)
         await until_all_done(db)
     notes = [f"step {n}" for n in range(1, 13)]
-    assert [reply.text.split("Note: ")[1].split("\n")[0] for reply in replies] == notes
+    assert [note_in(reply.text) for reply in replies] == notes
     assert stored_notes(db) == notes
     assert len(emulator.messages(POLICE.id)) == 12  # none answered twice
+
+
+def note_in(reply: str) -> str:
+    """The note a reply to a one-line /update confirms (the whole reply if none)."""
+    return reply.split("Note: ")[1].split("\n")[0] if "Note: " in reply else reply
 
 
 async def until_all_done(db: Database) -> None:
@@ -204,3 +225,135 @@ async def test_a_stopping_instance_is_not_ready_and_refuses_updates_with_503(
     assert (ready.status_code, ready.json()) == (503, {"ready": False, "reason": "stopping"})
     assert refused == 503
     assert stored(db) == []  # Telegram sends it again, to an instance that stays
+
+
+# --- the real `csp-bot run`: two processes in webhook mode, restarted one at a time -----------
+
+
+def start_instance(server: EmulatorServer, port: int, cwd: Path) -> subprocess.Popen[str]:
+    environment = {
+        **bot_env(server),
+        "CSPBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",
+        "CSPBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}",
+        "CSPBOT_WEBHOOK_SECRET": SECRET,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "csp_bot.bot.cli", "run"],
+        env=environment,
+        cwd=cwd,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def until_ready(port: int, bot: subprocess.Popen[str]) -> None:
+    """Until the instance's /readyz answers 200 (bounded)."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+        for _ in range(1200):
+            assert bot.poll() is None, "the bot stopped"
+            try:
+                if http.get("/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+    raise TimeoutError(f"the instance on port {port} never became ready")
+
+
+class Telegram:
+    """Posts updates one at a time, each to the next instance, and on any answer but 200
+    (or none) to the other, until one takes it: a load balancer and Telegram's retries."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.clients = [
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) for port in ports
+        ]
+        self.refused = 0
+        self._next = 0
+
+    def deliver(self, update: dict[str, Any]) -> None:
+        for _ in range(2000):
+            client = self.clients[self._next % len(self.clients)]
+            self._next += 1
+            try:
+                answer = client.post(
+                    "/hook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+                )
+                if answer.status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            self.refused += 1
+            time.sleep(0.02)
+        raise TimeoutError(f"no instance took update {update['update_id']}")
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+def stop_gracefully(bot: subprocess.Popen[str]) -> str:
+    """SIGTERM; the instance must end, cleanly, within 30 s. Returns what it logged."""
+    bot.send_signal(signal.SIGTERM)
+    _, logs = bot.communicate(timeout=30)
+    assert bot.returncode == 0, logs
+    return logs
+
+
+def test_a_rolling_restart_of_two_instances_loses_and_doubles_no_update(
+    env: str, tmp_path: Path
+) -> None:
+    if not env.startswith("postgresql"):
+        pytest.skip("needs PostgreSQL (CSPBOT_TEST_DATABASE_URL): SQLite runs one instance")
+    seed_police(env)
+    emulator = BotApiEmulator(token=TOKEN)
+    ports = [free_port(), free_port()]
+    notes = [f"rolling {n}" for n in range(1, 31)]
+    with EmulatorServer(emulator) as server:
+        bots = [start_instance(server, port, tmp_path) for port in ports]
+        telegram = Telegram(ports)
+        logs: list[str] = []
+        try:
+            for port, bot in zip(ports, bots, strict=True):
+                until_ready(port, bot)
+            for n, note in enumerate(notes):
+                telegram.deliver(
+                    emulator.build_message_update(POLICE, f"/update SOC-1 green {note}")
+                )
+                telegram.deliver(emulator.build_message_update(OUTSIDER, "/start"))
+                if n in (8, 18):  # one instance, then the other, goes down and comes back
+                    which = 0 if n == 8 else 1
+                    logs.append(stop_gracefully(bots[which]))
+                    bots[which] = start_instance(server, ports[which], tmp_path)
+                if n in (12, 22):
+                    until_ready(ports[0 if n == 12 else 1], bots[0 if n == 12 else 1])
+            # The partner may be sent a reminder meanwhile (the instances run on real time).
+            assert poll(lambda: len(update_replies(emulator)) >= len(notes))
+            replies = update_replies(emulator)
+            welcomes = emulator.wait_for_messages(OUTSIDER.id, len(notes), timeout=WAIT)
+            assert poll(lambda: all_done(env))
+        finally:
+            telegram.close()
+            for bot in bots:
+                if bot.poll() is None:
+                    logs.append(stop_gracefully(bot))
+    assert [note_in(reply) for reply in replies] == notes
+    assert len(welcomes) == len(notes)  # none lost, none answered twice
+    assert stored_police_notes(env) == notes
+    assert telegram.refused > 0  # the stopping instances did turn updates away
+    assert_quiet_about_the_token(*logs)
+
+
+def update_replies(emulator: BotApiEmulator) -> list[str]:
+    """The partner's replies to /update, in the order sent."""
+    return [m.text for m in emulator.messages(POLICE.id) if m.text.startswith("Stored:")]
+
+
+def all_done(url: str) -> bool:
+    with database(url) as db:
+        return all(done for _, done in inbox(db))
+
+
+def stored_police_notes(url: str) -> list[str]:
+    with database(url) as db:
+        return stored_notes(db)
