@@ -51,8 +51,9 @@ class ChatTurns:
 
     def wake(self, chat_key: int) -> None:
         """The chat has new updates in the inbox: take its turn unless one is under way
-        here (that one looks at the chat again before it ends)."""
-        if chat_key not in self._turns:
+        here (that one looks at the chat again before it ends). None is begun once the
+        instance is stopping: another instance's sweep, or the next start, takes it up."""
+        if chat_key not in self._turns and not self._stopping:
             self._turns[chat_key] = asyncio.create_task(
                 self._take_turns(chat_key), name=f"chat {chat_key}"
             )

@@ -144,6 +144,11 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._handled: list[int] = []
         self._after: list[AfterHandled] = []
         self._marking: asyncio.Task[None] | None = None
+        # Counts of updates handled and of those whose mark done has been written since:
+        # batches go in the order handled, so the second passing the first means all done.
+        self._handled_count = 0
+        self._written_count = 0
+        self._progress = asyncio.Condition()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Wait for the chat's earlier updates and a free slot, process, mark it done."""
@@ -164,6 +169,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
 
     def _mark_handled(self, update_id: int, writes: list[AfterHandled]) -> None:
         self._handled.append(update_id)
+        self._handled_count += 1
         self._after.extend(writes)
         if self._marking is None or self._marking.done():
             self._marking = asyncio.create_task(self._write_handled())
@@ -178,11 +184,16 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             except Exception:
                 # Left unfinished in the inbox: the next start handles them again.
                 log.exception("could not mark %d handled updates done", len(batch))
+            async with self._progress:
+                self._written_count += len(batch)
+                self._progress.notify_all()
 
     async def written(self) -> None:
-        """Return once every update handled so far has had its mark done written."""
-        while self._marking is not None and not self._marking.done():
-            await asyncio.shield(self._marking)
+        """Return once every update handled so far has had its mark done written (or
+        failed to); not waiting for those handled later, which a busy bot never runs out of."""
+        target = self._handled_count
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._written_count >= target)
 
     async def initialize(self) -> None:
         """Nothing to open."""
