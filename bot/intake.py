@@ -2,9 +2,10 @@
 
 `Intake.accept` is the one way in, for polling and the webhook alike: a batch is committed
 to the inbox (`models.inbox`) before the caller confirms it to Telegram, then queued for the
-Application. `ChatOrderedProcessor`, python-telegram-bot's extension point for concurrent
-updates, handles different chats at the same time and one chat's updates strictly in order,
-and marks each update done once its handlers have run.
+Application, or, with several instances on one PostgreSQL database, its chats are woken for
+`bot.chat_turns` to handle from the inbox. `ChatOrderedProcessor`, python-telegram-bot's
+extension point for concurrent updates, handles different chats at the same time and one
+chat's updates strictly in order, and marks each update done once its handlers have run.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.ext import BaseUpdateProcessor
 
 from csp_bot.handlers.context import CspApplication
@@ -28,6 +29,9 @@ from csp_bot.models.inbox import (
     store_received,
     unfinished_updates,
 )
+
+if TYPE_CHECKING:
+    from csp_bot.bot.chat_turns import ChatTurns
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +49,29 @@ def chat_key(update: Update) -> int:
     return 0
 
 
-class Intake:
-    """Stores what Telegram delivers, then hands it to the Application to process."""
+def read_update(payload: dict[str, Any], bot: Bot) -> Update | None:
+    """The stored update as python-telegram-bot's object; None (logged) if it cannot be read."""
+    try:
+        return Update.de_json(payload, bot)
+    except Exception:
+        log.exception("update %s cannot be read; it is stored, not handled", payload["update_id"])
+        return None
 
-    def __init__(self, application: CspApplication) -> None:
+
+class Intake:
+    """Stores what Telegram delivers, then hands it on to be processed.
+
+    Without `turns`, to this process's Application (one instance); with them, by waking the
+    chat, whose updates whichever instance holds its lock then reads from the inbox.
+    """
+
+    def __init__(self, application: CspApplication, *, turns: ChatTurns | None = None) -> None:
         self.application = application
         self.db: Database = application.services.db
         self.clock: Clock = application.services.clock
+        self.turns = turns
+        # Set when the instance is stopping: the web server answers 503 from then on.
+        self.refusing = False
 
     async def accept(self, payloads: Sequence[dict[str, Any]]) -> int:
         """Commit a batch to the inbox and queue what is new; returns how many were new.
@@ -73,13 +93,19 @@ class Intake:
                 store_received, updates=received, unreadable=unreadable, at=self.clock()
             )
         )
-        for update in read:
-            if update is not None and update.update_id in fresh:
+        new = [update for update in read if update is not None and update.update_id in fresh]
+        for update in new:
+            if self.turns is not None:
+                self.turns.wake(chat_key(update))
+            else:
                 await self.application.update_queue.put(update)
         return len(fresh)
 
     async def resume(self) -> int:
-        """Queue what an earlier run stored and did not finish, oldest first."""
+        """Queue what an earlier run stored and did not finish, oldest first (with turns,
+        wake the chats those belong to). Returns how many updates (chats) were taken up."""
+        if self.turns is not None:
+            return await self.turns.sweep()
         unfinished = await self.db.run(unfinished_updates)
         for received in unfinished:
             update = self._read(received.payload)
@@ -90,13 +116,7 @@ class Intake:
         return len(unfinished)
 
     def _read(self, payload: dict[str, Any]) -> Update | None:
-        try:
-            return Update.de_json(payload, self.application.bot)
-        except Exception:
-            log.exception(
-                "update %s cannot be read; it is stored, not handled", payload["update_id"]
-            )
-            return None
+        return read_update(payload, self.application.bot)
 
 
 class ChatOrderedProcessor(BaseUpdateProcessor):
@@ -124,6 +144,11 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._handled: list[int] = []
         self._after: list[AfterHandled] = []
         self._marking: asyncio.Task[None] | None = None
+        # Counts of updates handled and of those whose mark done has been written since:
+        # batches go in the order handled, so the second passing the first means all done.
+        self._handled_count = 0
+        self._written_count = 0
+        self._progress = asyncio.Condition()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Wait for the chat's earlier updates and a free slot, process, mark it done."""
@@ -144,6 +169,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
 
     def _mark_handled(self, update_id: int, writes: list[AfterHandled]) -> None:
         self._handled.append(update_id)
+        self._handled_count += 1
         self._after.extend(writes)
         if self._marking is None or self._marking.done():
             self._marking = asyncio.create_task(self._write_handled())
@@ -158,6 +184,16 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             except Exception:
                 # Left unfinished in the inbox: the next start handles them again.
                 log.exception("could not mark %d handled updates done", len(batch))
+            async with self._progress:
+                self._written_count += len(batch)
+                self._progress.notify_all()
+
+    async def written(self) -> None:
+        """Return once every update handled so far has had its mark done written (or
+        failed to); not waiting for those handled later, which a busy bot never runs out of."""
+        target = self._handled_count
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._written_count >= target)
 
     async def initialize(self) -> None:
         """Nothing to open."""

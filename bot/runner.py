@@ -2,7 +2,14 @@
 
 `BotRun` is the bot while it runs, shared by `csp-bot run` and the demo: the Application
 started, whatever an earlier run stored and did not finish queued first, then updates
-arriving through the receiver (the `Poller`, or the webhook's web server).
+arriving through the receiver (the `Poller`, or the webhook's web server). On PostgreSQL,
+where several instances may share the database, chats are handled in turns
+(`bot.chat_turns`) rather than from this process's own queue.
+
+Stopping (SIGTERM, SIGINT) is graceful: the web server answers 503 at once (`/readyz` and
+the webhook), the chats' turns under way end after what they have read (20 s at most),
+the receiver and the Application stop, the last marks done are written, and only then are
+the chats' locks let go.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from telegram import Update
 from telegram.error import InvalidToken
 
 from csp_bot.bot.app import build_application, on_start, services_for
+from csp_bot.bot.chat_turns import ChatTurns, stop_sweeping
 from csp_bot.bot.intake import Intake
 from csp_bot.bot.logs import configure_logging
 from csp_bot.bot.polling import Poller
@@ -27,13 +35,16 @@ from csp_bot.bot.settings import Settings
 from csp_bot.bot.webhook import web_app, web_server
 from csp_bot.handlers.context import CspApplication, Services
 from csp_bot.handlers.faults import TokenRefused
+from csp_bot.models.chat_locks import ChatLocks
 from csp_bot.models.clock import Clock, system_clock
-from csp_bot.models.db import Database
+from csp_bot.models.db import Database, is_sqlite
 from csp_bot.models.migrate import upgrade
 
 log = logging.getLogger(__name__)
 
 EXIT_TOKEN_REFUSED = 2
+# Stopping: the chats' turns under way get this long, so the process ends within 30 s.
+FINISH_SECONDS = 20.0
 Receiver = Callable[[Intake], Coroutine[None, None, None]]
 
 
@@ -112,20 +123,32 @@ async def receive_by_webhook(intake: Intake, settings: Settings) -> None:
             await serving
 
 
+def turns_for(application: CspApplication) -> ChatTurns | None:
+    """Chats' turns under per-chat locks on PostgreSQL; none on SQLite (one instance)."""
+    engine = application.services.db.engine
+    return None if is_sqlite(engine) else ChatTurns(application, ChatLocks(engine))
+
+
 class BotRun:
     """The bot running: started, resuming what was left, then receiving."""
 
     def __init__(self, application: CspApplication, receiver: Receiver) -> None:
         self.application = application
-        self.intake = Intake(application)
+        self.turns = turns_for(application)
+        self.intake = Intake(application, turns=self.turns)
         self.receiver = receiver
         self._receiving: asyncio.Task[None] | None = None
+        self._sweeping: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> BotRun:
         await self.application.initialize()  # getMe: a refused token stops here
         await on_start(self.application)  # initialize() does not run post_init
         await self.application.start()
         await self.intake.resume()
+        if self.turns is not None:
+            self._sweeping = asyncio.create_task(
+                self.turns.sweep_every_few_seconds(), name="inbox sweep"
+            )
         self._receiving = asyncio.create_task(self.receiver(self.intake), name="receiver")
         return self
 
@@ -150,9 +173,15 @@ class BotRun:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.intake.refusing = True  # 503 from now on: Telegram sends it to another instance
+        await stop_sweeping(self._sweeping)
+        if self.turns is not None:
+            await self.turns.finish(within=FINISH_SECONDS)
         if self._receiving is not None:
             self._receiving.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._receiving
         await self.application.stop()
-        await self.application.shutdown()
+        await self.application.shutdown()  # writes the last marks done
+        if self.turns is not None:
+            await self.turns.close()  # only now may another instance take these chats

@@ -9,6 +9,10 @@ gets a non-2xx answer, so Telegram delivers the update again.
 - `POST <path of CSPBOT_WEBHOOK_URL>`: an update from Telegram.
 - `GET /healthz`: the process is up.
 - `GET /readyz`: the database answers and the inbox is not backed up.
+
+Once the instance is stopping (`Intake.refusing`, set on SIGTERM), both `/readyz` and the
+webhook answer 503: the load balancer takes it out of rotation, and Telegram sends what it
+refused again, to an instance that is staying.
 - `/app/...`: the dashboard, a Telegram Mini App (`handlers.dashboard`).
 """
 
@@ -62,7 +66,9 @@ async def healthz(request: Request) -> Response:
 
 def _readyz(intake: Intake) -> Any:
     async def readyz(request: Request) -> Response:
-        """Ready when the database answers and the inbox keeps up."""
+        """Ready when the database answers and the inbox keeps up, and not stopping."""
+        if intake.refusing:
+            return JSONResponse({"ready": False, "reason": "stopping"}, 503)
         try:
             backlog = await intake.db.run(inbox_backlog, now=intake.clock(), older_than=BACKLOG_AGE)
         except Exception as failure:
@@ -81,6 +87,8 @@ def _webhook(intake: Intake, secret: str) -> Any:
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), secret.encode()):
             return PlainTextResponse("forbidden", 403)
+        if intake.refusing:
+            return PlainTextResponse("stopping", 503)
         try:
             payload = json.loads(await request.body())
         except ValueError:

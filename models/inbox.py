@@ -74,6 +74,29 @@ def unfinished_updates(session: Session) -> list[Received]:
     return [Received(row.update_id, row.chat_key, dict(row.payload)) for row in rows]
 
 
+def unfinished_in_chat(session: Session, *, chat_key: int) -> list[Received]:
+    """One chat's updates stored but not yet handled, oldest first."""
+    rows = session.exec(
+        select(InboxUpdate)
+        .where(col(InboxUpdate.done_at).is_(None))
+        .where(col(InboxUpdate.chat_key) == chat_key)
+        .order_by(col(InboxUpdate.update_id))
+    ).all()
+    return [Received(row.update_id, row.chat_key, dict(row.payload)) for row in rows]
+
+
+def chats_with_unfinished(session: Session) -> list[int]:
+    """The chats that have updates stored and not yet handled, the longest waiting first."""
+    oldest = sa.func.min(col(InboxUpdate.update_id))
+    rows = session.exec(
+        select(col(InboxUpdate.chat_key))
+        .where(col(InboxUpdate.done_at).is_(None))
+        .group_by(col(InboxUpdate.chat_key))
+        .order_by(oldest)
+    ).all()
+    return [int(key) for key in rows]
+
+
 def mark_done(session: Session, *, update_ids: Sequence[int], at: datetime) -> None:
     """Record that these updates have been handled."""
     session.execute(
