@@ -28,12 +28,14 @@ from csp_bot.bot.webhook import web_app, web_server
 from csp_bot.handlers.context import CspApplication, Services
 from csp_bot.handlers.faults import TokenRefused
 from csp_bot.models.clock import Clock, system_clock
-from csp_bot.models.db import Database
+from csp_bot.models.db import Database, is_sqlite
+from csp_bot.models.leases import sole_instance_lease
 from csp_bot.models.migrate import upgrade
 
 log = logging.getLogger(__name__)
 
 EXIT_TOKEN_REFUSED = 2
+EXIT_ALREADY_RUNNING = 4
 Receiver = Callable[[Intake], Coroutine[None, None, None]]
 
 
@@ -45,19 +47,43 @@ def make_services(settings: Settings, *, clock: Clock = system_clock) -> Service
 
 
 def run_bot(settings: Settings) -> int:
-    """`csp-bot run`: until SIGINT or SIGTERM; 2 if Telegram refuses the token."""
+    """`csp-bot run`: until SIGINT or SIGTERM; 2 if Telegram refuses the token, 4 if
+    another instance runs where only one may."""
     token = settings.require_token()
     if settings.webhook_url:
         settings.require_webhook_secret()
     configure_logging(token=token)
-    services = make_services(settings)
+    database = Database.from_url(settings.database_url)
+    sole = sole_instance_lease(database.engine, polling=not settings.webhook_url)
     try:
+        if sole is not None and not sole.held():
+            print(f"csp-bot: {already_running(database)}", file=sys.stderr)
+            return EXIT_ALREADY_RUNNING
+        upgrade(database.engine)  # after the lease: never while another instance runs
+        services = services_for(settings, db=database, clock=system_clock)
         return asyncio.run(serve(services, settings, token))
     except InvalidToken:  # ours, or python-telegram-bot's own when getMe is refused
         print(f"csp-bot: {TokenRefused()}", file=sys.stderr)
         return EXIT_TOKEN_REFUSED
     finally:
-        services.db.close()
+        if sole is not None:
+            sole.release()
+        database.close()
+
+
+def already_running(database: Database) -> str:
+    """Why a second instance was refused, and what to do instead."""
+    if is_sqlite(database.engine):
+        return (
+            "another csp-bot is already running on this SQLite database, which takes one"
+            " instance only; to run several, use PostgreSQL (CSPBOT_DATABASE_URL) in webhook"
+            " mode (CSPBOT_WEBHOOK_URL)"
+        )
+    return (
+        "another csp-bot is already taking updates from Telegram by long polling on this"
+        " database, which Telegram allows one process only; to run several, set"
+        " CSPBOT_WEBHOOK_URL on every instance (webhook mode)"
+    )
 
 
 async def serve(services: Services, settings: Settings, token: str) -> int:
@@ -156,3 +182,5 @@ class BotRun:
                 await self._receiving
         await self.application.stop()
         await self.application.shutdown()
+        # After the jobs have stopped: another instance may lead from its next round.
+        await asyncio.to_thread(self.application.services.leader.release)
