@@ -1,0 +1,209 @@
+"""Several instances on one database: one leads the reminders at a time, and a second
+instance where only one may run (polling, or any on SQLite) is refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer
+from csp_bot.bot.settings import Settings
+from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.jobs import dispatch_state, run_dispatcher_now
+from csp_bot.models.clock import FakeClock
+from csp_bot.models.db import Database, make_engine
+from csp_bot.models.leases import FileLease, Purpose, sole_instance_lease
+from csp_bot.models.membership import MemberView
+from csp_bot.models.reminder_types import OutboxState, ReminderKind
+from csp_bot.scheduler.pacing import InstantPacer
+from tests.harness import build_test_application
+from tests.reminder_helpers import outbox, schedule, set_clock, texts
+from tests.test_cli import TOKEN
+from tests.test_crash import WAIT, bot_env, env, start_bot  # noqa: F401 (env: a fixture)
+from tests.test_webhook import WELCOME_START
+
+BOARD = ("chair", "board", "coordinator")
+STRANGER = EmulatedUser(4001, "Stranger")
+REFUSED_ON_SQLITE = (
+    "csp-bot: another csp-bot is already running on this SQLite database, which takes one"
+    " instance only; to run several, use PostgreSQL (CSPBOT_DATABASE_URL) in webhook mode"
+    " (CSPBOT_WEBHOOK_URL)"
+)
+REFUSED_ON_POSTGRESQL = (
+    "csp-bot: another csp-bot is already taking updates from Telegram by long polling on"
+    " this database, which Telegram allows one process only; to run several, set"
+    " CSPBOT_WEBHOOK_URL on every instance (webhook mode)"
+)
+EXIT_ALREADY_RUNNING = 4
+
+
+@pytest.fixture
+def postgres(db: Database) -> Database:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("needs PostgreSQL (CSPBOT_TEST_DATABASE_URL): SQLite runs one instance")
+    return db
+
+
+@asynccontextmanager
+async def instance(
+    settings: Settings, clock: FakeClock, emulator: BotApiEmulator
+) -> AsyncIterator[CspApplication]:
+    """One more instance of the bot: its own engine and connections, the same database;
+    its reminder job paced on a virtual clock."""
+    database = Database(make_engine(settings.database_url))
+    application = build_test_application(settings, database, clock, emulator)
+    await application.initialize()
+    state = dispatch_state(application)
+    assert state is not None
+    state.pacer = InstantPacer()
+    try:
+        yield application
+    finally:
+        await application.shutdown()
+        application.services.leader.release()
+        database.close()
+
+
+def cut_the_leaders_connection(db: Database) -> int:
+    """What a dead machine does to its connection: the server ends the one holding the
+    leader lease in this schema. Returns how many connections were ended."""
+    ended = db.call(
+        lambda session: session.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+                " AND classid = :purpose"
+                " AND objid = (hashtext(current_schema())::bigint & 4294967295)::oid"
+            ),
+            {"purpose": int(Purpose.LEADER)},
+        ).all()
+    )
+    return len(ended)
+
+
+def board_texts(emulator: BotApiEmulator) -> dict[str, list[str]]:
+    """The meeting reminders each board member got through one instance."""
+    return {
+        person: [sent for sent in texts(emulator, person) if "Board meeting" in sent]
+        for person in BOARD
+    }
+
+
+async def test_only_the_lease_holder_sends_and_a_survivor_takes_over_at_its_next_round(
+    postgres: Database, settings: Settings, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    telegram_a, telegram_b = BotApiEmulator(clock=clock), BotApiEmulator(clock=clock)
+    schedule(postgres, clock, "2021-06-24T10:00")
+    set_clock(clock, "2021-06-17T10:00")
+    async with (
+        instance(settings, clock, telegram_a) as a,
+        instance(settings, clock, telegram_b) as b,
+    ):
+        await run_dispatcher_now(a)
+        await run_dispatcher_now(b)
+        await run_dispatcher_now(a)
+        assert all(
+            len(sent) == 1 and "Board meeting in 7 days" in sent[0]
+            for sent in board_texts(telegram_a).values()
+        ), board_texts(telegram_a)
+        assert board_texts(telegram_b) == {"chair": [], "board": [], "coordinator": []}
+
+        assert cut_the_leaders_connection(postgres) == 1
+        set_clock(clock, "2021-06-23T10:00")
+        await run_dispatcher_now(b)  # its next round: the lease is free, and b takes it
+        await run_dispatcher_now(a)  # a finds its connection gone and the lease taken
+        await run_dispatcher_now(b)
+
+    assert all(len(sent) == 1 for sent in board_texts(telegram_a).values())
+    assert all(
+        len(sent) == 1 and "Board meeting tomorrow at 10:00" in sent[0]
+        for sent in board_texts(telegram_b).values()
+    ), board_texts(telegram_b)
+    meeting_reminders = outbox(postgres, ReminderKind.MEETING)
+    sent = [entry for entry in meeting_reminders if entry.state == OutboxState.SENT]
+    assert len(sent) == 6  # three board members, two offsets: each sent once
+    # Every reminder of any kind that went, went once, through one instance or the other.
+    all_sent = [entry for entry in outbox(postgres) if entry.state == OutboxState.SENT]
+    assert len(telegram_a.messages()) + len(telegram_b.messages()) == len(all_sent)
+
+
+async def test_the_lease_is_free_again_when_its_holder_lets_go(
+    postgres: Database, settings: Settings, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    async with instance(settings, clock, BotApiEmulator(clock=clock)) as a:
+        assert a.services.leader.held()
+        async with instance(settings, clock, BotApiEmulator(clock=clock)) as b:
+            assert not b.services.leader.held()
+            a.services.leader.release()
+            assert b.services.leader.held()
+            assert not a.services.leader.held()
+
+
+def second_instance(server: EmulatorServer, cwd: Path, *, webhook: bool) -> subprocess.Popen[str]:
+    environment = bot_env(server)
+    if webhook:
+        environment |= {
+            "CSPBOT_WEBHOOK_URL": "http://127.0.0.1:9/telegram",
+            "CSPBOT_WEBHOOK_LISTEN": "127.0.0.1:1",  # never bound: refused first
+            "CSPBOT_WEBHOOK_SECRET": "not-needed-it-is-refused-first",
+        }
+    return subprocess.Popen(
+        [sys.executable, "-m", "csp_bot.bot.cli", "run"],
+        env=environment,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_second_instance_is_refused_while_the_first_runs(env: str, tmp_path: Path) -> None:  # noqa: F811
+    on_sqlite = env.startswith("sqlite")
+    emulator = BotApiEmulator(token=TOKEN)
+    with EmulatorServer(emulator) as server:
+        first = start_bot(server, tmp_path)
+        try:
+            emulator.wait_for_pollers(1, timeout=WAIT)
+            # On SQLite any second instance is refused, even one taking updates by webhook.
+            second = second_instance(server, tmp_path, webhook=on_sqlite)
+            out, err = second.communicate(timeout=WAIT)
+            assert second.returncode == EXIT_ALREADY_RUNNING, err
+            assert err.strip().splitlines()[-1] == (
+                REFUSED_ON_SQLITE if on_sqlite else REFUSED_ON_POSTGRESQL
+            )
+            assert [line for line in err.splitlines() if line.startswith("csp-bot:")] == [
+                err.strip().splitlines()[-1]
+            ]
+            assert "Traceback" not in out + err
+            assert first.poll() is None  # the first runs on, alone
+        finally:
+            first.send_signal(signal.SIGKILL)  # its lock goes with it
+            first.communicate(timeout=WAIT)
+        # Killed, the first holds nothing: a new instance starts and answers.
+        after = start_bot(server, tmp_path)
+        try:
+            emulator.send_text(STRANGER, "/start")
+            [welcome] = emulator.wait_for_messages(STRANGER.id, 1, timeout=WAIT)
+            assert welcome.text.startswith(WELCOME_START)
+        finally:
+            after.send_signal(signal.SIGINT)
+            _, err = after.communicate(timeout=WAIT)
+    assert after.returncode == 0, err
+
+
+def test_the_lock_file_sits_beside_the_sqlite_database(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'csp-bot.db'}")
+    try:
+        lease = sole_instance_lease(engine, polling=False)
+        assert isinstance(lease, FileLease)
+        assert lease.path == Path(os.path.abspath(tmp_path / "csp-bot.db.lock"))
+    finally:
+        engine.dispose()
