@@ -84,7 +84,11 @@ async def run_dispatcher(context: Ctx) -> None:
         if not await leading(application.services):
             return
         try:
-            report = await dispatch_due(application, pacer=state.pacer)
+            report = await dispatch_due(
+                application,
+                pacer=state.pacer,
+                still_leading=lambda: leading(application.services),
+            )
         except TokenRefused:
             return  # the runner ends the bot and says why
         except Exception:

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+import csp_bot.handlers.delivery
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer
 from csp_bot.bot.settings import Settings
 from csp_bot.handlers.context import CspApplication
+from csp_bot.handlers.delivery import dispatch_due
 from csp_bot.handlers.jobs import dispatch_state, run_dispatcher_now
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
@@ -145,6 +147,29 @@ async def test_the_lease_is_free_again_when_its_holder_lets_go(
             a.services.leader.release()
             assert b.services.leader.held()
             assert not a.services.leader.held()
+
+
+async def test_a_leader_that_lost_its_lease_mid_round_sends_no_further_batch(
+    app: CspApplication,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(csp_bot.handlers.delivery, "BATCH", 2)
+    schedule(db, clock, "2021-06-24T10:00")
+    set_clock(clock, "2021-06-17T10:00")
+
+    async def lost() -> bool:
+        return False
+
+    await dispatch_due(app, pacer=InstantPacer(), still_leading=lost)
+    assert len(emulator.messages()) == 2  # the first batch; the new leader sends the rest
+    states = [entry.state for entry in outbox(db)]
+    assert states.count(OutboxState.SENT) == 2
+    assert OutboxState.PENDING in states
+    assert OutboxState.SENDING not in states
 
 
 def second_instance(server: EmulatorServer, cwd: Path, *, webhook: bool) -> subprocess.Popen[str]:
