@@ -28,14 +28,19 @@ from csp_bot.bot.webhook import web_app, web_server
 from csp_bot.handlers.context import CspApplication, Services
 from csp_bot.handlers.faults import TokenRefused
 from csp_bot.models.clock import Clock, system_clock
-from csp_bot.models.db import Database, is_sqlite
-from csp_bot.models.leases import sole_instance_lease
+from csp_bot.models.db import Database, DatabaseFailure, is_sqlite
+from csp_bot.models.leases import Lease, sole_instance_lease
 from csp_bot.models.migrate import upgrade
 
 log = logging.getLogger(__name__)
 
 EXIT_TOKEN_REFUSED = 2
 EXIT_ALREADY_RUNNING = 4
+SOLE_LEASE_CHECK_SECONDS = 30.0
+LEASE_TAKEN = (
+    "the database lost this instance's polling lock (it restarted?) and another instance"
+    " took it: stopping, so as never to run beside it"
+)
 Receiver = Callable[[Intake], Coroutine[None, None, None]]
 
 
@@ -61,7 +66,7 @@ def run_bot(settings: Settings) -> int:
             return EXIT_ALREADY_RUNNING
         upgrade(database.engine)  # after the lease: never while another instance runs
         services = services_for(settings, db=database, clock=system_clock)
-        return asyncio.run(serve(services, settings, token))
+        return asyncio.run(serve(services, settings, token, sole=sole))
     except InvalidToken:  # ours, or python-telegram-bot's own when getMe is refused
         print(f"csp-bot: {TokenRefused()}", file=sys.stderr)
         return EXIT_TOKEN_REFUSED
@@ -86,17 +91,49 @@ def already_running(database: Database) -> str:
     )
 
 
-async def serve(services: Services, settings: Settings, token: str) -> int:
-    """Run the bot with the receiver the settings choose."""
+async def serve(
+    services: Services, settings: Settings, token: str, *, sole: Lease | None = None
+) -> int:
+    """Run the bot with the receiver the settings choose, for as long as it holds `sole`."""
     application = build_application(services, token=token, base_url=settings.telegram_api_url)
+    stop = application.stop_requested
     async with BotRun(application, receiver_for(settings)) as running:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, application.stop_requested.set)
-        await running.until_stopped()
+            loop.add_signal_handler(signum, stop.set)
+        holding = asyncio.create_task(keep_holding(sole, stop)) if sole else None
+        try:
+            await running.until_stopped()
+        finally:
+            if holding is not None:
+                holding.cancel()
     if application.token_refused:
         raise TokenRefused()
+    if holding is not None and holding.done() and not holding.cancelled() and not holding.result():
+        print(f"csp-bot: {LEASE_TAKEN}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
     return 0
+
+
+async def keep_holding(
+    lease: Lease, stop: asyncio.Event, *, every: float = SOLE_LEASE_CHECK_SECONDS
+) -> bool:
+    """Check now and then that the process still holds its sole-instance lease; False, with
+    `stop` set, once another instance has it.
+
+    A database restart drops the lease's connection, and with it the lock: the check takes
+    it again while it is free, and stops this instance if another took it first, so the two
+    never poll side by side for longer than one interval.
+    """
+    while True:
+        await asyncio.sleep(every)
+        try:
+            if await asyncio.to_thread(lease.held):
+                continue
+        except DatabaseFailure:
+            continue  # no answer: the next check tells
+        stop.set()
+        return False
 
 
 def receiver_for(settings: Settings) -> Receiver:

@@ -3,6 +3,7 @@ instance where only one may run (polling, or any on SQLite) is refused."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from sqlalchemy import text
 
 import csp_bot.handlers.delivery
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer
+from csp_bot.bot.runner import keep_holding
 from csp_bot.bot.settings import Settings
 from csp_bot.handlers.context import CspApplication
 from csp_bot.handlers.delivery import dispatch_due
@@ -74,9 +76,9 @@ async def instance(
         database.close()
 
 
-def cut_the_leaders_connection(db: Database) -> int:
-    """What a dead machine does to its connection: the server ends the one holding the
-    leader lease in this schema. Returns how many connections were ended."""
+def cut_the_holders_connection(db: Database, purpose: Purpose = Purpose.LEADER) -> int:
+    """What a dead machine or a database restart does to a connection: the server ends the
+    one holding the lease in this schema. Returns how many connections were ended."""
     ended = db.call(
         lambda session: session.execute(
             text(
@@ -85,7 +87,7 @@ def cut_the_leaders_connection(db: Database) -> int:
                 " AND classid = :purpose"
                 " AND objid = (hashtext(current_schema())::bigint & 4294967295)::oid"
             ),
-            {"purpose": int(Purpose.LEADER)},
+            {"purpose": int(purpose)},
         ).all()
     )
     return len(ended)
@@ -118,7 +120,7 @@ async def test_only_the_lease_holder_sends_and_a_survivor_takes_over_at_its_next
         ), board_texts(telegram_a)
         assert board_texts(telegram_b) == {"chair": [], "board": [], "coordinator": []}
 
-        assert cut_the_leaders_connection(postgres) == 1
+        assert cut_the_holders_connection(postgres) == 1
         set_clock(clock, "2021-06-23T10:00")
         await run_dispatcher_now(b)  # its next round: the lease is free, and b takes it
         await run_dispatcher_now(a)  # a finds its connection gone and the lease taken
@@ -170,6 +172,39 @@ async def test_a_leader_that_lost_its_lease_mid_round_sends_no_further_batch(
     assert states.count(OutboxState.SENT) == 2
     assert OutboxState.PENDING in states
     assert OutboxState.SENDING not in states
+
+
+async def test_a_poller_whose_lock_another_took_after_a_database_restart_stops(
+    postgres: Database,
+) -> None:
+    first = sole_instance_lease(postgres.engine, polling=True)
+    second = sole_instance_lease(postgres.engine, polling=True)
+    assert first is not None and second is not None
+    try:
+        assert first.held()
+        assert not second.held()
+        assert cut_the_holders_connection(postgres, Purpose.POLLING) == 1
+        assert second.held()  # started while the first's connection was gone
+        stop = asyncio.Event()
+        assert await keep_holding(first, stop, every=0) is False
+        assert stop.is_set()
+    finally:
+        first.release()
+        second.release()
+
+
+async def test_a_poller_takes_its_lock_again_when_still_free_after_a_restart(
+    postgres: Database,
+) -> None:
+    lease = sole_instance_lease(postgres.engine, polling=True)
+    assert lease is not None
+    try:
+        assert lease.held()
+        assert cut_the_holders_connection(postgres, Purpose.POLLING) == 1
+        assert lease.held()  # free: taken again on a new connection
+        assert cut_the_holders_connection(postgres, Purpose.POLLING) == 1
+    finally:
+        lease.release()
 
 
 def second_instance(server: EmulatorServer, cwd: Path, *, webhook: bool) -> subprocess.Popen[str]:
