@@ -10,8 +10,10 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -22,17 +24,28 @@ from csp_bot.bot.settings import Settings
 from csp_bot.handlers.context import CspApplication
 from csp_bot.handlers.delivery import dispatch_due
 from csp_bot.handlers.jobs import dispatch_state, run_dispatcher_now
+from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
 from csp_bot.models.leases import FileLease, Purpose, sole_instance_lease
+from csp_bot.models.meetings import schedule_meeting
 from csp_bot.models.membership import MemberView
 from csp_bot.models.reminder_types import OutboxState, ReminderKind
 from csp_bot.scheduler.pacing import InstantPacer
-from tests.harness import build_test_application
+from tests.conftest import register
+from tests.harness import PEOPLE, build_test_application
 from tests.reminder_helpers import outbox, schedule, set_clock, texts
 from tests.test_cli import TOKEN
-from tests.test_crash import WAIT, bot_env, env, start_bot  # noqa: F401 (env: a fixture)
-from tests.test_webhook import WELCOME_START
+from tests.test_crash import (  # noqa: F401 (env: a fixture)
+    WAIT,
+    bot_env,
+    database,
+    env,
+    poll,
+    seed_police,
+    start_bot,
+)
+from tests.test_webhook import WELCOME_START, free_port
 
 BOARD = ("chair", "board", "coordinator")
 STRANGER = EmulatedUser(4001, "Stranger")
@@ -205,6 +218,85 @@ async def test_a_poller_takes_its_lock_again_when_still_free_after_a_restart(
         assert cut_the_holders_connection(postgres, Purpose.POLLING) == 1
     finally:
         lease.release()
+
+
+def webhook_instance(server: EmulatorServer, cwd: Path) -> tuple[subprocess.Popen[str], int]:
+    """A `csp-bot run` in webhook mode on a port of its own, planning every second and
+    pushing at any hour (the test runs on the real clock)."""
+    port = free_port()
+    environment = bot_env(server) | {
+        "CSPBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",
+        "CSPBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}",
+        "CSPBOT_WEBHOOK_SECRET": "s3cret-for-the-test",
+        "CSPBOT_REMINDER_ROUND_SECONDS": "1",
+        "CSPBOT_QUIET_HOURS": "off",
+    }
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "csp_bot.bot.cli", "run"],
+        env=environment,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return bot, port
+
+
+def meeting_in_two_hours(url: str, title: str) -> None:
+    """A meeting whose two-hour reminder is due now (a minute ago)."""
+    with database(url) as db:
+        now = datetime.now(UTC)
+        db.call(schedule_meeting, title=title, starts_at=now + timedelta(hours=2, minutes=-1),
+                location="Kettering", agenda=[], at=now, actor=CLI)  # fmt: skip
+
+
+def meeting_reminders_to(emulator: BotApiEmulator, person: str) -> list[str]:
+    return [sent for sent in texts(emulator, person) if "Board meeting" in sent]
+
+
+def test_a_killed_leaders_reminders_are_taken_over_by_the_other_process(
+    env: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    if not env.startswith("postgresql"):
+        pytest.skip("needs PostgreSQL (CSPBOT_TEST_DATABASE_URL): SQLite runs one instance")
+    seed_police(env)
+    with database(env) as db:
+        register(db, FakeClock(datetime.now(UTC)), PEOPLE["chair"])
+    emulator = BotApiEmulator(token=TOKEN)
+    with EmulatorServer(emulator) as server:
+        first, _ = webhook_instance(server, tmp_path)
+        second: subprocess.Popen[str] | None = None
+        try:
+            meeting_in_two_hours(env, "First board")
+            # The first alone: it leads, and sends the reminder.
+            assert poll(lambda: len(meeting_reminders_to(emulator, "chair")) == 1)
+            second, second_port = webhook_instance(server, tmp_path)
+            with httpx.Client(base_url=f"http://127.0.0.1:{second_port}", timeout=5) as http:
+                assert poll(lambda: serving(http))
+            first.kill()  # kill -9: its lease connection goes with it
+            first.communicate(timeout=WAIT)
+            meeting_in_two_hours(env, "Second board")
+            assert poll(lambda: len(meeting_reminders_to(emulator, "chair")) == 2)
+        finally:
+            for bot in (first, second):
+                if bot is not None and bot.poll() is None:
+                    bot.send_signal(signal.SIGTERM)
+            _, second_logs = second.communicate(timeout=WAIT) if second else ("", "")
+            first.communicate(timeout=WAIT)
+    first_reminder, second_reminder = meeting_reminders_to(emulator, "chair")
+    assert "First board" in first_reminder and "Second board" in second_reminder
+    assert "this instance now holds the LEADER lease" in second_logs
+    with database(env) as db:
+        sent = [entry for entry in outbox(db) if entry.state == OutboxState.SENT]
+    assert len(emulator.messages()) == len(sent)  # each reminder sent once
+
+
+def serving(http: httpx.Client) -> bool:
+    try:
+        return http.get("/healthz").text == "ok"
+    except httpx.TransportError:
+        return False
 
 
 def second_instance(server: EmulatorServer, cwd: Path, *, webhook: bool) -> subprocess.Popen[str]:
