@@ -287,9 +287,12 @@ def test_a_killed_leaders_reminders_are_taken_over_by_the_other_process(
     first_reminder, second_reminder = meeting_reminders_to(emulator, "chair")
     assert "First board" in first_reminder and "Second board" in second_reminder
     assert "this instance now holds the LEADER lease" in second_logs
+    # Each reminder went once at most: a message for each row sent, and at most one for
+    # each left `sending` by the killed leader (in doubt, never sent again).
     with database(env) as db:
-        sent = [entry for entry in outbox(db) if entry.state == OutboxState.SENT]
-    assert len(emulator.messages()) == len(sent)  # each reminder sent once
+        states = [entry.state for entry in outbox(db)]
+    sent, in_doubt = states.count(OutboxState.SENT), states.count(OutboxState.SENDING)
+    assert sent <= len(emulator.messages()) <= sent + in_doubt
 
 
 def serving(http: httpx.Client) -> bool:
