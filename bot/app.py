@@ -27,6 +27,7 @@ from csp_bot.handlers.templating import Templates
 from csp_bot.models.backoff import Backoff
 from csp_bot.models.clock import Clock
 from csp_bot.models.db import Database
+from csp_bot.models.leases import leader_lease
 from csp_bot.models.localtime import parse_offsets, parse_quiet_hours
 from csp_bot.scheduler.due import Rules
 from csp_bot.scheduler.timing import WorkingCalendar
@@ -75,7 +76,11 @@ def options_from(settings: Settings) -> Options:
 def services_for(settings: Settings, *, db: Database, clock: Clock) -> Services:
     """The services every handler reaches, over an open database."""
     return Services(
-        settings=options_from(settings), db=db, clock=clock, templates=Templates(settings.tz)
+        settings=options_from(settings),
+        db=db,
+        clock=clock,
+        templates=Templates(settings.tz),
+        leader=leader_lease(db.engine),
     )
 
 

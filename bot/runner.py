@@ -37,7 +37,8 @@ from csp_bot.handlers.context import CspApplication, Services
 from csp_bot.handlers.faults import TokenRefused
 from csp_bot.models.chat_locks import ChatLocks
 from csp_bot.models.clock import Clock, system_clock
-from csp_bot.models.db import Database, is_sqlite
+from csp_bot.models.db import Database, DatabaseFailure, is_sqlite
+from csp_bot.models.leases import Lease, sole_instance_lease
 from csp_bot.models.migrate import upgrade
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,12 @@ log = logging.getLogger(__name__)
 EXIT_TOKEN_REFUSED = 2
 # Stopping: the chats' turns under way get this long, so the process ends within 30 s.
 FINISH_SECONDS = 20.0
+EXIT_ALREADY_RUNNING = 4
+SOLE_LEASE_CHECK_SECONDS = 30.0
+LEASE_TAKEN = (
+    "the database lost this instance's polling lock (it restarted?) and another instance"
+    " took it: stopping, so as never to run beside it"
+)
 Receiver = Callable[[Intake], Coroutine[None, None, None]]
 
 
@@ -56,32 +63,88 @@ def make_services(settings: Settings, *, clock: Clock = system_clock) -> Service
 
 
 def run_bot(settings: Settings) -> int:
-    """`csp-bot run`: until SIGINT or SIGTERM; 2 if Telegram refuses the token."""
+    """`csp-bot run`: until SIGINT or SIGTERM; 2 if Telegram refuses the token, 4 if
+    another instance runs where only one may."""
     token = settings.require_token()
     if settings.webhook_url:
         settings.require_webhook_secret()
     configure_logging(token=token)
-    services = make_services(settings)
+    database = Database.from_url(settings.database_url)
+    sole = sole_instance_lease(database.engine, polling=not settings.webhook_url)
     try:
-        return asyncio.run(serve(services, settings, token))
+        if sole is not None and not sole.held():
+            print(f"csp-bot: {already_running(database)}", file=sys.stderr)
+            return EXIT_ALREADY_RUNNING
+        upgrade(database.engine)  # after the lease: never while another instance runs
+        services = services_for(settings, db=database, clock=system_clock)
+        return asyncio.run(serve(services, settings, token, sole=sole))
     except InvalidToken:  # ours, or python-telegram-bot's own when getMe is refused
         print(f"csp-bot: {TokenRefused()}", file=sys.stderr)
         return EXIT_TOKEN_REFUSED
     finally:
-        services.db.close()
+        if sole is not None:
+            sole.release()
+        database.close()
 
 
-async def serve(services: Services, settings: Settings, token: str) -> int:
-    """Run the bot with the receiver the settings choose."""
+def already_running(database: Database) -> str:
+    """Why a second instance was refused, and what to do instead."""
+    if is_sqlite(database.engine):
+        return (
+            "another csp-bot is already running on this SQLite database, which takes one"
+            " instance only; to run several, use PostgreSQL (CSPBOT_DATABASE_URL) in webhook"
+            " mode (CSPBOT_WEBHOOK_URL)"
+        )
+    return (
+        "another csp-bot is already taking updates from Telegram by long polling on this"
+        " database, which Telegram allows one process only; to run several, set"
+        " CSPBOT_WEBHOOK_URL on every instance (webhook mode)"
+    )
+
+
+async def serve(
+    services: Services, settings: Settings, token: str, *, sole: Lease | None = None
+) -> int:
+    """Run the bot with the receiver the settings choose, for as long as it holds `sole`."""
     application = build_application(services, token=token, base_url=settings.telegram_api_url)
+    stop = application.stop_requested
     async with BotRun(application, receiver_for(settings)) as running:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, application.stop_requested.set)
-        await running.until_stopped()
+            loop.add_signal_handler(signum, stop.set)
+        holding = asyncio.create_task(keep_holding(sole, stop)) if sole else None
+        try:
+            await running.until_stopped()
+        finally:
+            if holding is not None:
+                holding.cancel()
     if application.token_refused:
         raise TokenRefused()
+    if holding is not None and holding.done() and not holding.cancelled() and not holding.result():
+        print(f"csp-bot: {LEASE_TAKEN}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
     return 0
+
+
+async def keep_holding(
+    lease: Lease, stop: asyncio.Event, *, every: float = SOLE_LEASE_CHECK_SECONDS
+) -> bool:
+    """Check now and then that the process still holds its sole-instance lease; False, with
+    `stop` set, once another instance has it.
+
+    A database restart drops the lease's connection, and with it the lock: the check takes
+    it again while it is free, and stops this instance if another took it first, so the two
+    never poll side by side for longer than one interval.
+    """
+    while True:
+        await asyncio.sleep(every)
+        try:
+            if await asyncio.to_thread(lease.held):
+                continue
+        except DatabaseFailure:
+            continue  # no answer: the next check tells
+        stop.set()
+        return False
 
 
 def receiver_for(settings: Settings) -> Receiver:
@@ -185,3 +248,5 @@ class BotRun:
         await self.application.shutdown()  # writes the last marks done
         if self.turns is not None:
             await self.turns.close()  # only now may another instance take these chats
+        # After the jobs have stopped: another instance may lead from its next round.
+        await asyncio.to_thread(self.application.services.leader.release)

@@ -13,6 +13,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.clock import Clock
 from csp_bot.models.db import Database
+from csp_bot.models.leases import AlwaysHeld, Lease
 from csp_bot.models.membership import MemberView
 from csp_bot.models.retention import Retention
 from csp_bot.models.summary import SummaryCache
@@ -67,6 +68,8 @@ class Services:
     planning: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The latest /summary of each scope, served again while it is current.
     summaries: SummaryCache = field(default_factory=SummaryCache)
+    # Held by the one instance that plans and sends reminders and prunes (`handlers.jobs`).
+    leader: Lease = field(default_factory=AlwaysHeld)
 
 
 class CspApplication(Application[Any, Any, Any, Any, Any, Any]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -68,13 +69,25 @@ class DeliveryReport:
         return self.outcomes.get(OutboxState.SENT, 0)
 
 
+async def always() -> bool:
+    """Leading, where no lease is asked about (tests, the demo, SQLite)."""
+    return True
+
+
 async def dispatch_due(
-    application: CspApplication, *, pacer: Pacer | None = None
+    application: CspApplication,
+    *,
+    pacer: Pacer | None = None,
+    still_leading: Callable[[], Awaitable[bool]] = always,
 ) -> DeliveryReport:
-    """Plan, then deliver everything pending; safe to run at any time, as often as wanted."""
+    """Plan, then deliver everything pending; safe to run at any time, as often as wanted.
+
+    `still_leading` is asked before each batch after the first: an instance that has lost
+    the leader lease mid-round stops sending, so two pacers never send side by side.
+    """
     services = application.services
     report = DeliveryReport(recorded=await plan_round(services))
-    await Courier(application, pacer or Pacer(), report).deliver()
+    await Courier(application, pacer or Pacer(), report, still_leading).deliver()
     return report
 
 
@@ -111,8 +124,15 @@ async def plan_round(services: Services) -> int:
 class Courier:
     """Delivers pending reminders, concurrently but within Telegram's limits."""
 
-    def __init__(self, application: CspApplication, pacer: Pacer, report: DeliveryReport) -> None:
+    def __init__(
+        self,
+        application: CspApplication,
+        pacer: Pacer,
+        report: DeliveryReport,
+        still_leading: Callable[[], Awaitable[bool]] = always,
+    ) -> None:
         self.application = application
+        self.still_leading = still_leading
         self.services = application.services
         self.pacer = pacer
         self.report = report
@@ -130,6 +150,9 @@ class Courier:
                 if not batch:
                     return
                 await asyncio.gather(*(self._deliver_one(reminder) for reminder in batch))
+                if not await self.still_leading():
+                    log.warning("the leader lease was lost: the new leader sends the rest")
+                    return
         finally:
             await self._record_sent()
 

@@ -2,6 +2,11 @@
 
 The job holds no reminders itself. After downtime the first run finds in the database what
 was missed, so nothing depends on APScheduler catching up on missed runs.
+
+Every instance schedules the jobs, and each run first asks for the leader lease
+(`models.leases`): only its holder plans, sends (one pacer for the whole cluster) and
+prunes. The others ask again at their next run, so one takes over within a round of the
+holder's death.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from csp_bot.handlers.context import CspApplication, Ctx
+from csp_bot.handlers.context import CspApplication, Ctx, Services
 from csp_bot.handlers.delivery import dispatch_due
 from csp_bot.handlers.faults import TokenRefused
+from csp_bot.models.db import DatabaseFailure
 from csp_bot.models.inbox import prune_inbox
 from csp_bot.models.retention import prune
 from csp_bot.scheduler.pacing import Pacer
@@ -75,8 +81,14 @@ async def run_dispatcher(context: Ctx) -> None:
     async with state.running:
         application = context.application
         assert isinstance(application, CspApplication)
+        if not await leading(application.services):
+            return
         try:
-            report = await dispatch_due(application, pacer=state.pacer)
+            report = await dispatch_due(
+                application,
+                pacer=state.pacer,
+                still_leading=lambda: leading(application.services),
+            )
         except TokenRefused:
             return  # the runner ends the bot and says why
         except Exception:
@@ -106,9 +118,24 @@ async def run_dispatcher_now(application: CspApplication) -> None:
         await job.run(application)
 
 
+async def leading(services: Services) -> bool:
+    """Whether this instance holds the leader lease, taking it if it is free.
+
+    Asked in a worker thread: on PostgreSQL it is a round trip on the lease's connection.
+    A database that does not answer means not leading, until a later run can tell.
+    """
+    try:
+        return await asyncio.to_thread(services.leader.held)
+    except DatabaseFailure:
+        log.warning("the database did not answer about the leader lease; not leading")
+        return False
+
+
 async def run_pruning(context: Ctx) -> None:
     """Delete handled inbox updates older than CSPBOT_INBOX_DAYS."""
     services = context.services
+    if not await leading(services):
+        return
     keep = timedelta(days=services.settings.inbox_days)
     try:
         pruned = await services.db.run(prune_inbox, now=services.clock(), keep=keep)
@@ -122,6 +149,8 @@ async def run_pruning(context: Ctx) -> None:
 async def run_retention(context: Ctx) -> None:
     """Delete what has outlived its retention (CSPBOT_RETENTION_DAYS, CSPBOT_AUDIT_YEARS)."""
     services = context.services
+    if not await leading(services):
+        return
     try:
         pruned = await services.db.run(
             prune, now=services.clock(), keep=services.settings.retention

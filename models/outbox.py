@@ -150,11 +150,20 @@ def claim(session: Session, *, outbox_id: int, at: datetime) -> bool:
     Committed immediately before the request, after the pacer's wait, so a crash after
     Telegram accepted it cannot lead to a second copy (the row stays `sending` and is never
     picked up again), and a crash while waiting for a slot loses nothing.
+
+    On PostgreSQL the row is taken `FOR UPDATE SKIP LOCKED`: a row another instance is
+    claiming at this moment is passed over rather than waited for (SQLite, one instance,
+    has no row locks and SQLAlchemy leaves the clause out there).
     """
-    result = session.execute(
-        update(OutboxEntry)
+    claimable = (
+        select(OutboxEntry.id)
         .where(col(OutboxEntry.id) == outbox_id)
         .where(col(OutboxEntry.state) == OutboxState.PENDING)
+        .with_for_update(skip_locked=True)
+    )
+    result = session.execute(
+        update(OutboxEntry)
+        .where(col(OutboxEntry.id) == claimable.scalar_subquery())
         .values(state=OutboxState.SENDING, claimed_at=at)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
