@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -50,10 +51,11 @@ def install_reminder_jobs(application: CspApplication) -> None:
     if application.job_queue is None:
         log.warning("no JobQueue (python-telegram-bot[job-queue] missing): no reminders")
         return
+    interval = application.services.settings.reminder_round_seconds
     application.job_queue.run_repeating(
         run_dispatcher,
-        interval=application.services.settings.reminder_round_seconds,
-        first=FIRST_AFTER_SECONDS,
+        interval=interval,
+        first=until_next_multiple(interval, time.time()),
         name=DISPATCH_JOB,
         data=DispatchState(),
         job_kwargs={"max_instances": 2, "coalesce": True},
@@ -69,6 +71,13 @@ def install_reminder_jobs(application: CspApplication) -> None:
         first=FIRST_AFTER_SECONDS,
         name=RETENTION_JOB,
     )
+
+
+def until_next_multiple(interval: float, now: float) -> float:
+    """Seconds from `now` (seconds since the epoch) to the next multiple of `interval`. Every
+    instance's round falls on the same moments (each minute at :00), so when the leader
+    dies, the one taking over plans at the next of them: never twice in one interval."""
+    return interval - now % interval
 
 
 async def run_dispatcher(context: Ctx) -> None:
@@ -96,8 +105,9 @@ async def run_dispatcher(context: Ctx) -> None:
             return
         finally:
             state.rounds += 1
-    if report.recorded or report.outcomes:
-        log.info("reminders: %s recorded, outcomes %s", report.recorded, report.outcomes)
+    # One line a round, on the leader only: which instance planned when is in the logs.
+    outcomes = {state.value: count for state, count in report.outcomes.items()}
+    log.info("reminder round: %s recorded, outcomes %s", report.recorded, outcomes)
 
 
 def dispatch_state(application: CspApplication) -> DispatchState | None:

@@ -23,7 +23,7 @@ from csp_bot.bot.runner import keep_holding
 from csp_bot.bot.settings import Settings
 from csp_bot.handlers.context import CspApplication
 from csp_bot.handlers.delivery import dispatch_due
-from csp_bot.handlers.jobs import dispatch_state, run_dispatcher_now
+from csp_bot.handlers.jobs import dispatch_state, run_dispatcher_now, until_next_multiple
 from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
@@ -362,3 +362,11 @@ def test_the_lock_file_sits_beside_the_sqlite_database(tmp_path: Path) -> None:
         assert lease.path == Path(os.path.abspath(tmp_path / "csp-bot.db.lock"))
     finally:
         engine.dispose()
+
+
+def test_every_instance_plans_on_the_same_moments() -> None:
+    """A round every 60 s falls at :00 of each minute on every instance, however long each
+    has run: a leader taking over plans at the next such moment, never twice in a minute."""
+    assert until_next_multiple(60, 120_015.5) == 44.5
+    assert until_next_multiple(60, 120_059.0) == 1.0
+    assert until_next_multiple(2, 120_001.5) == 0.5
