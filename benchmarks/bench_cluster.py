@@ -86,10 +86,13 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--logs", type=Path, help="keep the instances' and HAProxy's logs here")
     args, _ = parser.parse_known_args()  # `./dev bench` passes its arguments to every script
-    with database(args.database_url) as url, tempfile.TemporaryDirectory() as folder:
+    with database(args.database_url) as url, tempfile.TemporaryDirectory() as temporary:
+        folder = args.logs or Path(temporary)
+        folder.mkdir(parents=True, exist_ok=True)
         print(f"load {os.getloadavg()}  instances 3  kills {args.kills}  members {args.members}")
-        return 0 if run(url, Path(folder), args) else 1
+        return 0 if run(url, folder, args) else 1
 
 
 @contextmanager
