@@ -68,8 +68,10 @@ class Pacer:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rate: float = DEFAULT_RATE,
+        per_chat: bool = True,
     ) -> None:
         self._monotonic = monotonic
+        self._per_chat = per_chat  # False only where no Telegram counts (the demo)
         self._sleep = sleep
         self._second = 1.0 + WINDOW_MARGIN
         self._minute = 60.0 + WINDOW_MARGIN
@@ -112,7 +114,7 @@ class Pacer:
         return max(
             self._paused_until - now,
             self._turns.wait(now),
-            _window_wait(chat, window, limit, now),
+            _window_wait(chat, window, limit, now) if self._per_chat else 0.0,
         )
 
     def _record(self, chat_id: int, now: float) -> None:
@@ -140,9 +142,11 @@ def _window_wait(sent: deque[float], window: float, limit: int, now: float) -> f
 class InstantPacer(Pacer):
     """A pacer on a virtual clock that moves instead of sleeping: for tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, per_chat: bool = True) -> None:
         self.virtual_time = 0.0
-        super().__init__(monotonic=lambda: self.virtual_time, sleep=self._advance)
+        super().__init__(
+            monotonic=lambda: self.virtual_time, sleep=self._advance, per_chat=per_chat
+        )
 
     async def _advance(self, seconds: float) -> None:
         self.virtual_time += seconds

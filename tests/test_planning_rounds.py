@@ -348,6 +348,8 @@ def test_owners_and_deputies_are_planned_as_the_full_planner_plans_them(
     assert db.call(lambda session: session.exec(select(MeasureOwner)).all())
 
 
+# Time rules alone: the other comparisons show the planner's SQL on PostgreSQL.
+@pytest.mark.sqlite_only
 def test_quiet_hours_off_and_short_offsets_too(db: Database, twin: Database) -> None:
     """Reminders that go the moment they fall due, at offsets of minutes."""
     settings = Settings(
@@ -367,6 +369,8 @@ def test_quiet_hours_off_and_short_offsets_too(db: Database, twin: Database) -> 
     assert recorded > 20
 
 
+# Time rules alone: the other comparisons show the planner's SQL on PostgreSQL.
+@pytest.mark.sqlite_only
 def test_due_dates_far_ahead_with_check_ins_further_still(db: Database, twin: Database) -> None:
     """Nothing but time: an action's due-date reminders come into view weeks before they go,
     while its next check-in is further off still."""

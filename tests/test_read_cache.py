@@ -3,6 +3,7 @@ makes the next one read the plan again."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import event, update
 from sqlmodel import Session
 
@@ -119,6 +120,8 @@ def test_a_kept_summary_reads_one_row(
     assert statements(db, lambda: db.call(cache.summary, at=clock(), quiet_after=QUIET)) == 1
 
 
+# The clock alone moves here: the reads are those the other tests run on PostgreSQL.
+@pytest.mark.sqlite_only
 def test_the_passing_of_time_alone_moves_a_kept_summary_on(
     db: Database, clock: FakeClock, people: dict[str, MemberView], templates: Templates
 ) -> None:
@@ -136,6 +139,8 @@ def test_the_passing_of_time_alone_moves_a_kept_summary_on(
         clock.advance(hours=22, minutes=14)
 
 
+# The clock alone moves here: the reads are those the other tests run on PostgreSQL.
+@pytest.mark.sqlite_only
 def test_no_meeting_on_record_the_window_slides(
     db: Database, clock: FakeClock, people: dict[str, MemberView], templates: Templates
 ) -> None:

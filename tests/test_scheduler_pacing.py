@@ -21,6 +21,15 @@ async def test_one_a_second_to_one_chat() -> None:
     assert 2.0 < pacer.virtual_time < 2.2
 
 
+async def test_without_per_chat_limits_one_chat_goes_at_the_overall_rate() -> None:
+    """The demo's pacer: its emulator counts no limits, so one chat is not held to a second."""
+    pacer = InstantPacer(per_chat=False)
+    for _ in range(3):
+        await pacer.wait_turn(42)
+    # Two gaps of 1/28.5 s.
+    assert abs(pacer.virtual_time - 2 / DEFAULT_RATE) < 1e-9
+
+
 async def test_twenty_a_minute_to_one_group() -> None:
     pacer = InstantPacer()
     for _ in range(21):
