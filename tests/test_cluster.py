@@ -34,10 +34,10 @@ from tests.test_cli import TOKEN
 from tests.test_crash import (
     WAIT,
     assert_quiet_about_the_token,
-    bot_env,
     database,
     poll,
     seed_police,
+    webhook_env,
 )
 from tests.test_inbox import inbox, stored_notes
 from tests.test_progress import current, data_for
@@ -231,15 +231,9 @@ async def test_a_stopping_instance_is_not_ready_and_refuses_updates_with_503(
 
 
 def start_instance(server: EmulatorServer, port: int, cwd: Path) -> subprocess.Popen[str]:
-    environment = {
-        **bot_env(server),
-        "CSPBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",
-        "CSPBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}",
-        "CSPBOT_WEBHOOK_SECRET": SECRET,
-    }
     return subprocess.Popen(
         [sys.executable, "-m", "csp_bot.bot.cli", "run"],
-        env=environment,
+        env=webhook_env(server, port, SECRET),
         cwd=cwd,
         stderr=subprocess.PIPE,
         text=True,

@@ -52,6 +52,18 @@ def bot_env(server: EmulatorServer) -> dict[str, str]:
     }
 
 
+def webhook_env(
+    server: EmulatorServer, port: int, secret: str, *, hook: str | None = None
+) -> dict[str, str]:
+    """`bot_env` in webhook mode, listening on `port` of loopback; Telegram calls `hook`
+    (by default that port itself)."""
+    return bot_env(server) | {
+        "CSPBOT_WEBHOOK_URL": hook or f"http://127.0.0.1:{port}/hook",
+        "CSPBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}",
+        "CSPBOT_WEBHOOK_SECRET": secret,
+    }
+
+
 def start_bot(server: EmulatorServer, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "csp_bot.bot.cli", "run"],

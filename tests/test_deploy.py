@@ -9,7 +9,6 @@ behind it, as when an instance is down.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -24,7 +23,9 @@ import pytest
 
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer
 from tests.loopback_proxy import start_proxy
-from tests.test_webhook import SECRET, TOKEN, free_port
+from tests.test_cli import TOKEN
+from tests.test_crash import webhook_env
+from tests.test_webhook import SECRET, free_port
 
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
 # Long enough for a busy machine to start a process and HAProxy to check it twice.
@@ -39,18 +40,10 @@ pytestmark = pytest.mark.skipif(
 def start_instance(
     database_url: str, emulator: EmulatorServer, port: int, hook: str
 ) -> subprocess.Popen[str]:
-    environment = {
-        **os.environ,
-        "CSPBOT_TELEGRAM_TOKEN": TOKEN,
-        "CSPBOT_TELEGRAM_API_URL": emulator.base_url,
-        "CSPBOT_DATABASE_URL": database_url,
-        "CSPBOT_WEBHOOK_URL": hook,
-        "CSPBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}",
-        "CSPBOT_WEBHOOK_SECRET": SECRET,
-    }
+    environment = webhook_env(emulator, port, SECRET, hook=hook)
     return subprocess.Popen(
         [sys.executable, "-m", "csp_bot.bot.cli", "run"],
-        env=environment,
+        env=environment | {"CSPBOT_DATABASE_URL": database_url},
         stderr=subprocess.PIPE,
         text=True,
     )

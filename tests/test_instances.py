@@ -44,6 +44,7 @@ from tests.test_crash import (  # noqa: F401 (env: a fixture)
     poll,
     seed_police,
     start_bot,
+    webhook_env,
 )
 from tests.test_webhook import WELCOME_START, free_port
 
@@ -224,10 +225,7 @@ def webhook_instance(server: EmulatorServer, cwd: Path) -> tuple[subprocess.Pope
     """A `csp-bot run` in webhook mode on a port of its own, planning every second and
     pushing at any hour (the test runs on the real clock)."""
     port = free_port()
-    environment = bot_env(server) | {
-        "CSPBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",
-        "CSPBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}",
-        "CSPBOT_WEBHOOK_SECRET": "s3cret-for-the-test",
+    environment = webhook_env(server, port, "s3cret-for-the-test") | {
         "CSPBOT_REMINDER_ROUND_SECONDS": "1",
         "CSPBOT_QUIET_HOURS": "off",
     }
