@@ -28,8 +28,6 @@ import itertools
 import os
 import random
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_crash import (
     PLAN,
+    BotProcess,
     Partner,
     actions_by_lead,
     add_meeting,
@@ -65,7 +64,6 @@ from csp_bot.models.tables import InboxUpdate, Member, ProgressUpdate
 from tests.loopback_proxy import start_proxy
 from tests.test_webhook import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "880088:BENCH-CLUSTER-SECRET"
 SECRET = "bench-cluster-secret"
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -147,33 +145,16 @@ def seed(url: str, members: int) -> list[Partner]:
     return partners
 
 
-class Instance:
-    """One `csp-bot run` in webhook mode, killed and started again on demand."""
+class Instance(BotProcess):
+    """One `csp-bot run` in webhook mode on a port of its own."""
 
     def __init__(self, number: int, env: dict[str, str], port: int, log: Path) -> None:
-        self.number, self.port, self.log = number, port, log
-        self.env = {**env, "CSPBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}"}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "csp_bot.bot.cli", "run"],
-                env=self.env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=log,
-            )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
+        super().__init__({**env, "CSPBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}"}, log)
+        self.number, self.port = number, port
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=40)
+            super().stop()
 
 
 def wait_ready(instances: list[Instance]) -> None:

@@ -163,15 +163,15 @@ def add_meeting(database: Database, title: str) -> None:
 class BotProcess:
     """`csp-bot run` as a child process, killed and restarted on demand."""
 
-    def __init__(self, world: World) -> None:
-        self.world = world
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with self.world.stderr.open("ab") as log:
+        with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "csp_bot.bot.cli", "run"],
-                env=self.world.env,
+                env=self.env,
                 cwd=ROOT,
                 stdout=log,
                 stderr=log,
@@ -357,7 +357,7 @@ def settle(world: World, title: str, timeout: float = 60.0) -> None:
 
 def crash_phase(world: World, kills: int, rng: random.Random) -> bool:
     title = "Crash bench board meeting"
-    bot = BotProcess(world)
+    bot = BotProcess(world.env, world.stderr)
     bot.start()
     stop = threading.Event()
     threads = drive(world.emulator, world.partners, stop, "crash", 1)
