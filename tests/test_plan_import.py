@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
 import csp_bot.models.plan_import
 from csp_bot.models.audit import record_change, snapshot
-from csp_bot.models.db import Database, make_engine
+from csp_bot.models.db import Database
 from csp_bot.models.enums import FundingStatus, OrgKind, Recurrence, Status
-from csp_bot.models.migrate import upgrade
 from csp_bot.models.plan_checks import PlanError, load_plan_file, parse_plan
 from csp_bot.models.plan_import import Tally, import_plan, import_plan_file
 from csp_bot.models.tables import (
@@ -47,8 +42,6 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "north-northants-csp-2021-
 MINIMAL = Path(__file__).parent / "plan_fixtures" / "minimal.yaml"
 AT = datetime(2021, 6, 10, 9, 0, tzinfo=UTC)
 LATER = datetime(2021, 7, 1, 9, 0, tzinfo=UTC)
-POSTGRES_URL = os.environ.get("CSPBOT_TEST_DATABASE_URL")
-BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 T = TypeVar("T", bound=SQLModel)
 PLAN_TABLES = (
     PlanInfo,
@@ -63,33 +56,10 @@ PLAN_TABLES = (
 )
 
 
-@pytest.fixture(params=BACKENDS)
-def plan_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+@pytest.fixture
+def plan_db(db: Database) -> Database:
     """A migrated, empty database: a SQLite file, or a PostgreSQL schema of its own."""
-    if request.param == "sqlite":
-        yield from _serve(make_engine(f"sqlite:///{tmp_path / 'plan.db'}"))
-        return
-    assert POSTGRES_URL is not None
-    schema = f"plan_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        options = {"options": f"-csearch_path={schema}"}
-        yield from _serve(sa.create_engine(POSTGRES_URL, connect_args=options))
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
-def _serve(engine: Engine) -> Iterator[Database]:
-    database = Database(engine)
-    try:
-        upgrade(engine)
-        yield database
-    finally:
-        database.close()
+    return db
 
 
 def row_counts(db: Database) -> dict[str, int]:
