@@ -129,6 +129,19 @@ def postgres_schema_url(*, migrated_will_do: bool = False) -> Iterator[str]:
         _drop_schemas(admin, [schema])
 
 
+def migrated_postgres_url() -> Iterator[str]:
+    """A URL to an empty schema of its own at the head revision, for a test's second
+    database: one a finished test left emptied, or a fresh one migrated now."""
+    urls = postgres_schema_url(migrated_will_do=True)
+    url = next(urls)
+    if url not in _AT_HEAD:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+    yield url
+    next(urls, None)
+
+
 @cache
 def admin_engine() -> Engine:
     """One engine per process for making, emptying and dropping schemas."""

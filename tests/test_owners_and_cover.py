@@ -137,7 +137,9 @@ def test_the_command_line_adds_and_removes_owners(
     changes = db.call(
         lambda s: [
             (e.entity, e.change, e.before, e.after, e.actor)
-            for e in s.exec(select(AuditEntry).where(AuditEntry.entity == "action")).all()
+            for e in s.exec(
+                select(AuditEntry).where(AuditEntry.entity == "action").order_by(col(AuditEntry.id))
+            ).all()
             if e.after and "owner_member_ids" in e.after
         ]
     )

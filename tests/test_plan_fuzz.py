@@ -20,7 +20,6 @@ import yaml
 
 from csp_bot.bot.demo import EXAMPLE_PLAN
 from csp_bot.models.db import Database, make_engine
-from csp_bot.models.migrate import upgrade
 from csp_bot.models.plan_checks import PlanError
 from csp_bot.models.plan_import import import_plan_file
 from tests.test_forged_buttons import database_rows as rows
@@ -217,7 +216,6 @@ def sqlite_db(tmp_path: Path, migrated_sqlite: Path) -> Any:
     path = tmp_path / "fuzz.db"
     path.write_bytes(migrated_sqlite.read_bytes())
     database = Database(make_engine(f"sqlite:///{path}"))
-    upgrade(database.engine)
     database.call(import_plan_file, path=EXAMPLE_PLAN, at=AT)
     yield database
     database.close()

@@ -350,7 +350,8 @@ BAD_INPUTS = {
     "YAML syntax error": (
         "    location: Town Hall",
         "\tlocation: Town Hall",
-        "YAML syntax error: found character '\\t' that cannot start any token",
+        "YAML syntax error: found a tab character that violates indentation"
+        " (while scanning a plain scalar on line 41)",
     ),
     "bad money": (
         'amount: "£3,000"',

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert
-from sqlmodel import Session, col, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, select
 
 from csp_bot.bot.app import reminder_rules
 from csp_bot.bot.demo import EXAMPLE_PLAN
@@ -33,7 +34,6 @@ from csp_bot.models.lifecycle import deactivate_member
 from csp_bot.models.measures import priority_measures, proposed_period, record_figure
 from csp_bot.models.meetings import schedule_meeting
 from csp_bot.models.membership import add_member
-from csp_bot.models.migrate import upgrade
 from csp_bot.models.outbox import mark_unreachable
 from csp_bot.models.owners import add_owner, remove_owner
 from csp_bot.models.plan_import import import_plan_file
@@ -52,7 +52,7 @@ from csp_bot.models.tables import (
 from csp_bot.scheduler.due import Rules
 from csp_bot.scheduler.incremental import Planner, plan_round
 from csp_bot.scheduler.rounds import plan_reminders
-from tests.conftest import START, postgres_schema_url
+from tests.conftest import START, migrated_postgres_url
 from tests.harness import PEOPLE
 from tests.reminder_helpers import uk
 
@@ -80,33 +80,33 @@ def twin(database_url: str, migrated_sqlite: Path, tmp_path: Path) -> Iterator[D
         yield database
         database.close()
         return
-    schemas = postgres_schema_url()
+    schemas = migrated_postgres_url()
     database = Database(make_engine(next(schemas)))
-    upgrade(database.engine)
     yield database
     database.close()
     next(schemas, None)
 
 
+# The recorded reminder's columns the two databases must agree on (not the ids, which they
+# number differently).
+OUTBOX_FACTS = (
+    OutboxEntry.kind,
+    OutboxEntry.subject_id,
+    OutboxEntry.member_id,
+    OutboxEntry.occurrence,
+    OutboxEntry.fire_at,
+    OutboxEntry.send_at,
+    OutboxEntry.expires_at,
+    OutboxEntry.state,
+    OutboxEntry.recorded_at,
+)
+
+
 def outbox_rows(db: Database) -> list[Row]:
-    """Every recorded reminder, without the ids the two databases number differently."""
+    """Every recorded reminder, as plain rows (read after every round: no ORM objects)."""
 
     def read(session: Session) -> list[Row]:
-        entries = session.exec(select(OutboxEntry).order_by(col(OutboxEntry.id))).all()
-        return sorted(
-            (
-                entry.kind,
-                entry.subject_id,
-                entry.member_id,
-                entry.occurrence,
-                entry.fire_at,
-                entry.send_at,
-                entry.expires_at,
-                entry.state,
-                entry.recorded_at,
-            )
-            for entry in entries
-        )
+        return sorted(tuple(row) for row in session.connection().execute(sa_select(*OUTBOX_FACTS)))
 
     return db.call(read)
 
