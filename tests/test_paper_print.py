@@ -27,11 +27,16 @@ from tests.chromium import CONTENT_WIDTH_PX, Browser, chromium_path
 from tests.test_summary import log, seed_exceptions
 
 CHROMIUM = chromium_path()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Chromium is not installed (Debian: apt-get install chromium): the paper's print "
-    "layout is checked in a real browser",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Chromium is not installed (Debian: apt-get install chromium): the paper's "
+        "print layout is checked in a real browser",
+    ),
+    # The layout is the browser's work on the same HTML from either database:
+    # tests/test_report.py reads the paper on both.
+    pytest.mark.sqlite_only,
+]
 QUIET = timedelta(days=28)
 LONG_NOTE = (
     "Accommodation pathway proposals drafted with the three district housing teams and "
