@@ -176,6 +176,8 @@ def assert_token_refused(bot: subprocess.Popen[str]) -> None:
     assert_quiet_about_the_token(out, err)
 
 
+# Telegram refusing the token ends the bot before or apart from any database work.
+@pytest.mark.sqlite_only
 def test_a_revoked_token_stops_the_bot_with_one_line(env: str, tmp_path: Path) -> None:
     emulator = BotApiEmulator(token=TOKEN)
     emulator.refuse("getMe", "Unauthorized", error_code=401)
@@ -183,6 +185,8 @@ def test_a_revoked_token_stops_the_bot_with_one_line(env: str, tmp_path: Path) -
         assert_token_refused(start_bot(server, tmp_path))
 
 
+# Telegram refusing the token ends the bot before or apart from any database work.
+@pytest.mark.sqlite_only
 def test_a_token_revoked_while_running_stops_the_bot_with_one_line(
     env: str, tmp_path: Path
 ) -> None:
