@@ -134,12 +134,17 @@ def migrated_postgres_url() -> Iterator[str]:
     database: one a finished test left emptied, or a fresh one migrated now."""
     urls = postgres_schema_url(migrated_will_do=True)
     url = next(urls)
-    if url not in _AT_HEAD:
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
+    migrated_postgres_engine(url)
     yield url
     next(urls, None)
+
+
+def migrated_postgres_engine(url: str) -> Engine:
+    """The schema's engine, the schema migrated first unless it is at the head already."""
+    engine = postgres_engine(url)
+    if url not in _AT_HEAD:
+        upgrade(engine)
+    return engine
 
 
 @cache
@@ -224,6 +229,11 @@ def keep_heaps_in_insertion_order(connection: Connection, schema: str) -> None:
         )
 
 
+# Foreign keys unchecked until the transaction ends (triggers off, PostgreSQL's superuser
+# setting): for emptying a schema, and for filling it with rows known to be consistent.
+SKIP_FOREIGN_KEY_CHECKS = "SET LOCAL session_replication_role = replica"
+
+
 def emptying_sql(schema: str) -> str:
     """Delete every row, children first, and set every sequence back to its start."""
     deletes = [
@@ -234,8 +244,7 @@ def emptying_sql(schema: str) -> str:
         f" WHERE schemaname = '{schema}'"
     )
     # Every row goes: checking the foreign keys of each deleted row is wasted work.
-    skip_checks = "SET LOCAL session_replication_role = replica"
-    return "; ".join([skip_checks, *deletes, restart])
+    return "; ".join([SKIP_FOREIGN_KEY_CHECKS, *deletes, restart])
 
 
 class Sample(Enum):
@@ -317,10 +326,9 @@ def copy_tables(engine: Engine, source: TemplateSchema) -> None:
         f" WHERE schemaname = '{source.name}' AND last_value IS NOT NULL"
     )
     # The template's rows already satisfy every foreign key: checking them row by row was
-    # most of the copy's time (the setting lasts until the commit).
-    skip_checks = "SET LOCAL session_replication_role = replica"
+    # most of the copy's time.
     with engine.begin() as connection:
-        connection.exec_driver_sql("; ".join([skip_checks, *copies, sequences]))
+        connection.exec_driver_sql("; ".join([SKIP_FOREIGN_KEY_CHECKS, *copies, sequences]))
 
 
 @pytest.fixture
@@ -333,9 +341,7 @@ def db(request: pytest.FixtureRequest, database_url: str) -> Iterator[Database]:
         shutil.copyfile(template, database_url.removeprefix("sqlite:///"))
         database = Database(make_engine(database_url))
     else:
-        database = Database(postgres_engine(database_url))
-        if database_url not in _AT_HEAD:
-            upgrade(database.engine)
+        database = Database(migrated_postgres_engine(database_url))
         if sample is not Sample.NOTHING:
             copy_tables(database.engine, postgres_template(request, sample))
     yield database

@@ -56,12 +56,6 @@ PLAN_TABLES = (
 )
 
 
-@pytest.fixture
-def plan_db(db: Database) -> Database:
-    """A migrated, empty database: a SQLite file, or a PostgreSQL schema of its own."""
-    return db
-
-
 def row_counts(db: Database) -> dict[str, int]:
     """Rows in every table of the database, migrations' own table included."""
     with db.engine.connect() as connection:
@@ -111,13 +105,13 @@ def line_of(content: str, marker: str) -> int:
 # The sample plan ---------------------------------------------------------------------------
 
 
-def test_example_holds_what_the_report_says(plan_db: Database) -> None:
-    result = plan_db.call(import_plan_file, path=EXAMPLE, at=AT)
+def test_example_holds_what_the_report_says(db: Database) -> None:
+    result = db.call(import_plan_file, path=EXAMPLE, at=AT)
 
-    info = rows(plan_db, PlanInfo)[0]
+    info = rows(db, PlanInfo)[0]
     assert (info.starts_on, info.ends_on) == (date(2021, 4, 1), date(2022, 3, 31))
     assert info.board == "North Northants CSP Board"
-    orgs = {org.name: org for org in rows(plan_db, Organisation)}
+    orgs = {org.name: org for org in rows(db, Organisation)}
     responsible = {name for name, org in orgs.items() if org.kind is OrgKind.RESPONSIBLE}
     assert len(responsible) == 6
     assert {
@@ -126,63 +120,61 @@ def test_example_holds_what_the_report_says(plan_db: Database) -> None:
         "Probation Service",
     } <= responsible
     assert orgs["East Midlands Ambulance Service"].kind is OrgKind.WIDER
-    assert {p.code for p in rows(plan_db, Priority)} == {"SOC", "DASV", "HATE", "ASB"}
-    citadel = by_ref(plan_db)["SOC-1"]
+    assert {p.code for p in rows(db, Priority)} == {"SOC", "DASV", "HATE", "ASB"}
+    citadel = by_ref(db)["SOC-1"]
     assert "#Citadel" in citadel.title and "William Knibb" in citadel.title
     assert citadel.lead_organisation_id == orgs["Northants Police"].id
-    assert {s.code for s in rows(plan_db, FundingStream)} == {"MAPPA", "IPV", "ECINS", "DHR"}
-    assert result.audit_entries == len(rows(plan_db, AuditEntry))
+    assert {s.code for s in rows(db, FundingStream)} == {"MAPPA", "IPV", "ECINS", "DHR"}
+    assert result.audit_entries == len(rows(db, AuditEntry))
 
 
-def test_example_gives_a_demo_every_status(plan_db: Database) -> None:
-    plan_db.call(import_plan_file, path=EXAMPLE, at=AT)
+def test_example_gives_a_demo_every_status(db: Database) -> None:
+    db.call(import_plan_file, path=EXAMPLE, at=AT)
 
-    actions = rows(plan_db, Action)
+    actions = rows(db, Action)
     assert 12 <= len(actions) <= 18
     assert {action.status for action in actions} == set(Status)
     assert {action.status_at for action in actions} == {AT}
 
 
-def test_example_funding_meetings_and_deadlines(plan_db: Database) -> None:
-    plan_db.call(import_plan_file, path=EXAMPLE, at=AT)
+def test_example_funding_meetings_and_deadlines(db: Database) -> None:
+    db.call(import_plan_file, path=EXAMPLE, at=AT)
 
-    decisions = rows(plan_db, FundingDecision)
+    decisions = rows(db, FundingDecision)
     assert {d.financial_year for d in decisions} == {2021, 2022}
     assert {d.status for d in decisions} == set(FundingStatus)
-    responsible = {o.id for o in rows(plan_db, Organisation) if o.kind is OrgKind.RESPONSIBLE}
+    responsible = {o.id for o in rows(db, Organisation) if o.kind is OrgKind.RESPONSIBLE}
     assert {d.organisation_id for d in decisions} == responsible
-    first = min(rows(plan_db, Meeting), key=lambda meeting: meeting.starts_at)
+    first = min(rows(db, Meeting), key=lambda meeting: meeting.starts_at)
     assert first.starts_at == datetime(2021, 5, 20, 9, 0, tzinfo=UTC)  # 10:00 BST
-    deadline = next(d for d in rows(plan_db, Deadline) if d.title.startswith("Partner contrib"))
+    deadline = next(d for d in rows(db, Deadline) if d.title.startswith("Partner contrib"))
     assert deadline.recurrence is Recurrence.YEARLY
-    links = [
-        link for link in rows(plan_db, DeadlineOrganisation) if link.deadline_id == deadline.id
-    ]
+    links = [link for link in rows(db, DeadlineOrganisation) if link.deadline_id == deadline.id]
     assert {link.organisation_id for link in links} == responsible
 
 
 # Importing again ---------------------------------------------------------------------------
 
 
-def test_importing_twice_changes_nothing(plan_db: Database) -> None:
-    plan_db.call(import_plan_file, path=EXAMPLE, at=AT)
-    before = everything(plan_db)
-    audit = len(rows(plan_db, AuditEntry))
+def test_importing_twice_changes_nothing(db: Database) -> None:
+    db.call(import_plan_file, path=EXAMPLE, at=AT)
+    before = everything(db)
+    audit = len(rows(db, AuditEntry))
 
-    again = plan_db.call(import_plan_file, path=EXAMPLE, at=LATER)
+    again = db.call(import_plan_file, path=EXAMPLE, at=LATER)
 
     assert not again.changed
     assert all(t.created == t.updated == 0 for t in again.tallies().values())
-    assert everything(plan_db) == before
-    assert len(rows(plan_db, AuditEntry)) == audit
+    assert everything(db) == before
+    assert len(rows(db, AuditEntry)) == audit
     assert "nothing to change (1 plan, 12 organisations, 4 priorities, 17 actions" in (
         again.summary()
     )
 
 
-def test_edited_plan_updates_rows_in_place(plan_db: Database, tmp_path: Path) -> None:
-    plan_db.call(import_plan_file, path=EXAMPLE, at=AT)
-    ids = {ref: action.id for ref, action in by_ref(plan_db).items()}
+def test_edited_plan_updates_rows_in_place(db: Database, tmp_path: Path) -> None:
+    db.call(import_plan_file, path=EXAMPLE, at=AT)
+    ids = {ref: action.id for ref, action in by_ref(db).items()}
     content = edit(
         EXAMPLE.read_text(),
         ("Run the #Citadel pilot", "Run and evaluate the #Citadel pilot"),
@@ -190,43 +182,43 @@ def test_edited_plan_updates_rows_in_place(plan_db: Database, tmp_path: Path) ->
         ("  - code: ASB\n", "      - ref: hate-3\n        title: A new action\n  - code: ASB\n"),
     )
 
-    result = plan_db.call(import_plan_file, path=write(tmp_path, content), at=LATER)
+    result = db.call(import_plan_file, path=write(tmp_path, content), at=LATER)
 
     assert result.actions == Tally(created=1, updated=1, unchanged=16)
-    actions = by_ref(plan_db)
+    actions = by_ref(db)
     assert {ref: actions[ref].id for ref in ids} == ids
     citadel = actions["SOC-1"]
     assert citadel.title.startswith("Run and evaluate")
     # The file's status seeds new actions only: progress updates own it afterwards.
     assert (citadel.status, citadel.status_at) == (Status.GREEN, AT)
     assert (actions["HATE-3"].status, actions["HATE-3"].status_at) == (Status.NOT_STARTED, LATER)
-    [entry] = [e for e in rows(plan_db, AuditEntry) if e.change == "updated"]
+    [entry] = [e for e in rows(db, AuditEntry) if e.change == "updated"]
     assert (entry.entity, entry.entity_id, entry.at) == ("action", citadel.id, LATER)
     assert entry.before is not None and entry.after is not None
     assert entry.before["title"].startswith("Run the")
     assert entry.after["title"].startswith("Run and evaluate")
 
 
-def test_changed_contribution_is_redated(plan_db: Database, tmp_path: Path) -> None:
-    plan_db.call(import_plan_file, path=EXAMPLE, at=AT)
+def test_changed_contribution_is_redated(db: Database, tmp_path: Path) -> None:
+    db.call(import_plan_file, path=EXAMPLE, at=AT)
     content = edit(
         EXAMPLE.read_text(),
         ('amount: "£32,000", status: agreed', 'amount: "£33,000", status: confirmed'),
     )
 
-    result = plan_db.call(import_plan_file, path=write(tmp_path, content), at=LATER)
+    result = db.call(import_plan_file, path=write(tmp_path, content), at=LATER)
 
     assert (result.contributions.updated, result.audit_entries) == (1, 1)
-    changed = [d for d in rows(plan_db, FundingDecision) if d.decided_at == LATER]
+    changed = [d for d in rows(db, FundingDecision) if d.decided_at == LATER]
     assert [(d.amount_pence, d.status) for d in changed] == [(3_300_000, FundingStatus.CONFIRMED)]
-    [entry] = [e for e in rows(plan_db, AuditEntry) if e.at == LATER]
+    [entry] = [e for e in rows(db, AuditEntry) if e.at == LATER]
     assert entry.before is not None and entry.after is not None
     assert (entry.before["amount_pence"], entry.after["amount_pence"]) == (3_200_000, 3_300_000)
 
 
-def test_meeting_and_deadline_edits(plan_db: Database, tmp_path: Path) -> None:
-    plan_db.call(import_plan_file, path=EXAMPLE, at=AT)
-    meeting_ids = {m.id for m in rows(plan_db, Meeting)}
+def test_meeting_and_deadline_edits(db: Database, tmp_path: Path) -> None:
+    db.call(import_plan_file, path=EXAMPLE, at=AT)
+    meeting_ids = {m.id for m in rows(db, Meeting)}
     budget = "    description: Council budget"
     content = edit(
         EXAMPLE.read_text(),
@@ -234,38 +226,38 @@ def test_meeting_and_deadline_edits(plan_db: Database, tmp_path: Path) -> None:
         (f"[North Northamptonshire Council]\n{budget}", f"[NNC, PFCC]\n{budget}"),
     )
 
-    result = plan_db.call(import_plan_file, path=write(tmp_path, content), at=LATER)
+    result = db.call(import_plan_file, path=write(tmp_path, content), at=LATER)
 
     assert (result.meetings.updated, result.deadlines.updated) == (1, 1)
-    assert {m.id for m in rows(plan_db, Meeting)} == meeting_ids
-    assert "Corby Cube, Corby" in {m.location for m in rows(plan_db, Meeting)}
-    created = [e for e in rows(plan_db, AuditEntry) if e.at == LATER and e.change == "created"]
+    assert {m.id for m in rows(db, Meeting)} == meeting_ids
+    assert "Corby Cube, Corby" in {m.location for m in rows(db, Meeting)}
+    created = [e for e in rows(db, AuditEntry) if e.at == LATER and e.change == "created"]
     assert [e.entity for e in created] == ["deadline_organisation"]
 
 
-def test_deadline_organisations_follow_the_file(plan_db: Database, tmp_path: Path) -> None:
-    plan_db.call(import_plan_file, path=MINIMAL, at=AT)
+def test_deadline_organisations_follow_the_file(db: Database, tmp_path: Path) -> None:
+    db.call(import_plan_file, path=MINIMAL, at=AT)
     content = edit(MINIMAL.read_text(), ("organisations: responsible", "organisations: [Police]"))
     path = write(tmp_path, content)
 
-    result = plan_db.call(import_plan_file, path=path, at=LATER)
-    again = plan_db.call(import_plan_file, path=path, at=LATER)
+    result = db.call(import_plan_file, path=path, at=LATER)
+    again = db.call(import_plan_file, path=path, at=LATER)
 
-    police = next(o for o in rows(plan_db, Organisation) if o.short_name == "Police")
-    assert [link.organisation_id for link in rows(plan_db, DeadlineOrganisation)] == [police.id]
+    police = next(o for o in rows(db, Organisation) if o.short_name == "Police")
+    assert [link.organisation_id for link in rows(db, DeadlineOrganisation)] == [police.id]
     assert result.deadlines == Tally(updated=1)
-    [removal] = [e for e in rows(plan_db, AuditEntry) if e.change == "deleted"]
+    [removal] = [e for e in rows(db, AuditEntry) if e.change == "deleted"]
     assert removal.entity == "deadline_organisation" and removal.after is None
     assert not again.changed
 
 
-def test_records_missing_from_the_file_are_left_alone(plan_db: Database, tmp_path: Path) -> None:
-    plan_db.call(import_plan_file, path=MINIMAL, at=AT)
+def test_records_missing_from_the_file_are_left_alone(db: Database, tmp_path: Path) -> None:
+    db.call(import_plan_file, path=MINIMAL, at=AT)
     content = edit(MINIMAL.read_text(), ("      - ref: asb-2\n", "      - ref: asb-3\n"))
 
-    plan_db.call(import_plan_file, path=write(tmp_path, content), at=LATER)
+    db.call(import_plan_file, path=write(tmp_path, content), at=LATER)
 
-    assert sorted(by_ref(plan_db)) == ["ASB-1", "ASB-2", "ASB-3"]
+    assert sorted(by_ref(db)) == ["ASB-1", "ASB-2", "ASB-3"]
 
 
 # Bad input: every problem is reported with file, line and path, and nothing is written ------
@@ -388,19 +380,19 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize(("old", "new", "reason"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 def test_bad_input_is_rejected_and_nothing_written(
-    plan_db: Database, tmp_path: Path, old: str, new: str, reason: str
+    db: Database, tmp_path: Path, old: str, new: str, reason: str
 ) -> None:
-    plan_db.call(import_plan_file, path=MINIMAL, at=AT)
-    counts = row_counts(plan_db)
+    db.call(import_plan_file, path=MINIMAL, at=AT)
+    counts = row_counts(db)
     content = edit(MINIMAL.read_text(), (old, new))
     path = write(tmp_path, content, "bad.yaml")
 
     with pytest.raises(PlanError) as caught:
-        plan_db.call(import_plan_file, path=path, at=LATER)
+        db.call(import_plan_file, path=path, at=LATER)
 
     line = line_of(content, new.splitlines()[-1])
     assert caught.value.errors == [f"{path}:{line}: {reason}"]
-    assert row_counts(plan_db) == counts
+    assert row_counts(db) == counts
 
 
 def test_missing_key_points_at_its_entry(tmp_path: Path) -> None:
@@ -469,7 +461,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_failure_midway_through_writing_leaves_nothing(
-    plan_db: Database, monkeypatch: pytest.MonkeyPatch
+    db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = 0
 
@@ -483,23 +475,23 @@ def test_failure_midway_through_writing_leaves_nothing(
     monkeypatch.setattr(csp_bot.models.plan_import, "record_change", failing_record_change)
 
     with pytest.raises(RuntimeError, match="disk full"):
-        plan_db.call(import_plan_file, path=EXAMPLE, at=AT)
+        db.call(import_plan_file, path=EXAMPLE, at=AT)
 
     assert calls == 40
-    assert {n for t, n in row_counts(plan_db).items() if t != "alembic_version"} == {0}
+    assert {n for t, n in row_counts(db).items() if t != "alembic_version"} == {0}
 
 
-def test_import_needs_an_aware_time(plan_db: Database) -> None:
+def test_import_needs_an_aware_time(db: Database) -> None:
     plan = load_plan_file(MINIMAL)
 
     with pytest.raises(ValueError, match="aware"):
-        plan_db.call(import_plan, plan=plan, at=datetime(2021, 6, 10, 9, 0))
+        db.call(import_plan, plan=plan, at=datetime(2021, 6, 10, 9, 0))
 
 
-def test_summary_says_what_happened(plan_db: Database, tmp_path: Path) -> None:
-    first = plan_db.call(import_plan_file, path=MINIMAL, at=AT)
+def test_summary_says_what_happened(db: Database, tmp_path: Path) -> None:
+    first = db.call(import_plan_file, path=MINIMAL, at=AT)
     content = edit(MINIMAL.read_text(), ("title: Launch a reporting app", "title: Launch an app"))
-    second = plan_db.call(import_plan_file, path=write(tmp_path, content), at=LATER)
+    second = db.call(import_plan_file, path=write(tmp_path, content), at=LATER)
 
     assert first.summary() == (
         "Imported 'Test CSP Plan': 1 plan (created); 3 organisations (created); "

@@ -26,7 +26,7 @@ from csp_bot.bot.settings import Settings
 from csp_bot.models.absences import end_absence, start_absence
 from csp_bot.models.audit import CLI, Actor
 from csp_bot.models.data_version import data_version, planning_version
-from csp_bot.models.db import Database, make_engine
+from csp_bot.models.db import Database, is_sqlite, make_engine
 from csp_bot.models.deadlines import add_deadline
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
@@ -52,7 +52,7 @@ from csp_bot.models.tables import (
 from csp_bot.scheduler.due import Rules
 from csp_bot.scheduler.incremental import Planner, plan_round
 from csp_bot.scheduler.rounds import plan_reminders
-from tests.conftest import START, migrated_postgres_url
+from tests.conftest import START, migrated_postgres_url, postgres_engine
 from tests.harness import PEOPLE
 from tests.reminder_helpers import uk
 
@@ -81,7 +81,7 @@ def twin(database_url: str, migrated_sqlite: Path, tmp_path: Path) -> Iterator[D
         database.close()
         return
     schemas = migrated_postgres_url()
-    database = Database(make_engine(next(schemas)))
+    database = Database(postgres_engine(next(schemas)))
     yield database
     database.close()
     next(schemas, None)
@@ -326,7 +326,7 @@ def rounds_on(db: Database, rounds: int) -> int:
     """All the rounds on SQLite; two thirds on PostgreSQL, where each costs twice as much:
     that run is there to try the planner's statements on PostgreSQL (the shorter run still
     makes every kind of change), the SQLite seeds to try long paths through them."""
-    return rounds * 2 // 3 if db.engine.dialect.name == "postgresql" else rounds
+    return rounds if is_sqlite(db.engine) else rounds * 2 // 3
 
 
 # One seed on PostgreSQL shows the same SQL there; more seeds try more paths through it.
