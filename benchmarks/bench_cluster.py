@@ -188,9 +188,9 @@ class RateWatch:
         self._thread.join()
 
     def _watch(self) -> None:
-        before = len(self.emulator.messages())
+        before = self.emulator.sent_count
         while not self._stop.wait(1.0):
-            now = len(self.emulator.messages())
+            now = self.emulator.sent_count
             self.peak = max(self.peak, now - before)
             before = now
 

@@ -180,7 +180,7 @@ def serve_emulator(pipe: Connection) -> None:
     with EmulatorServer(emulator) as server:
         pipe.send((server.base_url, emulator.token))
         pipe.recv()
-        pipe.send((len(emulator.messages()), emulator.too_many_requests))
+        pipe.send((emulator.sent_count, emulator.too_many_requests))
 
 
 def seed_members(db: Database, members: int) -> None:

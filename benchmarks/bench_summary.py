@@ -245,14 +245,14 @@ async def timed_command(
         if before is not None:
             before()
         update = Update.de_json(emulator.build_message_update(user, text), app.bot)
-        seen, counter.count = len(emulator.messages()), 0
+        seen, counter.count = emulator.sent_count, 0
         started = time.perf_counter()
         await app.process_update(update)
         elapsed = time.perf_counter() - started
         if run >= 2:
             times.append(elapsed)
             statements.add(counter.count)
-            messages = len(emulator.messages()) - seen
+            messages = emulator.sent_count - seen
         if after is not None:
             after()
     return Timing(times, statements, messages)

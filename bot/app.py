@@ -116,20 +116,20 @@ def build_application(
                 on_token_refused=refused,
             )
         )
-        .get_updates_request(
-            ResilientRequest(
-                updates_request or HTTPXRequest(),
-                backoff=POLLING_BACKOFF,
-                sleep=sleep,
-                on_token_refused=refused,
-            )
-        )
     )
+    polling_request = ResilientRequest(
+        updates_request or HTTPXRequest(),
+        backoff=POLLING_BACKOFF,
+        sleep=sleep,
+        on_token_refused=refused,
+    )
+    builder = builder.get_updates_request(polling_request)
     if base_url is not None:
         builder = builder.base_url(base_url)
     application = builder.build()
     assert isinstance(application, CspApplication)
     refused.application = application
+    application.updates_request = polling_request
     application.add_handler(TypeHandler(Update, note_writes), group=NOTE_WRITES)
     application.add_handlers(first_look_handlers(), group=FIRST_LOOK)
     application.add_handlers(all_handlers())

@@ -1529,6 +1529,18 @@ class BotApiEmulator:
         """`wait_for_messages` off the event loop, for tests where the bot runs on that loop."""
         return await asyncio.to_thread(self.wait_for_messages, chat_id, count, timeout)
 
+    @property
+    def sent_count(self) -> int:
+        """How many messages the bot has sent, to every chat: no copies made, so a
+        benchmark can look often without slowing the bot it measures."""
+        with self._cond:
+            return len(self._sent)
+
+    def wait_for_sent(self, count: int, timeout: float) -> bool:
+        """Block until the bot has sent `count` messages in all; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._sent) >= count, timeout)
+
     def wait_for_change(self, since: int, timeout: float = 5.0) -> int:
         """Block until `events` passes `since`; returns `events` (still `since` on timeout)."""
         with self._cond:

@@ -9,6 +9,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from telegram.ext import Application, CallbackContext, ExtBot
+from telegram.request import BaseRequest
 
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.clock import Clock
@@ -80,6 +81,9 @@ class CspApplication(Application[Any, Any, Any, Any, Any, Any]):
         self.services = services
         self.token_refused = False
         self.stop_requested = asyncio.Event()
+        # What `getUpdates` goes through: the poller reads Telegram's answer as it came
+        # (`bot.polling`), set by `bot.app.build_application`.
+        self.updates_request: BaseRequest | None = None
 
     def refuse_token(self) -> None:
         """Telegram refused the token: the runner stops the bot and exits 2."""

@@ -232,6 +232,23 @@ async def test_polling_goes_on_through_server_errors_and_garbled_answers(
     assert troubled.failures == 0
 
 
+async def test_an_update_the_library_cannot_read_does_not_stop_polling(
+    settings: Settings,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+) -> None:
+    # Telegram's answer is valid JSON; one update in it lacks what every message has.
+    broken = emulator.queue({"message": {"message_id": 1, "text": "no date, no chat"}})
+    emulator.send_text(POLICE, "/whoami")
+    async with running(settings, db, clock, emulator):
+        [reply] = await emulator.wait_for_messages_async(POLICE.id, 1, timeout=10)
+    assert reply.text.startswith("<b>Dan</b>")
+    assert inbox(db) == [(broken, True), (broken + 1, True)]  # kept, and not retried
+    assert emulator.pending_updates() == []  # confirmed, so Telegram does not resend it
+
+
 async def test_a_guided_note_handled_again_after_a_crash_is_not_taken_as_the_mitigation(
     bot: Harness, db: Database, emulator: BotApiEmulator, people: dict[str, MemberView]
 ) -> None:
