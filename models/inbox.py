@@ -66,23 +66,27 @@ _INBOX: sa.Table = InboxUpdate.__table__  # type: ignore[attr-defined]
 
 def unfinished_updates(session: Session) -> list[Received]:
     """Updates stored but not yet handled, oldest first."""
-    rows = session.exec(
-        select(InboxUpdate)
-        .where(col(InboxUpdate.done_at).is_(None))
-        .order_by(col(InboxUpdate.update_id))
-    ).all()
-    return [Received(row.update_id, row.chat_key, dict(row.payload)) for row in rows]
+    return _received(session, _UNFINISHED)
 
 
 def unfinished_in_chat(session: Session, *, chat_key: int) -> list[Received]:
     """One chat's updates stored but not yet handled, oldest first."""
-    rows = session.exec(
-        select(InboxUpdate)
-        .where(col(InboxUpdate.done_at).is_(None))
-        .where(col(InboxUpdate.chat_key) == chat_key)
-        .order_by(col(InboxUpdate.update_id))
-    ).all()
-    return [Received(row.update_id, row.chat_key, dict(row.payload)) for row in rows]
+    return _received(session, _UNFINISHED_IN_CHAT, chat_key=chat_key)
+
+
+# Read with Core, three columns, no ORM objects: a chat's turn reads this before its first
+# update and after its last, on every message.
+_UNFINISHED = (
+    sa.select(_INBOX.c.update_id, _INBOX.c.chat_key, _INBOX.c.payload)
+    .where(_INBOX.c.done_at.is_(None))
+    .order_by(_INBOX.c.update_id)
+)
+_UNFINISHED_IN_CHAT = _UNFINISHED.where(_INBOX.c.chat_key == sa.bindparam("chat_key"))
+
+
+def _received(session: Session, query: sa.Select[Any], **parameters: int) -> list[Received]:
+    rows = session.connection().execute(query, parameters)
+    return [Received(int(row.update_id), int(row.chat_key), dict(row.payload)) for row in rows]
 
 
 def chats_with_unfinished(session: Session) -> list[int]:
