@@ -26,6 +26,9 @@ STRATEGY_REGULATIONS = {
     "Regulations 2007 (SI 2007/3076)",
 }
 CRIME_AND_DISORDER_ACT = "Crime and Disorder Act 1998, ss.5 to 7"
+# The duty of the responsible authorities and the commissioner to have regard to each
+# other's priorities (England and Wales alike).
+POLICE_REFORM_ACT = "Police Reform and Social Responsibility Act 2011, s.10"
 DOMESTIC_ABUSE_ACT = "Domestic Abuse Act 2021, Part 4 (England only)"
 WALES_VAWDASV_ACT = "Violence against Women, Domestic Abuse and Sexual Violence (Wales) Act 2015"
 SERIOUS_VIOLENCE_DUTY = (
@@ -116,7 +119,7 @@ def statutory_items(nation: Nation) -> list[StatutoryItem]:
             "Partnership plan sent to the Police and Crime Commissioner",
             "A copy of the revised partnership plan goes to the Police and Crime Commissioner, "
             "whose police and crime objectives the partnership must have regard to.",
-            f"{regulations}; {CRIME_AND_DISORDER_ACT}",
+            f"{regulations}; {POLICE_REFORM_ACT}",
             "plan_to_commissioner",
         ),
         _domestic_abuse_item(nation),

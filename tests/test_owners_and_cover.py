@@ -480,6 +480,10 @@ def test_the_calendar_adds_its_deadlines_with_their_sources(
         "Crime and Disorder (Formulation and Implementation of Strategy) Regulations 2007 "
         "(SI 2007/1830)."
     )
+    assert sources["Partnership plan sent to the Police and Crime Commissioner"] == (
+        "Crime and Disorder (Formulation and Implementation of Strategy) Regulations 2007 "
+        "(SI 2007/1830); Police Reform and Social Responsibility Act 2011, s.10."
+    )
     assert sources["Domestic abuse local partnership board annual report"] == (
         "Domestic Abuse Act 2021, Part 4 (England only)."
     )
