@@ -9,6 +9,11 @@ trail, ...) do not count: otherwise every incoming message would empty the cache
 A second count, `planning_version`, does the same for what reminder planning reads (which
 includes members' reminder settings and snoozes): a planning round that finds it unchanged
 need not read the facts again.
+
+A third, `history_version`, counts the transactions that changed or deleted progress
+updates already stored (a withdrawal, an erasure, retention), rather than adding new ones:
+while it stands, what was derived from the updates' history still holds for every update
+it saw, and only the updates added since need reading (`models.summary.BaselineStatuses`).
 """
 
 from __future__ import annotations
@@ -24,8 +29,16 @@ from sqlmodel import Session
 MIGRATING = "csp_bot_migrating"
 _CHANGED = "csp_bot_data_changed"
 _PLANNING_CHANGED = "csp_bot_planning_data_changed"
-# Row 1 counts writes the cached answers read; row 2 writes reminder planning reads.
-ANSWERS_ROW, PLANNING_ROW = 1, 2
+_HISTORY_CHANGED = "csp_bot_history_changed"
+# Row 1 counts writes the cached answers read; row 2 writes reminder planning reads; row 3
+# the progress updates rewritten or deleted.
+ANSWERS_ROW, PLANNING_ROW, HISTORY_ROW = 1, 2, 3
+_FLAGS = (
+    (ANSWERS_ROW, _CHANGED),
+    (PLANNING_ROW, _PLANNING_CHANGED),
+    (HISTORY_ROW, _HISTORY_CHANGED),
+)
+HISTORY_TABLE = "progress_update"
 # Each row is made by the first write (a database nobody has written to holds none).
 _BUMP = (
     "INSERT INTO data_version (id, version) VALUES {rows}"
@@ -33,7 +46,7 @@ _BUMP = (
 )
 _READ = "SELECT version FROM data_version WHERE id = {row}"
 _WRITE = re.compile(
-    r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)', re.IGNORECASE
+    r'\s*(INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)', re.IGNORECASE
 )
 # Tables no cached answer reads: writing them leaves every answer as it was.
 UNREAD = frozenset(
@@ -85,6 +98,11 @@ def planning_version(session: Session) -> int:
     return _read(session, PLANNING_ROW)
 
 
+def history_version(session: Session) -> int:
+    """The count of transactions that rewrote or deleted stored progress updates."""
+    return _read(session, HISTORY_ROW)
+
+
 def _read(session: Session, row: int) -> int:
     statement = _READ.format(row=row)
     return int(session.connection().exec_driver_sql(statement).scalar_one_or_none() or 0)
@@ -100,21 +118,19 @@ def _note_write(
     written = _WRITE.match(statement)
     if written is None:
         return
-    table = written.group(1).lower()
+    verb, table = written.group(1).upper(), written.group(2).lower()
     if table not in UNREAD:
         connection.info[_CHANGED] = True
     if table not in PLANNING_UNREAD:
         connection.info[_PLANNING_CHANGED] = True
+    if table == HISTORY_TABLE and not verb.startswith("INSERT"):
+        connection.info[_HISTORY_CHANGED] = True
 
 
 def _count_up(connection: Connection) -> None:
-    # Still inside the transaction (the event comes before the database's COMMIT). Both
-    # counts in one statement when both move: a round trip fewer per write on PostgreSQL.
-    rows = [
-        row
-        for row, flag in ((ANSWERS_ROW, _CHANGED), (PLANNING_ROW, _PLANNING_CHANGED))
-        if connection.info.pop(flag, False)
-    ]
+    # Still inside the transaction (the event comes before the database's COMMIT). Every
+    # count that moves in one statement: a round trip fewer per write on PostgreSQL.
+    rows = [row for row, flag in _FLAGS if connection.info.pop(flag, False)]
     if rows:
         connection.exec_driver_sql(_BUMP.format(rows=", ".join(f"({row}, 1)" for row in rows)))
 
@@ -123,5 +139,5 @@ def _forget(connection: Connection) -> None:
     # A connection the server dropped has nothing to forget, and reading its `info` would
     # try to reconnect in the middle of the rollback.
     if not connection.invalidated:
-        connection.info.pop(_CHANGED, None)
-        connection.info.pop(_PLANNING_CHANGED, None)
+        for _row, flag in _FLAGS:
+            connection.info.pop(flag, None)

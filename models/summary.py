@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, String, case, func, type_coerce
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
-from csp_bot.models.data_version import data_version
+from csp_bot.models.data_version import data_version, history_version
 from csp_bot.models.deadlines import DeadlineView, upcoming_deadlines
 from csp_bot.models.enums import FundingStatus, Status
 from csp_bot.models.errors import NotFound
@@ -40,6 +40,7 @@ from csp_bot.models.progress import (
     query_action_views,
     status_counts,
 )
+from csp_bot.models.reminder_types import statement_chunks
 from csp_bot.models.tables import (
     Action,
     FundingDecision,
@@ -289,6 +290,7 @@ class SummaryCache:
 
     def __init__(self) -> None:
         self._kept: dict[tuple[str | None, timedelta, int | None], _Kept] = {}
+        self.baselines = BaselineStatuses()
 
     def summary(
         self,
@@ -306,7 +308,13 @@ class SummaryCache:
         if kept is not None and kept.version == version and kept.since <= at < kept.until:
             return _moved_to(kept.summary, at)
         summary, _, until = _read(
-            session, at=at, quiet_after=quiet_after, code=code, every_note=False, shown=shown
+            session,
+            at=at,
+            quiet_after=quiet_after,
+            code=code,
+            every_note=False,
+            shown=shown,
+            baselines=self.baselines,
         )
         self._kept[key] = _Kept(version, at, until, summary)
         return summary
@@ -338,6 +346,7 @@ def _read(
     code: str | None,
     every_note: bool,
     shown: int | None = None,
+    baselines: BaselineStatuses | None = None,
 ) -> tuple[BoardSummary, list[ActionLine], datetime]:
     priorities = list(session.exec(select(Priority).order_by(col(Priority.id))).all())
     scope = _scope(priorities, code)
@@ -360,7 +369,9 @@ def _read(
         priorities=_priority_lines(
             [p for p in priorities if scope in (None, p)],
             counts,
-            _status_changes(session, moment=read.baseline.at, where=in_scope),
+            (baselines.changes if baselines else _status_changes)(
+                session, moment=read.baseline.at, where=in_scope
+            ),
         ),
         **lists,
         totals=_totals(counts),
@@ -673,19 +684,7 @@ def _status_changes(
     Only actions whose latest update is since `moment` have moved; for each, its first
     update since is found through the index on (action, time).
     """
-    first = (
-        select(type_coerce(ProgressUpdate.previous_status, String))
-        .where(
-            col(ProgressUpdate.action_id) == Action.id,
-            _live(),
-            col(ProgressUpdate.created_at) >= moment,
-        )
-        .order_by(col(ProgressUpdate.created_at), col(ProgressUpdate.id))
-        .limit(1)
-        .correlate(Action)
-        .scalar_subquery()
-        .label("was")
-    )
+    first = _first_status_since(moment).label("was")
     moved = sql_select(col(Action.priority_id), first, col(Action.status)).where(
         col(Action.last_update_at) >= moment
     )
@@ -700,6 +699,104 @@ def _status_changes(
         _Change(priority_id, _STATUSES[was], Status(now), actions)
         for priority_id, was, now, actions in session.connection().execute(query).all()
     ]
+
+
+def _first_status_since(moment: datetime) -> Any:
+    """Each action's status at `moment`: what its first live update since then moved it
+    from (correlated to the action; the index on (action, time) finds it)."""
+    return (
+        select(type_coerce(ProgressUpdate.previous_status, String))
+        .where(
+            col(ProgressUpdate.action_id) == Action.id,
+            _live(),
+            col(ProgressUpdate.created_at) >= moment,
+        )
+        .order_by(col(ProgressUpdate.created_at), col(ProgressUpdate.id))
+        .limit(1)
+        .correlate(Action)
+        .scalar_subquery()
+    )
+
+
+class BaselineStatuses:
+    """`_status_changes` kept up to date from the updates added since the last read.
+
+    An action's status at the baseline is history: new updates come after it and leave it
+    as it was, so once found it is kept for as long as the baseline moment stands and no
+    stored update has been rewritten or deleted (`history_version`). Each read then finds
+    it only for the actions that have moved since the last one, and counts the moves per
+    priority from the actions' current statuses, read afresh.
+
+    Shared by the database's worker threads: each read works on its own copy of what is
+    kept and puts it back whole, so a read never sees another's half-made changes.
+    """
+
+    def __init__(self) -> None:
+        self._kept: tuple[datetime, int, dict[int, Status]] | None = None
+
+    def changes(
+        self, session: Session, *, moment: datetime, where: ColumnElement[bool] | None
+    ) -> list[_Change]:
+        """As `_status_changes`, for the same moment and scope."""
+        # Read before the statuses: a rewrite committed in between is counted next time,
+        # and the next read starts afresh rather than keep what it may have changed.
+        history = history_version(session)
+        kept = self._kept
+        if kept is None or kept[:2] != (moment, history):
+            rows, statuses = _moved_with_statuses_at(session, moment=moment, where=where)
+        else:
+            statuses = dict(kept[2])
+            rows = _moved(session, moment=moment, where=where)
+            unknown = [action_id for action_id, _, _ in rows if action_id not in statuses]
+            statuses.update(_statuses_at(session, moment=moment, ids=unknown))
+        self._kept = (moment, history, statuses)
+        counted = Counter(
+            (priority_id, statuses[action_id], Status(now)) for action_id, priority_id, now in rows
+        )
+        return [_Change(p, was, now, actions) for (p, was, now), actions in counted.items()]
+
+
+_MovedRow = tuple[int, int, str]  # an action moved since the baseline: id, priority, status
+
+
+def _moved_query(moment: datetime, where: ColumnElement[bool] | None, *extra: Any) -> Any:
+    query = sql_select(col(Action.id), col(Action.priority_id), col(Action.status), *extra)
+    query = query.where(col(Action.last_update_at) >= moment)
+    return query if where is None else query.where(where)
+
+
+def _moved(
+    session: Session, *, moment: datetime, where: ColumnElement[bool] | None
+) -> list[_MovedRow]:
+    """The actions with a live update since `moment`, with their status now."""
+    rows = session.connection().execute(_moved_query(moment, where))
+    return [(action_id, priority_id, now) for action_id, priority_id, now in rows]
+
+
+def _moved_with_statuses_at(
+    session: Session, *, moment: datetime, where: ColumnElement[bool] | None
+) -> tuple[list[_MovedRow], dict[int, Status]]:
+    """As `_moved`, and each one's status at `moment`, in one statement."""
+    query = _moved_query(moment, where, _first_status_since(moment))
+    rows: list[_MovedRow] = []
+    statuses: dict[int, Status] = {}
+    for action_id, priority_id, now, was in session.connection().execute(query):
+        rows.append((action_id, priority_id, now))
+        statuses[action_id] = _STATUSES[was]
+    return rows, statuses
+
+
+def _statuses_at(session: Session, *, moment: datetime, ids: Sequence[int]) -> dict[int, Status]:
+    """The status at `moment` of each of these actions, each moved since."""
+    found: dict[int, Status] = {}
+    for chunk in statement_chunks(ids):
+        query = sql_select(col(Action.id), _first_status_since(moment)).where(
+            col(Action.id).in_(chunk)
+        )
+        found.update(
+            (action_id, _STATUSES[was]) for action_id, was in session.connection().execute(query)
+        )
+    return found
 
 
 def _organisation_returns(

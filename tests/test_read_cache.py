@@ -10,12 +10,13 @@ from sqlmodel import Session
 from csp_bot.handlers.summary import SECTIONS, first_screen, section_pages
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.clock import FakeClock
-from csp_bot.models.data_version import data_version
+from csp_bot.models.data_version import data_version, history_version
 from csp_bot.models.db import Database
 from csp_bot.models.enums import Status
 from csp_bot.models.membership import MemberView
+from csp_bot.models.progress import undo_last_update
 from csp_bot.models.summary import BoardSummary, SummaryCache, board_summary
-from csp_bot.models.tables import Action, DialogueDraft
+from csp_bot.models.tables import Action, DialogueDraft, ProgressUpdate
 from tests.harness import PEOPLE, Harness
 from tests.test_summary import QUIET, at, log, section, seed_exceptions, summary_section
 
@@ -154,3 +155,51 @@ def test_no_meeting_on_record_the_window_slides(
     for _ in range(60):
         assert kept(db, templates, cache, clock) == fresh(db, templates, clock)
         clock.advance(hours=13)
+
+
+def priority_lines(
+    db: Database, cache: SummaryCache, clock: FakeClock
+) -> list[tuple[str, str, str]]:
+    """(priority, its RAG at the 16 Sep meeting, its RAG now), from the kept summary."""
+    summary = db.call(cache.summary, at=clock(), quiet_after=QUIET, shown=10)
+    return [(p.status.code, p.was.value, p.rag.value) for p in summary.priorities]
+
+
+def test_the_status_at_the_meeting_follows_new_updates_and_withdrawals(
+    db: Database, clock: FakeClock, people: dict[str, MemberView], templates: Templates
+) -> None:
+    """The actions' status at the last meeting is kept between reads (it is history), and
+    found afresh for actions that move; a withdrawal makes the next read start over."""
+    seed_exceptions(db, clock, people)
+    police, chair = people["police"], people["chair"]
+    cache = SummaryCache()
+    lines = priority_lines(db, cache, clock)
+    assert lines[0] == ("SOC", "amber", "red")  # SOC-1 green then, red since
+    assert kept(db, templates, cache, clock) == fresh(db, templates, clock)
+    # New updates add history and rewrite none.
+    history = db.call(history_version)
+    log(db, clock, police, "SOC-3", Status.RED, "KGH pulled out")  # amber at the meeting
+    log(db, clock, chair, "DASV-2", Status.RED, "Refuge closed")  # not started then
+    assert db.call(history_version) == history
+    assert kept(db, templates, cache, clock) == fresh(db, templates, clock)
+    clock.advance(minutes=1)
+    log(db, clock, police, "SOC-3", Status.GREEN, "KGH back on board")
+    assert kept(db, templates, cache, clock) == fresh(db, templates, clock)
+    # Withdrawing SOC-3's updates since the meeting: the first one too.
+    db.call(undo_last_update, member_id=police.id, at=clock())
+    assert db.call(history_version) == history + 1
+    assert kept(db, templates, cache, clock) == fresh(db, templates, clock)
+    db.call(undo_last_update, member_id=police.id, at=clock())
+    assert kept(db, templates, cache, clock) == fresh(db, templates, clock)
+    assert priority_lines(db, cache, clock) == lines  # SOC-3 amber again, then and now
+    # Plain SQL rewriting history (a restore, a correction) counts as well: SOC-1's first
+    # update since the meeting now says it was red before it.
+    with db.engine.begin() as connection:
+        connection.execute(
+            update(ProgressUpdate)
+            .where(ProgressUpdate.note == "Provider pulled out")
+            .values(previous_status=Status.RED)
+        )
+    assert db.call(history_version) == history + 3
+    assert kept(db, templates, cache, clock) == fresh(db, templates, clock)
+    assert priority_lines(db, cache, clock)[0] == ("SOC", "red", "red")
