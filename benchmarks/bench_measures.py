@@ -26,11 +26,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, select
 from telegram import Update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.support.measures import add_measures
 from csp_bot.bot.app import build_application, services_for
 from csp_bot.bot.demo import EXAMPLE_PLAN
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorRequest
@@ -45,7 +45,7 @@ from csp_bot.models.membership import add_member
 from csp_bot.models.migrate import upgrade
 from csp_bot.models.plan_import import import_plan_file
 from csp_bot.models.summary import board_paper
-from csp_bot.models.tables import Measure, MeasureFigure, MeasureTarget, Organisation, Priority
+from csp_bot.models.tables import MeasureFigure
 from csp_bot.models.values import Period
 
 NOW = datetime(2022, 4, 20, 9, 0, tzinfo=UTC)
@@ -66,56 +66,7 @@ def build(db: Database, measures: int) -> None:
         actor=CLI,
     )
 
-    def fill(session: object) -> None:
-        priorities = session.exec(select(Priority.id, Priority.code)).all()  # type: ignore[attr-defined]
-        police = session.exec(select(Organisation.id)).first()[0]  # type: ignore[attr-defined]
-        rows = []
-        for n in range(measures):
-            priority_id, code = priorities[n % len(priorities)]
-            rows.append(
-                {
-                    "code": f"{code}-M{100 + n}",
-                    "priority_id": priority_id,
-                    "title": f"Measure {n}",
-                    "description": "",
-                    "unit": "count",
-                    "frequency": "quarterly",
-                    "supplier_organisation_id": police,
-                    "lower_is_better": n % 2 == 0,
-                    "baseline_value": 400.0,
-                    "baseline_period": str(QUARTERS[0].shifted(-1)),
-                    "tolerance": 10.0,
-                }
-            )
-        if not rows:
-            return
-        session.execute(insert(Measure), rows)  # type: ignore[attr-defined]
-        new = select(Measure.id).where(Measure.title.like("Measure %"))  # type: ignore[attr-defined]
-        ids = [row[0] for row in session.exec(new).all()]  # type: ignore[attr-defined]
-        session.execute(  # type: ignore[attr-defined]
-            insert(MeasureTarget),
-            [
-                {"measure_id": i, "period": str(q), "value": 400.0 - 5 * k}
-                for i in ids
-                for k, q in enumerate(QUARTERS[4:])
-            ],
-        )
-        session.execute(  # type: ignore[attr-defined]
-            insert(MeasureFigure),
-            [
-                {
-                    "measure_id": i,
-                    "period": str(q),
-                    "value": float(380 + (i * 7 + k * 13) % 50),
-                    "note": "",
-                    "created_at": NOW - timedelta(days=30),
-                }
-                for i in ids
-                for k, q in enumerate(QUARTERS)
-            ],
-        )
-
-    db.call(fill)
+    db.call(add_measures, count=measures, quarters=QUARTERS, now=NOW)
 
 
 async def timed(

@@ -16,6 +16,10 @@ The plan is built by a child process, so the peak memory is the bot's work alone
 each figure beside its target, with the load average, and exits 1 if a target is missed.
 
     .venv/bin/python benchmarks/bench_summary.py [--runs 25] [--database-url URL] [--actions N]
+        [--measures N]
+
+`--measures 400` adds 400 quarterly measures with 8 quarters of figures each (the
+measures' own benchmark, `bench_measures.py`, runs them on the small sample plan).
 
 SQLite in a temporary file by default; a PostgreSQL URL gets a fresh schema, dropped after.
 Arguments it does not know are ignored (`./dev bench` passes its own to every benchmark).
@@ -42,11 +46,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text, update
 from sqlalchemy.engine import make_url
+from sqlmodel import Session
 from telegram import Update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.support.large_plan import NOW, build_large_plan, plan_size
+from benchmarks.support.measures import add_measures, quarters_before
 from csp_bot.bot.app import build_application, services_for
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorRequest
 from csp_bot.bot.settings import Settings
@@ -89,20 +95,24 @@ def main() -> int:
     parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite, temporary)")
     parser.add_argument("--actions", type=int, default=10_000, help="actions in the plan")
     parser.add_argument("--no-report", action="store_true", help="skip /report and its files")
+    parser.add_argument(
+        "--measures", type=int, default=0, help="measures with 8 quarters of figures each"
+    )
     parser.add_argument("--build-only", help=argparse.SUPPRESS)
     parser.add_argument("--organisations", type=int, help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
     if args.build_only:
-        return build(args.build_only, args.actions, args.organisations)
+        return build(args.build_only, args.actions, args.organisations, args.measures)
     with database(args.database_url) as url:
         started = time.perf_counter()
         child = [sys.executable, __file__, "--build-only", url, "--actions", str(args.actions)]
+        child += ["--measures", str(args.measures)]
         subprocess.run(child, check=True)
         print(f"built the plan in {time.perf_counter() - started:.1f} s ({_backend(url)})")
         return asyncio.run(measure(url, args.runs, report=not args.no_report))
 
 
-def build(url: str, actions: int, organisations: int | None = None) -> int:
+def build(url: str, actions: int, organisations: int | None = None, measures: int = 0) -> int:
     """The child process: migrate and fill the database."""
     engine = make_engine(url)
     upgrade(engine)
@@ -110,6 +120,9 @@ def build(url: str, actions: int, organisations: int | None = None) -> int:
     if organisations is not None:
         size = replace(size, organisations=organisations)
     build_large_plan(engine, size)
+    with Session(engine) as session:
+        add_measures(session, count=measures, quarters=quarters_before(NOW), now=NOW)
+        session.commit()
     # Planner statistics, as PostgreSQL's autovacuum would gather them after a bulk load.
     with engine.begin() as connection:
         connection.execute(text("ANALYZE"))

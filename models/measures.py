@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import ColumnElement, func
 from sqlalchemy import select as sql_select
@@ -179,22 +181,33 @@ def measure_views(
     """Every measure (or those `where` picks) in plan order, with targets and live figures
     (or, `latest_only`, the latest figure alone): three statements whatever the number of
     measures."""
+    # Plain rows rather than ORM objects, as for the figures: /status and /summary read
+    # every measure.
     query = (
-        select(Measure, Priority.code, Organisation.name)
+        sql_select(
+            _MEASURES,
+            col(Priority.code).label("priority_code"),
+            col(Organisation.name).label("supplier_name"),
+        )
         .join(Priority, col(Priority.id) == Measure.priority_id)
         .join(Organisation, col(Organisation.id) == Measure.supplier_organisation_id)
         .order_by(col(Priority.id), col(Measure.id))
     )
     if where is not None:
         query = query.where(where)
-    rows = session.exec(query).all()
-    ids = [_id(measure) for measure, _, _ in rows]
+    rows = session.execute(query).all()
+    ids = [row.id for row in rows]
     targets = _targets(session, ids)
     figures = _live_figures(session, ids, latest_only=latest_only)
     return [
-        _view(measure, code, supplier, targets[_id(measure)], figures[_id(measure)])
-        for measure, code, supplier in rows
+        _view(row, row.priority_code, row.supplier_name, targets[row.id], figures[row.id])
+        for row in rows
     ]
+
+
+_MEASURES = Measure.__table__  # type: ignore[attr-defined]
+# Stored periods are few and written alike: each is read once per process, not per row.
+_stored_period = functools.lru_cache(maxsize=1024)(parse_period)
 
 
 def _id(record: Measure | MeasureFigure) -> int:
@@ -212,7 +225,7 @@ def _targets(session: Session, ids: list[int]) -> dict[int, list[tuple[Period, f
         ).where(col(MeasureTarget.measure_id).in_(ids))
     ).all()
     for measure_id, period, value in rows:
-        found[measure_id].append((parse_period(period), value))
+        found[measure_id].append((_stored_period(period), value))
     return found
 
 
@@ -258,7 +271,7 @@ def _live_figures(
         .where(wanted)
     ).all()
     for measure_id, figure_id, period, value, note, created_at, name in rows:
-        view = FigureView(figure_id, parse_period(period), value, note, name, created_at)
+        view = FigureView(figure_id, _stored_period(period), value, note, name, created_at)
         found[measure_id].append(view)
     return found
 
@@ -275,7 +288,7 @@ def _figure_view(figure: MeasureFigure, sent_by: str | None) -> FigureView:
 
 
 def _view(
-    measure: Measure,
+    measure: Any,  # a row of the measure table
     priority_code: str,
     supplier: str,
     targets: Iterable[tuple[Period, float]],
@@ -283,9 +296,9 @@ def _view(
 ) -> MeasureView:
     baseline = None
     if measure.baseline_period is not None and measure.baseline_value is not None:
-        baseline = (parse_period(measure.baseline_period), measure.baseline_value)
+        baseline = (_stored_period(measure.baseline_period), measure.baseline_value)
     return MeasureView(
-        id=_id(measure),
+        id=measure.id,
         code=measure.code,
         title=measure.title,
         priority_code=priority_code,
