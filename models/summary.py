@@ -732,7 +732,7 @@ class BaselineStatuses:
     """
 
     def __init__(self) -> None:
-        self._kept: tuple[datetime, int, dict[int, Status]] | None = None
+        self._kept: tuple[datetime, int, dict[int, str]] | None = None
 
     def changes(
         self, session: Session, *, moment: datetime, where: ColumnElement[bool] | None
@@ -742,60 +742,66 @@ class BaselineStatuses:
         # and the next read starts afresh rather than keep what it may have changed.
         history = history_version(session)
         kept = self._kept
+        rows: Sequence[_MovedRow]
         if kept is None or kept[:2] != (moment, history):
             rows, statuses = _moved_with_statuses_at(session, moment=moment, where=where)
         else:
-            statuses = dict(kept[2])
+            statuses = kept[2]
             rows = _moved(session, moment=moment, where=where)
             unknown = [action_id for action_id, _, _ in rows if action_id not in statuses]
-            statuses.update(_statuses_at(session, moment=moment, ids=unknown))
+            if unknown:  # a copy with them: the kept one may be in another read's hands
+                statuses = statuses | _statuses_at(session, moment=moment, ids=unknown)
         self._kept = (moment, history, statuses)
         counted = Counter(
-            (priority_id, statuses[action_id], Status(now)) for action_id, priority_id, now in rows
+            (priority_id, statuses[action_id], now) for action_id, priority_id, now in rows
         )
-        return [_Change(p, was, now, actions) for (p, was, now), actions in counted.items()]
+        return [
+            _Change(p, _STATUSES[was], _STATUSES[now], actions)
+            for (p, was, now), actions in counted.items()
+        ]
 
 
-_MovedRow = tuple[int, int, str]  # an action moved since the baseline: id, priority, status
+# An action moved since the baseline: its id, priority and status now (as stored: the
+# statuses of thousands of actions are only counted, so none is made a `Status` on reading).
+_MovedRow = tuple[int, int, str]
 
 
 def _moved_query(moment: datetime, where: ColumnElement[bool] | None, *extra: Any) -> Any:
-    query = sql_select(col(Action.id), col(Action.priority_id), col(Action.status), *extra)
+    status = type_coerce(Action.status, String)
+    query = sql_select(col(Action.id), col(Action.priority_id), status, *extra)
     query = query.where(col(Action.last_update_at) >= moment)
     return query if where is None else query.where(where)
 
 
 def _moved(
     session: Session, *, moment: datetime, where: ColumnElement[bool] | None
-) -> list[_MovedRow]:
+) -> Sequence[_MovedRow]:
     """The actions with a live update since `moment`, with their status now."""
-    rows = session.connection().execute(_moved_query(moment, where))
-    return [(action_id, priority_id, now) for action_id, priority_id, now in rows]
+    rows: Sequence[_MovedRow] = session.connection().execute(_moved_query(moment, where)).all()
+    return rows
 
 
 def _moved_with_statuses_at(
     session: Session, *, moment: datetime, where: ColumnElement[bool] | None
-) -> tuple[list[_MovedRow], dict[int, Status]]:
+) -> tuple[list[_MovedRow], dict[int, str]]:
     """As `_moved`, and each one's status at `moment`, in one statement."""
     query = _moved_query(moment, where, _first_status_since(moment))
     rows: list[_MovedRow] = []
-    statuses: dict[int, Status] = {}
+    statuses: dict[int, str] = {}
     for action_id, priority_id, now, was in session.connection().execute(query):
         rows.append((action_id, priority_id, now))
-        statuses[action_id] = _STATUSES[was]
+        statuses[action_id] = was
     return rows, statuses
 
 
-def _statuses_at(session: Session, *, moment: datetime, ids: Sequence[int]) -> dict[int, Status]:
-    """The status at `moment` of each of these actions, each moved since."""
-    found: dict[int, Status] = {}
+def _statuses_at(session: Session, *, moment: datetime, ids: Sequence[int]) -> dict[int, str]:
+    """The status at `moment` (as stored) of each of these actions, each moved since."""
+    found: dict[int, str] = {}
     for chunk in statement_chunks(ids):
         query = sql_select(col(Action.id), _first_status_since(moment)).where(
             col(Action.id).in_(chunk)
         )
-        found.update(
-            (action_id, _STATUSES[was]) for action_id, was in session.connection().execute(query)
-        )
+        found.update((action_id, was) for action_id, was in session.connection().execute(query))
     return found
 
 
