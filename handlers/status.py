@@ -185,7 +185,7 @@ async def status_command(update: Update, context: Ctx) -> None:
         status_overview, at=context.now(), quiet_after=context.quiet_after
     )
     # The latest figure alone: enough for each measure's RAG, which is all /status counts.
-    measures = await context.db.run(priority_measures, latest_only=True)
+    measures = await context.db.run(context.services.summaries.measures.latest)
     row = dashboard_button(context.settings.app_url, private=in_private(update))
     await send(
         update,

@@ -14,6 +14,10 @@ A third, `history_version`, counts the transactions that changed or deleted prog
 updates already stored (a withdrawal, an erasure, retention), rather than adding new ones:
 while it stands, what was derived from the updates' history still holds for every update
 it saw, and only the updates added since need reading (`models.summary.BaselineStatuses`).
+
+A fourth, `measures_version`, counts the writes to what the measures' views read (the
+measures, their targets and figures, and the names shown beside them), so that they are
+kept while partners' updates come and go (`models.measures.MeasureCache`).
 """
 
 from __future__ import annotations
@@ -30,15 +34,20 @@ MIGRATING = "csp_bot_migrating"
 _CHANGED = "csp_bot_data_changed"
 _PLANNING_CHANGED = "csp_bot_planning_data_changed"
 _HISTORY_CHANGED = "csp_bot_history_changed"
+_MEASURES_CHANGED = "csp_bot_measures_changed"
 # Row 1 counts writes the cached answers read; row 2 writes reminder planning reads; row 3
-# the progress updates rewritten or deleted.
-ANSWERS_ROW, PLANNING_ROW, HISTORY_ROW = 1, 2, 3
+# the progress updates rewritten or deleted; row 4 writes the measures' views read.
+ANSWERS_ROW, PLANNING_ROW, HISTORY_ROW, MEASURES_ROW = 1, 2, 3, 4
 _FLAGS = (
     (ANSWERS_ROW, _CHANGED),
     (PLANNING_ROW, _PLANNING_CHANGED),
     (HISTORY_ROW, _HISTORY_CHANGED),
+    (MEASURES_ROW, _MEASURES_CHANGED),
 )
 HISTORY_TABLE = "progress_update"
+READ_BY_MEASURES = frozenset(
+    {"measure", "measure_target", "measure_figure", "priority", "organisation", "member"}
+)
 # Each row is made by the first write (a database nobody has written to holds none).
 _BUMP = (
     "INSERT INTO data_version (id, version) VALUES {rows}"
@@ -103,6 +112,11 @@ def history_version(session: Session) -> int:
     return _read(session, HISTORY_ROW)
 
 
+def measures_version(session: Session) -> int:
+    """The count of writes to what the measures' views read."""
+    return _read(session, MEASURES_ROW)
+
+
 def _read(session: Session, row: int) -> int:
     statement = _READ.format(row=row)
     return int(session.connection().exec_driver_sql(statement).scalar_one_or_none() or 0)
@@ -125,6 +139,8 @@ def _note_write(
         connection.info[_PLANNING_CHANGED] = True
     if table == HISTORY_TABLE and not verb.startswith("INSERT"):
         connection.info[_HISTORY_CHANGED] = True
+    if table in READ_BY_MEASURES:
+        connection.info[_MEASURES_CHANGED] = True
 
 
 def _count_up(connection: Connection) -> None:

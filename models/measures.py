@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from csp_bot.models.absences import covering_for
 from csp_bot.models.access import UPDATERS, may_supply
 from csp_bot.models.audit import Actor, record_change, snapshot
+from csp_bot.models.data_version import measures_version
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.limits import check_note
@@ -345,6 +346,32 @@ def priority_measures(
     one's latest figure alone (enough for its RAG)."""
     where = None if priority_id is None else col(Measure.priority_id) == priority_id
     return measure_views(session, where=where, latest_only=latest_only)
+
+
+class MeasureCache:
+    """Every measure with its latest figure (as `priority_measures(latest_only=True)`),
+    kept while nothing it shows has been written (`measures_version`): /status and the
+    summary read it after every partner's update, and figures come a few times a quarter.
+
+    Shared by the database's worker threads: what is kept is replaced whole, never changed.
+    """
+
+    def __init__(self) -> None:
+        self._kept: tuple[int, list[MeasureView]] | None = None
+
+    def latest(self, session: Session, *, priority_code: str | None = None) -> list[MeasureView]:
+        """One priority's measures (by code), or every measure, in plan order."""
+        version = measures_version(session)
+        kept = self._kept
+        if kept is None or kept[0] != version:
+            kept = (version, measure_views(session, latest_only=True))
+            self._kept = kept
+        views = kept[1]
+        return (
+            views
+            if priority_code is None
+            else [v for v in views if v.priority_code == priority_code]
+        )
 
 
 def measures_supplied_by(session: Session, *, member_id: int, at: datetime) -> list[MeasureView]:

@@ -26,7 +26,7 @@ from csp_bot.models.deadlines import DeadlineView, upcoming_deadlines
 from csp_bot.models.enums import FundingStatus, Status
 from csp_bot.models.errors import NotFound
 from csp_bot.models.funding import Contribution, FundingYear, financial_year_of, funding_year
-from csp_bot.models.measures import MeasureView, priority_measures
+from csp_bot.models.measures import MeasureCache, MeasureView, priority_measures
 from csp_bot.models.meetings import MeetingView, meeting_view, upcoming_meetings
 from csp_bot.models.progress import (
     ActionView,
@@ -291,6 +291,7 @@ class SummaryCache:
     def __init__(self) -> None:
         self._kept: dict[tuple[str | None, timedelta, int | None], _Kept] = {}
         self.baselines = BaselineStatuses()
+        self.measures = MeasureCache()
 
     def summary(
         self,
@@ -314,7 +315,7 @@ class SummaryCache:
             code=code,
             every_note=False,
             shown=shown,
-            baselines=self.baselines,
+            cache=self,
         )
         self._kept[key] = _Kept(version, at, until, summary)
         return summary
@@ -346,7 +347,7 @@ def _read(
     code: str | None,
     every_note: bool,
     shown: int | None = None,
-    baselines: BaselineStatuses | None = None,
+    cache: SummaryCache | None = None,
 ) -> tuple[BoardSummary, list[ActionLine], datetime]:
     priorities = list(session.exec(select(Priority).order_by(col(Priority.id))).all())
     scope = _scope(priorities, code)
@@ -369,7 +370,7 @@ def _read(
         priorities=_priority_lines(
             [p for p in priorities if scope in (None, p)],
             counts,
-            (baselines.changes if baselines else _status_changes)(
+            (cache.baselines.changes if cache else _status_changes)(
                 session, moment=read.baseline.at, where=in_scope
             ),
         ),
@@ -381,12 +382,20 @@ def _read(
         next_meeting=calendar.next_meeting,
         coming_meetings=calendar.meetings,
         coming_deadlines=calendar.deadlines,
-        measures=priority_measures(
-            session, priority_id=None if scope is None else scope.id, latest_only=not every_note
-        ),
+        measures=_measures(session, scope, every_note=every_note, cache=cache),
     )
     until = _holds_until(session, summary, counts, at)
     return summary, [lines(view) for view in every or []], until
+
+
+def _measures(
+    session: Session, scope: Priority | None, *, every_note: bool, cache: SummaryCache | None
+) -> list[MeasureView]:
+    """The measures in scope: with every figure for the paper, else the latest alone."""
+    if cache is not None and not every_note:
+        return cache.measures.latest(session, priority_code=None if scope is None else scope.code)
+    priority_id = None if scope is None else scope.id
+    return priority_measures(session, priority_id=priority_id, latest_only=not every_note)
 
 
 def _exceptions(

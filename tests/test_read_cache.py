@@ -9,14 +9,17 @@ from sqlmodel import Session
 
 from csp_bot.handlers.summary import SECTIONS, first_screen, section_pages
 from csp_bot.handlers.templating import Templates
+from csp_bot.models.audit import Actor
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.data_version import data_version, history_version
 from csp_bot.models.db import Database
 from csp_bot.models.enums import Status
+from csp_bot.models.measures import MeasureCache, MeasureView, record_figure
 from csp_bot.models.membership import MemberView
 from csp_bot.models.progress import undo_last_update
 from csp_bot.models.summary import BoardSummary, SummaryCache, board_summary
-from csp_bot.models.tables import Action, DialogueDraft, ProgressUpdate
+from csp_bot.models.tables import Action, DialogueDraft, MeasureTarget, Member, ProgressUpdate
+from csp_bot.models.values import parse_period
 from tests.harness import PEOPLE, Harness
 from tests.test_summary import QUIET, at, log, section, seed_exceptions, summary_section
 
@@ -203,3 +206,39 @@ def test_the_status_at_the_meeting_follows_new_updates_and_withdrawals(
     assert db.call(history_version) == history + 3
     assert kept(db, templates, cache, clock) == fresh(db, templates, clock)
     assert priority_lines(db, cache, clock)[0] == ("SOC", "red", "red")
+
+
+def asb(db: Database, cache: MeasureCache) -> MeasureView:
+    [view] = [v for v in db.call(cache.latest) if v.code == "ASB-M1"]
+    return view
+
+
+def test_kept_measures_follow_figures_targets_and_names_but_not_updates(
+    db: Database, clock: FakeClock, people: dict[str, MemberView]
+) -> None:
+    police = people["police"]
+    cache = MeasureCache()
+    assert asb(db, cache).latest is None
+    db.call(
+        record_figure,
+        code="ASB-M1",
+        period=parse_period("2021-Q1"),
+        value=455.0,
+        note="from the force",
+        at=clock(),
+        actor=Actor.member(police.id),
+    )
+    view = asb(db, cache)  # lower is better: 15 over the quarter's 440, within its 20
+    assert (view.latest.value, view.latest.sent_by, view.rag()) == (455.0, "Dan", Status.AMBER)
+    # A partner's update leaves the measures as they were: one statement, the version.
+    log(db, clock, police, "SOC-1", Status.AMBER, "Provider late")
+    assert statements(db, lambda: db.call(cache.latest)) == 1
+    # A target changed (plain SQL counts), a member renamed: both are shown again.
+    with db.engine.begin() as connection:
+        connection.execute(
+            update(MeasureTarget).where(MeasureTarget.period == "2021/22-Q1").values(value=480.0)
+        )
+        connection.execute(update(Member).where(Member.id == police.id).values(name="Daniel"))
+    view = asb(db, cache)
+    assert (view.latest.sent_by, view.rag()) == ("Daniel", Status.GREEN)
+    assert [v.code for v in db.call(cache.latest, priority_code="ASB")] == ["ASB-M1", "ASB-M2"]
