@@ -44,6 +44,10 @@ BATCH = 500
 # Sent reminders are recorded this many at a time.
 SENT_BATCH = 50
 IN_FLIGHT = 30
+# Reminders read from the outbox at the same time. SQLite has one worker thread: were every
+# slot to read at once (as at the start of each batch), a claim made just after its turn in
+# the pace would wait behind all those reads, and several sends then go together.
+PREPARING = 2
 # A reminder Telegram did not take goes again after 10 s, 20 s, 40 s ... (at most 10 min),
 # MAX_ATTEMPTS times in all; then it has failed, and the coordinator's digest lists it.
 MAX_ATTEMPTS = 8
@@ -138,6 +142,7 @@ class Courier:
         self.report = report
         self.network_down = False
         self._slots = asyncio.Semaphore(IN_FLIGHT)
+        self._preparing = asyncio.Semaphore(PREPARING)
         self._sent: list[tuple[int, int]] = []
 
     async def deliver(self) -> None:
@@ -171,9 +176,10 @@ class Courier:
         async with self._slots:
             if self.network_down:
                 return
-            content = await self.services.db.run(
-                read_pending, outbox_id=reminder.id, when=self._circumstances()
-            )
+            async with self._preparing:
+                content = await self.services.db.run(
+                    read_pending, outbox_id=reminder.id, when=self._circumstances()
+                )
             if content is None:
                 return  # delivered or settled meanwhile
             if isinstance(content, Withheld):
