@@ -75,10 +75,15 @@ class Action(SQLModel, table=True):
 
     __tablename__ = "action"
     # For the exception queries: the summary reads the actions in trouble, not all of them.
+    # The last three hold every column the summary's counts read (by priority, by lead
+    # organisation, and of the actions moved since the meeting), so those scans read a
+    # narrow index rather than every action's title and description (migration 0014).
     __table_args__ = (
         Index("ix_action_status", "status", "priority_id"),
         Index("ix_action_due_on", "due_on"),
-        Index("ix_action_last_update_at", "last_update_at"),
+        Index("ix_action_counts", "priority_id", "status", "due_on", "last_update_at", "status_at"),
+        Index("ix_action_returns", "lead_organisation_id", "status", "last_update_at"),
+        Index("ix_action_moved", "last_update_at", "priority_id", "status"),
     )
     id: int | None = Field(default=None, primary_key=True)
     ref: str = Field(unique=True, index=True)
