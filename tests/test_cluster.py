@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from csp_bot.bot.emulator import BotApiEmulator, EmulatorServer
+from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer
 from csp_bot.bot.intake import Intake
 from csp_bot.bot.runner import BotRun
 from csp_bot.bot.settings import Settings
@@ -153,6 +153,36 @@ async def test_an_update_taken_while_another_instance_holds_the_chat_is_handled_
         assert await turns.sweep() == 0  # done: never handled again
     assert "Note: held back" in reply.text
     assert stored_notes(db) == ["held back"]
+
+
+async def test_a_chat_whose_lock_key_another_chat_holds_is_taken_up_by_the_sweep(
+    on_postgresql: None,
+    settings: Settings,
+    db: Database,
+    second_db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+) -> None:
+    """Chat keys are folded to 32 bits for the lock: two chats that fold alike take turns.
+    The one left waiting is not stranded (the sweep takes it up), and others go on."""
+    folded = EmulatedUser(POLICE.id + 2**32, "Folded")  # user ids run past 32 bits
+    holder = ChatLocks(second_db.engine)  # another instance, in the police chat's turn
+    assert await holder.try_lock(POLICE.id)
+    async with instance(settings, db, clock, emulator) as (running, http):
+        assert await post(http, emulator.build_message_update(folded, "/start")) == 200
+        assert await post(http, emulator.build_message_update(CHAIR, "/whoami")) == 200
+        [chair] = await emulator.wait_for_messages_async(CHAIR.id, 1, timeout=10)
+        turns = running.turns
+        assert turns is not None
+        await until(lambda: not turns.under_way)
+        assert emulator.messages(folded.id) == []  # its key is held elsewhere
+        await holder.close()
+        assert await turns.sweep() == 1
+        [reply] = await emulator.wait_for_messages_async(folded.id, 1, timeout=10)
+        await until_all_done(db)
+    assert chair.text.startswith("<b>Sarah</b>")
+    assert reply.text.startswith("Hello Folded. I'm the assistant for the members")
 
 
 async def until(condition: Any, tries: int = 1000) -> None:
