@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlmodel import Session
 
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer
 from csp_bot.bot.intake import Intake
@@ -24,7 +27,7 @@ from csp_bot.bot.runner import BotRun
 from csp_bot.bot.settings import Settings
 from csp_bot.bot.webhook import web_app
 from csp_bot.handlers.context import CspApplication
-from csp_bot.models.chat_locks import ChatLocks
+from csp_bot.models.chat_locks import ChatLocks, fold_to_int4
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
@@ -39,7 +42,7 @@ from tests.test_crash import (
     seed_police,
     webhook_env,
 )
-from tests.test_inbox import inbox, stored_notes
+from tests.test_inbox import GatedRequest, inbox, stored_notes
 from tests.test_progress import current, data_for
 from tests.test_webhook import HOOK, SECRET, free_port, start_update, stored
 
@@ -183,6 +186,61 @@ async def test_a_chat_whose_lock_key_another_chat_holds_is_taken_up_by_the_sweep
         await until_all_done(db)
     assert chair.text.startswith("<b>Sarah</b>")
     assert reply.text.startswith("Hello Folded. I'm the assistant for the members")
+
+
+def end_the_chat_locks_connection(db: Database, chat_id: int) -> int:
+    """What a database restart does to the connection holding a chat's lock (in this
+    schema's namespace only: other test runs share the server). How many were ended."""
+
+    def end(session: Session) -> int:
+        place = session.execute(
+            text("SELECT current_database() || '.' || current_schema()")
+        ).scalar_one()
+        namespace = fold_to_int4(zlib.crc32(f"csp-bot chats {place}".encode()))
+        ended = session.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+                " AND classid = :space AND objid = :key"
+            ),
+            {"space": namespace & 0xFFFFFFFF, "key": fold_to_int4(chat_id) & 0xFFFFFFFF},
+        ).all()
+        return len(ended)
+
+    return db.call(end)
+
+
+async def test_a_turn_whose_lock_connection_is_lost_loses_and_repeats_nothing(
+    on_postgresql: None,
+    settings: Settings,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+) -> None:
+    """The server ends the lock's connection while the chat's turn is under way: the
+    update is still handled once and marked done, and the chat's next update takes the
+    lock again on a new connection."""
+    gated = GatedRequest(emulator, slow_chat=POLICE.id)
+    application = build_test_application(settings, db, clock, emulator, request=gated)
+    async with BotRun(application, idle) as running:
+        first = emulator.build_message_update(POLICE, "/update SOC-1 green one")
+        await running.intake.accept([first])
+        await until(lambda: gated.held == 1)  # its reply is on the way, the lock held
+        assert end_the_chat_locks_connection(db, POLICE.id) == 1
+        gated.gate.set()
+        await emulator.wait_for_messages_async(POLICE.id, 1, timeout=10)
+        turns = running.turns
+        assert turns is not None
+        await until(lambda: not turns.under_way)  # letting go failed: the turn ended
+        second = emulator.build_message_update(POLICE, "/update SOC-1 green two")
+        await running.intake.accept([second])
+        replies = await emulator.wait_for_messages_async(POLICE.id, 2, timeout=10)
+        await until_all_done(db)
+        assert await turns.sweep() == 0
+    assert [note_in(reply.text) for reply in replies] == ["one", "two"]
+    assert stored_notes(db) == ["one", "two"]
+    assert len(emulator.messages(POLICE.id)) == 2  # none answered twice
 
 
 async def until(condition: Any, tries: int = 1000) -> None:
