@@ -33,6 +33,11 @@ def fold_to_int4(value: int) -> int:
     return (value + 2**31) % _INT4 - 2**31
 
 
+def namespace_of(place: str) -> int:
+    """The locks' first key for a database and schema (`place`: "database.schema")."""
+    return fold_to_int4(zlib.crc32(f"csp-bot chats {place}".encode()))
+
+
 class ChatLocks:
     """Try and release per-chat advisory locks on a connection kept for them.
 
@@ -89,7 +94,7 @@ class ChatLocks:
             place = self._connection.execute(
                 sa.text("SELECT current_database() || '.' || current_schema()")
             ).scalar_one()
-            self._namespace = fold_to_int4(zlib.crc32(f"csp-bot chats {place}".encode()))
+            self._namespace = namespace_of(place)
         return self._connection
 
     def _discard(self) -> None:

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ from csp_bot.bot.runner import BotRun
 from csp_bot.bot.settings import Settings
 from csp_bot.bot.webhook import web_app
 from csp_bot.handlers.context import CspApplication
-from csp_bot.models.chat_locks import ChatLocks, fold_to_int4
+from csp_bot.models.chat_locks import ChatLocks, fold_to_int4, namespace_of
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
@@ -196,7 +195,7 @@ def end_the_chat_locks_connection(db: Database, chat_id: int) -> int:
         place = session.execute(
             text("SELECT current_database() || '.' || current_schema()")
         ).scalar_one()
-        namespace = fold_to_int4(zlib.crc32(f"csp-bot chats {place}".encode()))
+        namespace = namespace_of(place)
         ended = session.execute(
             text(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks"
