@@ -370,7 +370,8 @@ def _read(
         priorities=_priority_lines(
             [p for p in priorities if scope in (None, p)],
             counts,
-            (cache.baselines.changes if cache else _status_changes)(
+            # Without a cache (the paper, a one-off read), found afresh for every action.
+            (cache.baselines if cache else BaselineStatuses()).changes(
                 session, moment=read.baseline.at, where=in_scope
             ),
         ),
@@ -684,32 +685,6 @@ class _Change:
     actions: int
 
 
-def _status_changes(
-    session: Session, *, moment: datetime, where: ColumnElement[bool] | None
-) -> list[_Change]:
-    """`_moves_since` counted per priority by the database: a summary needs the priorities'
-    RAG at the baseline, not each action's, and the updates since are many.
-
-    Only actions whose latest update is since `moment` have moved; for each, its first
-    update since is found through the index on (action, time).
-    """
-    first = _first_status_since(moment).label("was")
-    moved = sql_select(col(Action.priority_id), first, col(Action.status)).where(
-        col(Action.last_update_at) >= moment
-    )
-    if where is not None:
-        moved = moved.where(where)
-    # Grouped outside: grouping by the subquery itself would run it twice per action.
-    rows = moved.subquery()
-    query = sql_select(rows.c.priority_id, rows.c.was, rows.c.status, func.count()).group_by(
-        rows.c.priority_id, rows.c.was, rows.c.status
-    )
-    return [
-        _Change(priority_id, _STATUSES[was], Status(now), actions)
-        for priority_id, was, now, actions in session.connection().execute(query).all()
-    ]
-
-
 def _first_status_since(moment: datetime) -> Any:
     """Each action's status at `moment`: what its first live update since then moved it
     from (correlated to the action; the index on (action, time) finds it)."""
@@ -728,7 +703,10 @@ def _first_status_since(moment: datetime) -> Any:
 
 
 class BaselineStatuses:
-    """`_status_changes` kept up to date from the updates added since the last read.
+    """How many of each priority's actions have moved from one status to another since the
+    baseline: a summary needs the priorities' RAG then, not each action's. Only actions
+    whose latest update is since the baseline have moved; for each, its first update since
+    (found through the index on (action, time)) says what it moved from.
 
     An action's status at the baseline is history: new updates come after it and leave it
     as it was, so once found it is kept for as long as the baseline moment stands and no
@@ -746,7 +724,7 @@ class BaselineStatuses:
     def changes(
         self, session: Session, *, moment: datetime, where: ColumnElement[bool] | None
     ) -> list[_Change]:
-        """As `_status_changes`, for the same moment and scope."""
+        """The moves since `moment` of the actions `where` picks (None: every action)."""
         # Read before the statuses: a rewrite committed in between is counted next time,
         # and the next read starts afresh rather than keep what it may have changed.
         history = history_version(session)
