@@ -29,7 +29,9 @@ from csp_bot.models.clock import Clock
 from csp_bot.models.db import Database
 from csp_bot.models.leases import leader_lease
 from csp_bot.models.localtime import parse_offsets, parse_quiet_hours
+from csp_bot.models.send_pace import SharedPace
 from csp_bot.scheduler.due import Rules
+from csp_bot.scheduler.pacing import Pace, Pacer, SharedPacer
 from csp_bot.scheduler.timing import WorkingCalendar
 
 log = logging.getLogger(__name__)
@@ -73,14 +75,22 @@ def options_from(settings: Settings) -> Options:
     )
 
 
-def services_for(settings: Settings, *, db: Database, clock: Clock) -> Services:
-    """The services every handler reaches, over an open database."""
+def services_for(
+    settings: Settings, *, db: Database, clock: Clock, pacer: Pace | None = None
+) -> Services:
+    """The services every handler reaches, over an open database.
+
+    The pace of sends is shared through PostgreSQL, where other instances may send too;
+    SQLite runs one instance, which paces its own.
+    """
+    shared = db.engine.dialect.name == "postgresql"
     return Services(
         settings=options_from(settings),
         db=db,
         clock=clock,
         templates=Templates(settings.tz),
         leader=leader_lease(db.engine),
+        pacer=pacer or (SharedPacer(SharedPace(db.engine)) if shared else Pacer()),
     )
 
 
@@ -96,7 +106,8 @@ def build_application(
     """The bot, ready to initialise: every handler registered, menu set at start.
 
     Updates come in through `bot.intake` (no PTB `Updater`); every Bot API call goes
-    through `ResilientRequest`, which retries what Telegram did not take.
+    through `ResilientRequest`, which retries what Telegram did not take, and every message
+    sent takes its turn from the services' pace.
     """
     refused = TokenAlarm()
     builder = (
@@ -114,6 +125,7 @@ def build_application(
                 backoff=REPLY_BACKOFF,
                 sleep=sleep,
                 on_token_refused=refused,
+                pacer=services.pacer,
             )
         )
     )

@@ -143,6 +143,9 @@ class Demo:
 
     async def run(self, member: str | None, plan: Path) -> int:
         services = make_services(self.settings, clock=self.clock)
+        # The demo's Telegram is the emulator on loopback, which counts no limits: a second
+        # a message to one chat would only hold up the start and the replies.
+        services.pacer = Pacer(per_chat=False)
         self.db = services.db
         seed(services.db, plan)
         with EmulatorServer(self.emulator) as server:
@@ -193,10 +196,6 @@ class Demo:
         """Run the first reminder round now, and wait for it, so that the reminders due at
         start are there to show to whoever you become."""
         state = dispatch_state(application)
-        if state is not None:
-            # The demo's Telegram is the emulator on loopback, which counts no limits: a
-            # second a message to one chat would only hold up the start by seconds.
-            state.pacer = Pacer(per_chat=False)
         await run_dispatcher_now(application)
         waited = 0.0
         while state is not None and state.rounds == 0 and waited < FIRST_ROUND_WAIT_SECONDS:

@@ -6,10 +6,14 @@ class wrapped around the real one. An answer that says Telegram did not take the
 backoff, and the trouble is logged once per episode, not once per try. A 401 means the
 token was revoked or mistyped: it is final, and the runner ends the bot.
 
+Each message sent (a reply, an edit is not one) first takes its turn from the bot's pace
+(`scheduler.pacing`), each try again, so that replies and reminders together keep within
+Telegram's limits and a 429 is the exception.
+
 Reminders decide for themselves (`handlers.delivery`): inside `deciding_for_ourselves()`
-nothing is retried here, and failures arrive typed (`handlers.faults`), as `NotAccepted`
-(safe to send again) or `NoAnswer` (the request left and nothing came back: it may have
-arrived).
+they take their own turns, nothing is retried here, and failures arrive typed
+(`handlers.faults`), as `NotAccepted` (safe to send again) or `NoAnswer` (the request left
+and nothing came back: it may have arrived).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from telegram.request import BaseRequest, RequestData
 
 from csp_bot.handlers.faults import NoAnswer, NotAccepted, TokenRefused, retrying
 from csp_bot.models.backoff import Backoff
+from csp_bot.scheduler.pacing import Pace
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,18 @@ NOT_TAKEN_CAUSES = (
     httpx.WriteError,
     httpx.WriteTimeout,
     httpx.ReadError,
+)
+
+# The methods Telegram counts against its limits on messages sent.
+PACED_METHODS = frozenset(
+    {
+        "sendmessage",
+        "sendphoto",
+        "senddocument",
+        "sendmediagroup",
+        "copymessage",
+        "forwardmessage",
+    }
 )
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -122,11 +139,13 @@ class ResilientRequest(BaseRequest):
         backoff: Backoff,
         sleep: Sleep = asyncio.sleep,
         on_token_refused: Callable[[], None] | None = None,
+        pacer: Pace | None = None,
     ) -> None:
         self.inner = inner
         self.backoff = backoff
         self._sleep = sleep
         self._on_token_refused = on_token_refused
+        self._pacer = pacer
         self._troubled = False
 
     @property
@@ -153,6 +172,7 @@ class ResilientRequest(BaseRequest):
         timeouts = (read_timeout, write_timeout, connect_timeout, pool_timeout)
         failures = 0
         while True:
+            await self._take_turn(url, request_data)
             outcome = await self._try(url, method, request_data, *timeouts)
             if outcome.verdict is Verdict.ANSWERED:
                 self._recovered(url)
@@ -178,6 +198,15 @@ class ResilientRequest(BaseRequest):
             return judge_error(error)
         return judge_answer(status, payload)
 
+    async def _take_turn(self, url: str, request_data: RequestData | None) -> None:
+        """Wait for the pace to let a message go (reminders have taken theirs already)."""
+        if self._pacer is None or not retrying() or _method(url).lower() not in PACED_METHODS:
+            return
+        chat_id = request_data.parameters.get("chat_id") if request_data else None
+        if isinstance(chat_id, int):
+            await self._pacer.wait_turn(chat_id)
+            await self._pacer.just_before_sending()
+
     def _answer(self, outcome: Outcome) -> tuple[int, bytes]:
         if outcome.error is not None:
             raise outcome.error
@@ -185,6 +214,8 @@ class ResilientRequest(BaseRequest):
 
     async def _wait(self, url: str, outcome: Outcome, failures: int) -> None:
         wait = self.backoff.wait(failures) if outcome.retry_after is None else outcome.retry_after
+        if outcome.retry_after is not None and self._pacer is not None:
+            await self._pacer.pause(outcome.retry_after)  # every send waits, not this one
         if not self._troubled:
             self._troubled = True
             log.warning(

@@ -20,6 +20,7 @@ from csp_bot.models.retention import Retention
 from csp_bot.models.summary import SummaryCache
 from csp_bot.scheduler.due import Rules
 from csp_bot.scheduler.incremental import Planner
+from csp_bot.scheduler.pacing import Pace, Pacer
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Services:
     summaries: SummaryCache = field(default_factory=SummaryCache)
     # Held by the one instance that plans and sends reminders and prunes (`handlers.jobs`).
     leader: Lease = field(default_factory=AlwaysHeld)
+    # The turns every message sent takes, replies and reminders (`scheduler.pacing`).
+    pacer: Pace = field(default_factory=Pacer)
 
 
 class CspApplication(Application[Any, Any, Any, Any, Any, Any]):

@@ -35,7 +35,7 @@ from csp_bot.models.outbox import (
 )
 from csp_bot.models.reminder_types import OutboxState
 from csp_bot.scheduler.content import Circumstances, Content, Withheld
-from csp_bot.scheduler.pacing import Pacer
+from csp_bot.scheduler.pacing import Pace
 from csp_bot.scheduler.rounds import read_pending
 
 log = logging.getLogger(__name__)
@@ -81,17 +81,18 @@ async def always() -> bool:
 async def dispatch_due(
     application: CspApplication,
     *,
-    pacer: Pacer | None = None,
+    pacer: Pace | None = None,
     still_leading: Callable[[], Awaitable[bool]] = always,
 ) -> DeliveryReport:
     """Plan, then deliver everything pending; safe to run at any time, as often as wanted.
 
-    `still_leading` is asked before each batch after the first: an instance that has lost
-    the leader lease mid-round stops sending, so two pacers never send side by side.
+    Reminders take their turns from the pace replies take theirs from (`services.pacer`),
+    unless a test gives another. `still_leading` is asked before each batch after the
+    first: an instance that has lost the leader lease mid-round stops delivering.
     """
     services = application.services
     report = DeliveryReport(recorded=await plan_round(services))
-    await Courier(application, pacer or Pacer(), report, still_leading).deliver()
+    await Courier(application, pacer or services.pacer, report, still_leading).deliver()
     return report
 
 
@@ -131,7 +132,7 @@ class Courier:
     def __init__(
         self,
         application: CspApplication,
-        pacer: Pacer,
+        pacer: Pace,
         report: DeliveryReport,
         still_leading: Callable[[], Awaitable[bool]] = always,
     ) -> None:
@@ -273,7 +274,7 @@ class Courier:
         wait = refused.retry_after
         seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
         log.warning("Telegram asked to wait %.0fs; reminder %s will go again", seconds, reminder.id)
-        self.pacer.pause(seconds)
+        await self.pacer.pause(seconds)
         await self._try_again(reminder, timedelta(seconds=seconds), "flood control")
 
     async def _not_accepted(self, reminder: PendingReminder, refused: NotAccepted) -> None:

@@ -4,9 +4,9 @@ The job holds no reminders itself. After downtime the first run finds in the dat
 was missed, so nothing depends on APScheduler catching up on missed runs.
 
 Every instance schedules the jobs, and each run first asks for the leader lease
-(`models.leases`): only its holder plans, sends (one pacer for the whole cluster) and
-prunes. The others ask again at their next run, so one takes over within a round of the
-holder's death.
+(`models.leases`): only its holder plans, sends reminders and prunes. The others ask
+again at their next run, so one takes over within a round of the holder's death. Replies
+and reminders, from every instance, keep one pace (`services.pacer`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from csp_bot.handlers.faults import TokenRefused
 from csp_bot.models.db import DatabaseFailure
 from csp_bot.models.inbox import prune_inbox
 from csp_bot.models.retention import prune
-from csp_bot.scheduler.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +37,9 @@ FIRST_AFTER_SECONDS = 2
 
 @dataclass
 class DispatchState:
-    """Kept between runs: the pacer's record of recent sends, and a lock so that a long
-    delivery round is never joined by the next run."""
+    """Kept between runs: a lock so that a long delivery round is never joined by the next
+    run, and the count of rounds run."""
 
-    pacer: Pacer = field(default_factory=Pacer)
     running: asyncio.Lock = field(default_factory=asyncio.Lock)
     rounds: int = 0  # finished, so the demo can wait for the reminders due at start
 
@@ -95,7 +93,6 @@ async def run_dispatcher(context: Ctx) -> None:
         try:
             report = await dispatch_due(
                 application,
-                pacer=state.pacer,
                 still_leading=lambda: leading(application.services),
             )
         except TokenRefused:

@@ -70,6 +70,7 @@ UNREAD = frozenset(
         "meeting_reply",
         "invite",
         "audit_entry",
+        "send_pace",
     }
 )
 # Tables reminder planning never reads. The outbox is among them: planning reads the keys
@@ -85,6 +86,7 @@ PLANNING_UNREAD = frozenset(
         "invite",
         "audit_entry",
         "group_link",
+        "send_pace",
     }
 )
 

@@ -3,7 +3,9 @@
 Kept for `records_days` (90 by default): reminders in the outbox, drafts left unfinished,
 invites past their expiry. The audit trail is kept `audit_years` (6 by default: the
 Limitation Act's six years, the usual council retention for records of decisions). Handled
-updates in the inbox go after `inbox_days` (7). Applied by a daily job and `csp-bot prune`.
+updates in the inbox go after `inbox_days` (7). A chat's place in the pace of sends goes
+once a day has passed; it is not counted, as it holds nothing anyone keeps. Applied by a
+daily job and `csp-bot prune`.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from sqlmodel import Session, SQLModel, col
 
 from csp_bot.models.audit import Actor, record_event
 from csp_bot.models.inbox import prune_inbox
-from csp_bot.models.tables import AuditEntry, DialogueDraft, Invite, OutboxEntry
+from csp_bot.models.tables import AuditEntry, DialogueDraft, Invite, OutboxEntry, SendPace
 
 RETENTION = Actor("retention")
+PACE_KEPT = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ def prune(session: Session, *, now: datetime, keep: Retention) -> Pruned:
             session, AuditEntry, col(AuditEntry.at) < years_before(now, keep.audit_years)
         ),
     )
+    _delete(session, SendPace, col(SendPace.next_at) < (now - PACE_KEPT).timestamp())
     if pruned.total:
         record_event(
             session,

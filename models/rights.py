@@ -46,6 +46,7 @@ from csp_bot.models.tables import (
     OutboxEntry,
     ProgressUpdate,
     ReminderPreference,
+    SendPace,
 )
 
 EXPORT_FORMAT = 1
@@ -347,3 +348,5 @@ def _forget_conversations(session: Session, member: Member) -> None:
     discard_member_drafts(session, telegram_id=member.telegram_id)
     for row in inbox_rows_from(session, member.telegram_id):
         session.delete(row)
+    # Their chat's place in the pace of sends names their Telegram id too.
+    session.execute(sa.delete(SendPace).where(col(SendPace.chat_id) == member.telegram_id))

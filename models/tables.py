@@ -325,6 +325,18 @@ class InboxUpdate(SQLModel, table=True):
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class SendPace(SQLModel, table=True):
+    """When the next message may go to a chat (or, in row 0, to anyone): the pace that all
+    instances on one PostgreSQL database share (`models.send_pace`). In seconds since the
+    epoch on the database's clock, which every instance reads alike."""
+
+    __tablename__ = "send_pace"
+    chat_id: int = Field(
+        sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    next_at: float
+
+
 class GroupLink(SQLModel, table=True):
     """A group chat the coordinator has linked to the bot, and whose audience it is: the
     bot answers plan data in no other group (`models.groups`)."""

@@ -1,22 +1,38 @@
 """Keeping pushed messages within Telegram's limits, so it never has to refuse them.
 
 Telegram allows about 30 messages a second overall, 1 a second to one chat and 20 a minute
-to one group. Overall, the pacer is a token bucket filled at a little under 30 a second
+to one group. One pace covers every message the bot sends, replies and reminders alike
+(`bot.transport` takes a turn for each reply, `handlers.delivery` for each reminder).
+
+In one process (`Pacer`), overall, the pacer is a token bucket filled at a little under 30 a second
 that holds at most 1.5 tokens: evenly spaced, because a burst of 30 followed by a pause is
 counted by Telegram on arrival, and the smallest delay on the way then makes 31 in a
 second. However long the process was stalled (a busy machine, a long garbage collection),
 it never sends more than the bucket holds to catch up, so no second ever carries more than
 30. To one chat or group it keeps a sliding window of recent sends. When Telegram answers
 `RetryAfter` anyway, all sending pauses.
+
+On PostgreSQL, where several instances may send, the turns come from the database
+(`SharedPacer` over `models.send_pace`): the same limits, as one generic cell rate
+algorithm per chat and one overall, shared by every instance.
+
 The clock and the sleep are injected, so tests can pace without waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from csp_bot.models.send_pace import SharedPace, Spacing
+
+log = logging.getLogger(__name__)
 
 OVERALL_PER_SECOND = 30
 GROUP_PER_MINUTE = 20
@@ -26,6 +42,27 @@ DEFAULT_RATE = 28.5
 WINDOW_MARGIN = 0.05
 FORGET_CHATS_AFTER = 10_000
 TOKEN_ROUNDING = 1e-9
+# Up to Telegram's 30 in any second: the tokens held are the margin below it.
+CAPACITY = max(1.0, OVERALL_PER_SECOND - DEFAULT_RATE)
+# The same limits for the shared pace. In any span of t seconds a generic cell rate
+# algorithm lets at most 1 + (t + slack) / gap sends through: overall 29 in a second; to one
+# private chat 1 in 1.05 s; to one group 20 in 60.05 s, 5 of them at once.
+OVERALL_SPACING = Spacing(gap=1 / DEFAULT_RATE, slack=(CAPACITY - 1) / DEFAULT_RATE)
+CHAT_SPACING = Spacing(gap=1 + WINDOW_MARGIN)
+GROUP_SPACING = Spacing(gap=3.8, slack=4 * 3.8)
+
+
+class Pace(Protocol):
+    """What every send asks before it goes."""
+
+    async def wait_turn(self, chat_id: int) -> None:
+        """Return when a message to `chat_id` may be sent, and count it as sent."""
+
+    async def just_before_sending(self) -> None:
+        """Called between the turn and the request, to keep the requests evenly spaced."""
+
+    async def pause(self, seconds: float) -> None:
+        """Telegram asked the bot to wait (RetryAfter): nothing goes until then."""
 
 
 class TokenBucket:
@@ -75,7 +112,6 @@ class Pacer:
         self._sleep = sleep
         self._second = 1.0 + WINDOW_MARGIN
         self._minute = 60.0 + WINDOW_MARGIN
-        # Up to Telegram's 30 in any second: the tokens held are the margin below it.
         capacity = max(1.0, OVERALL_PER_SECOND - rate)
         self._turns = TokenBucket(rate, capacity, monotonic())
         self._sends = TokenBucket(rate, capacity, monotonic())
@@ -104,7 +140,7 @@ class Pacer:
         """The pacer's time until which nothing is sent (after a RetryAfter)."""
         return self._paused_until
 
-    def pause(self, seconds: float) -> None:
+    async def pause(self, seconds: float) -> None:
         """Telegram asked the bot to wait (RetryAfter): nothing goes until then."""
         self._paused_until = max(self._paused_until, self._monotonic() + seconds)
 
@@ -150,3 +186,63 @@ class InstantPacer(Pacer):
 
     async def _advance(self, seconds: float) -> None:
         self.virtual_time += seconds
+
+
+class SharedPacer:
+    """Turns from the pace that every instance on one PostgreSQL database shares.
+
+    If the database does not answer, this instance falls back to pacing its own sends
+    until it answers again: the replies that say the database is down still go.
+    """
+
+    def __init__(
+        self,
+        pace: SharedPace,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        at: Callable[[], float | None] = lambda: None,
+    ) -> None:
+        self._pace = pace
+        self._sleep = sleep
+        self._at = at  # the database's clock unless a test's
+        self._alone = Pacer(sleep=sleep)
+        self._unreachable = False
+
+    async def wait_turn(self, chat_id: int) -> None:
+        spacing = GROUP_SPACING if chat_id < 0 else CHAT_SPACING
+        while True:
+            try:
+                wait = await self._pace.take(
+                    chat_id, chat=spacing, overall=OVERALL_SPACING, at=self._at()
+                )
+            except sa.exc.SQLAlchemyError:
+                self._went_unreachable()
+                await self._alone.wait_turn(chat_id)
+                return
+            self._reached()
+            await self._sleep(abs(wait))
+            if wait >= 0:
+                return
+
+    async def just_before_sending(self) -> None:
+        """Nothing: the turn given is the moment to send."""
+
+    async def pause(self, seconds: float) -> None:
+        try:
+            await self._pace.pause(seconds, at=self._at())
+        except sa.exc.SQLAlchemyError:
+            self._went_unreachable()
+            await self._alone.pause(seconds)
+
+    async def close(self) -> None:
+        await self._pace.close()
+
+    def _went_unreachable(self) -> None:
+        if not self._unreachable:
+            self._unreachable = True
+            log.warning("the shared pace of sends is unreachable; pacing this instance alone")
+
+    def _reached(self) -> None:
+        if self._unreachable:
+            self._unreachable = False
+            log.warning("the shared pace of sends answers again")

@@ -13,6 +13,7 @@ from csp_bot.bot.settings import Settings
 from csp_bot.handlers.context import CspApplication
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
+from csp_bot.scheduler.pacing import InstantPacer
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,9 @@ def build_test_application(
     request: BaseRequest | None = None,
     updates_request: BaseRequest | None = None,
 ) -> CspApplication:
-    """The bot as `csp-bot run` builds it, but talking to the emulator in-process."""
-    services = services_for(settings, db=db, clock=clock)
+    """The bot as `csp-bot run` builds it, but talking to the emulator in-process, its
+    sends paced on a virtual clock."""
+    services = services_for(settings, db=db, clock=clock, pacer=InstantPacer())
     return build_application(
         services,
         token=emulator.token,

@@ -17,6 +17,7 @@ from csp_bot.models.db import Database
 from csp_bot.models.enums import Status
 from csp_bot.models.membership import MemberView
 from csp_bot.models.tables import ProgressUpdate
+from csp_bot.scheduler.pacing import InstantPacer
 from tests.harness import PEOPLE, Harness, no_wait
 
 POLICE = PEOPLE["police"].user
@@ -64,7 +65,7 @@ async def bot(
     sends: FailingSends,
 ) -> AsyncIterator[Harness]:
     """The real Application, its replies going through `sends` to the emulator."""
-    services = services_for(settings, db=db, clock=clock)
+    services = services_for(settings, db=db, clock=clock, pacer=InstantPacer())
     app = build_application(
         services,
         token=emulator.token,

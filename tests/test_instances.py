@@ -23,7 +23,7 @@ from csp_bot.bot.runner import keep_holding
 from csp_bot.bot.settings import Settings
 from csp_bot.handlers.context import CspApplication
 from csp_bot.handlers.delivery import dispatch_due
-from csp_bot.handlers.jobs import dispatch_state, run_dispatcher_now, until_next_multiple
+from csp_bot.handlers.jobs import run_dispatcher_now, until_next_multiple
 from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database, make_engine
@@ -75,13 +75,10 @@ async def instance(
     settings: Settings, clock: FakeClock, emulator: BotApiEmulator
 ) -> AsyncIterator[CspApplication]:
     """One more instance of the bot: its own engine and connections, the same database;
-    its reminder job paced on a virtual clock."""
+    its sends paced on a virtual clock."""
     database = Database(make_engine(settings.database_url))
     application = build_test_application(settings, database, clock, emulator)
     await application.initialize()
-    state = dispatch_state(application)
-    assert state is not None
-    state.pacer = InstantPacer()
     try:
         yield application
     finally:

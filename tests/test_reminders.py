@@ -269,7 +269,7 @@ async def started(
     settings: Settings, db: Database, clock: FakeClock, request: EmulatorRequest
 ) -> CspApplication:
     """The bot with its own request class in front of the emulator."""
-    services = services_for(settings, db=db, clock=clock)
+    services = services_for(settings, db=db, clock=clock, pacer=InstantPacer())
     application = build_application(
         services,
         token=request.emulator.token,

@@ -40,7 +40,7 @@ async def test_twenty_a_minute_to_one_group() -> None:
 async def test_a_pause_holds_every_chat() -> None:
     pacer = InstantPacer()
     await pacer.wait_turn(1)
-    pacer.pause(5)
+    await pacer.pause(5)
     await pacer.wait_turn(2)
     assert pacer.virtual_time == 5
 

@@ -21,6 +21,7 @@ from csp_bot.handlers.context import CspApplication
 from csp_bot.handlers.faults import NoAnswer, NotAccepted, TokenRefused, deciding_for_ourselves
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
+from csp_bot.scheduler.pacing import InstantPacer
 from tests.harness import OUTSIDER, build_test_application, no_wait
 
 TOKEN = "123456:VERY-SECRET-TOKEN"
@@ -267,7 +268,7 @@ async def test_a_reply_telegram_did_not_take_is_sent_again_and_arrives_once(
     settings: Settings, db: Database, clock: FakeClock, emulator: BotApiEmulator
 ) -> None:
     request = BadGatewayOnce(emulator)
-    services = services_for(settings, db=db, clock=clock)
+    services = services_for(settings, db=db, clock=clock, pacer=InstantPacer())
     app = build_application(
         services,
         token=emulator.token,
