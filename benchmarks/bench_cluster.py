@@ -294,8 +294,10 @@ def figures(
             ("minutes planned twice", doubled_minutes, "target 0"),
             ("peak sends in a second", peak, "Telegram's limit 30"),
             ("answers 429", emulator.too_many_requests, "target 0"),
+            ("  by the limit reached", emulator.refusals_by_limit, ""),
         ]
     )
+    explain_lost(url, emulator, partners)
     ok_updates = lost == 0 and doubled == 0 and disorder == 0
     ok_reminders = r_doubled == 0 and per_kill <= LOST_PER_KILL_TARGET
     ok = ok_updates and ok_reminders and doubled_minutes == 0 and emulator.too_many_requests == 0
@@ -327,6 +329,32 @@ def update_figures(url: str, partners: list[Partner]) -> tuple[int, int, int, in
         sum(1 for note in typed if stored[note] > 1),
         disorder,
     )
+
+
+def explain_lost(url: str, emulator: BotApiEmulator, partners: list[Partner]) -> None:
+    """For each note typed and not stored: whether the inbox has it, and what the bot
+    answered it with (the chat's next message), so a loss can be told from a driver's
+    slip (a note typed into a dialogue that had moved on)."""
+    db = Database.from_url(url)
+    rows = db.call(lambda s: s.exec(select(InboxUpdate)).all())
+    stored = set(db.call(lambda s: s.exec(select(ProgressUpdate.note)).all()))
+    db.close()
+    texts = [(row, str(row.payload.get("message", {}).get("text", ""))) for row in rows]
+    for partner in partners:
+        chat = partner.user.id
+        for note in partner.sent:
+            if note in stored:
+                continue
+            typed = [r for r, text in texts if r.chat_key == chat and text.endswith(note)]
+            row = typed[0] if typed else None
+            if row is None:
+                print(f"  lost {note}: not in the inbox")
+                continue
+            typed_id = int(row.payload["message"]["message_id"])
+            answers = [m for m in emulator.messages(chat) if m.message_id > typed_id]
+            answer = answers[0].text[:100].replace("\n", " ") if answers else "(none)"
+            state = "handled" if row.done_at is not None else "not handled"
+            print(f"  lost {note}: update {row.update_id} {state}; answered: {answer}")
 
 
 def typed_number(note: str) -> int:

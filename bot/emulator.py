@@ -554,14 +554,20 @@ class _FloodControl:
     def __init__(self) -> None:
         self._overall: deque[float] = deque()
         self._chats: dict[int, deque[float]] = {}
+        # The 429s answered, by the limit that was reached (overall counted first).
+        self.refusals: Counter[str] = Counter()
 
     def retry_after(self, chat_id: int, now: float) -> int:
         """Seconds the bot must wait before sending to this chat; 0 to send now."""
         window, limit = (60.0, 20) if chat_id < 0 else (1.0, 1)
         chat = self._chats.setdefault(chat_id, deque())
-        return max(
-            _wait_seconds(self._overall, 1.0, 30, now), _wait_seconds(chat, window, limit, now)
-        )
+        overall = _wait_seconds(self._overall, 1.0, 30, now)
+        own = _wait_seconds(chat, window, limit, now)
+        if overall:
+            self.refusals["overall"] += 1
+        elif own:
+            self.refusals["group" if chat_id < 0 else "chat"] += 1
+        return max(overall, own)
 
     def record(self, chat_id: int, now: float) -> None:
         self._overall.append(now)
@@ -1016,6 +1022,11 @@ class BotApiEmulator:
         if self.enforce_limits:
             self._check_flood(chat_id)
         return chat_id
+
+    @property
+    def refusals_by_limit(self) -> dict[str, int]:
+        """The 429s answered, by the limit reached: "overall", "chat" or "group"."""
+        return dict(self._flood.refusals)
 
     def _check_flood(self, chat_id: int) -> None:
         now = time.monotonic()

@@ -28,8 +28,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-import sqlalchemy as sa
-
+from csp_bot.models.db import DatabaseFailure
 from csp_bot.models.send_pace import SharedPace, Spacing
 
 log = logging.getLogger(__name__)
@@ -215,7 +214,7 @@ class SharedPacer:
                 wait = await self._pace.take(
                     chat_id, chat=spacing, overall=OVERALL_SPACING, at=self._at()
                 )
-            except sa.exc.SQLAlchemyError:
+            except DatabaseFailure:
                 self._went_unreachable()
                 await self._alone.wait_turn(chat_id)
                 return
@@ -230,7 +229,7 @@ class SharedPacer:
     async def pause(self, seconds: float) -> None:
         try:
             await self._pace.pause(seconds, at=self._at())
-        except sa.exc.SQLAlchemyError:
+        except DatabaseFailure:
             self._went_unreachable()
             await self._alone.pause(seconds)
 
