@@ -120,9 +120,21 @@ class ChatTurns:
             del self._turns[chat_key]
 
     async def _handle_waiting(self, chat_key: int, handled: set[int]) -> None:
-        """Handle the chat's unfinished updates in order, each marked done, until none wait."""
+        """Handle the chat's unfinished updates in order, each marked done, until none wait.
+
+        Before each after the first, the lock is asked about: if the server ended its
+        connection (a restart, a cut), another instance may hold the chat now, and the rest
+        is left to it. Only the update under way when the lock went may be handled by both
+        (its effects are stored once; its reply may go twice).
+        """
+        first = True
         while waiting := await self._waiting(chat_key, handled):
             for received in waiting:
+                if not first and not await self.locks.holds(chat_key):
+                    log.warning("chat %s: its lock was lost; its other updates wait", chat_key)
+                    await self.processor.written()
+                    return
+                first = False
                 handled.add(received.update_id)
                 update = read_update(received.payload, self.application.bot)
                 if update is not None:

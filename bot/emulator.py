@@ -1323,9 +1323,10 @@ class BotApiEmulator:
         }
 
     def _new_update_id(self) -> int:
-        update_id = self._next_update_id
-        self._next_update_id += 1
-        return update_id
+        with self._cond:  # updates are made in the users' threads too
+            update_id = self._next_update_id
+            self._next_update_id += 1
+            return update_id
 
     def _new_update(self, kind: str, payload: JSON) -> JSON:
         return {"update_id": self._new_update_id(), kind: payload}
@@ -1420,10 +1421,16 @@ class BotApiEmulator:
         chat_id: int | None = None,
         chat_type: str = "private",
     ) -> int:
-        """`user` sends `text` (commands get their bot_command entity); returns the update_id."""
-        return self.queue(
-            self.build_message_update(user, text, chat_id=chat_id, chat_type=chat_type)
-        )
+        """`user` sends `text` (commands get their bot_command entity); returns the update_id.
+
+        Made and queued under one lock, as each is made and queued below: users typing at
+        once in threads of their own get update_ids in the order their updates are queued,
+        as Telegram gives them, so none is queued behind a later one already delivered.
+        """
+        with self._cond:
+            return self.queue(
+                self.build_message_update(user, text, chat_id=chat_id, chat_type=chat_type)
+            )
 
     def send_document(
         self,
@@ -1437,17 +1444,18 @@ class BotApiEmulator:
         chat_type: str = "private",
     ) -> int:
         """`user` sends a file; returns the update_id."""
-        return self.queue(
-            self.build_document_update(
-                user,
-                filename,
-                content,
-                caption=caption,
-                mime_type=mime_type,
-                chat_id=chat_id,
-                chat_type=chat_type,
+        with self._cond:
+            return self.queue(
+                self.build_document_update(
+                    user,
+                    filename,
+                    content,
+                    caption=caption,
+                    mime_type=mime_type,
+                    chat_id=chat_id,
+                    chat_type=chat_type,
+                )
             )
-        )
 
     def send_photo(
         self,
@@ -1459,10 +1467,11 @@ class BotApiEmulator:
         chat_type: str = "private",
     ) -> int:
         """`user` sends a photo; returns the update_id."""
-        update = self.build_photo_update(
-            user, content, caption=caption, chat_id=chat_id, chat_type=chat_type
-        )
-        return self.queue(update)
+        with self._cond:
+            update = self.build_photo_update(
+                user, content, caption=caption, chat_id=chat_id, chat_type=chat_type
+            )
+            return self.queue(update)
 
     def press_button(
         self, user: EmulatedUser, message_id: int, data: str, *, chat_id: int | None = None

@@ -22,6 +22,13 @@ from sqlalchemy.engine import Connection, Engine
 from csp_bot.models.own_connection import OwnConnection
 
 _INT4 = 2**32
+# pg_locks shows the two keys of a lock as unsigned (oid) and marks the two-key form 2.
+_HOLDS = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND objsubid = 2 AND pid = pg_backend_pid()"
+    " AND classid = CAST(CAST(:space AS bigint) & 4294967295 AS oid)"
+    " AND objid = CAST(CAST(:key AS bigint) & 4294967295 AS oid))"
+)
 
 
 def fold_to_int4(value: int) -> int:
@@ -54,6 +61,14 @@ class ChatLocks:
     async def unlock(self, chat_key: int) -> None:
         """Release the chat's lock (held by this instance)."""
         await self._own.run(self._execute, "SELECT pg_advisory_unlock(:space, :key)", chat_key)
+
+    async def holds(self, chat_key: int) -> bool:
+        """Whether this instance still holds the chat's lock. Asked of the server: a lost
+        connection took its locks with it, and a call since may have made a new one."""
+        try:
+            return await self._own.run(self._execute, _HOLDS, chat_key)
+        except sa.exc.DBAPIError:
+            return False  # the connection is gone, and its locks with it
 
     async def close(self) -> None:
         """End the connection, which releases whatever lock is still held."""

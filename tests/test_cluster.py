@@ -242,6 +242,42 @@ async def test_a_turn_whose_lock_connection_is_lost_loses_and_repeats_nothing(
     assert len(emulator.messages(POLICE.id)) == 2  # none answered twice
 
 
+async def test_a_turn_that_lost_its_lock_leaves_the_chats_next_update_to_the_new_holder(
+    on_postgresql: None,
+    settings: Settings,
+    db: Database,
+    second_db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+) -> None:
+    """Two updates wait in one chat. While the first is handled, the server ends the lock's
+    connection and another instance takes the chat: the second is left to that one."""
+    gated = GatedRequest(emulator, slow_chat=POLICE.id)
+    application = build_test_application(settings, db, clock, emulator, request=gated)
+    async with BotRun(application, idle) as running:
+        first = emulator.build_message_update(POLICE, "/update SOC-1 green one")
+        second = emulator.build_message_update(POLICE, "/update SOC-1 green two")
+        await running.intake.accept([first, second])
+        await until(lambda: gated.held == 1)  # the first's reply is on the way
+        assert end_the_chat_locks_connection(db, POLICE.id) == 1
+        holder = ChatLocks(second_db.engine)  # another instance, now in the chat's turn
+        assert await holder.try_lock(POLICE.id)
+        gated.gate.set()
+        await emulator.wait_for_messages_async(POLICE.id, 1, timeout=10)
+        turns = running.turns
+        assert turns is not None
+        await until(lambda: not turns.under_way)
+        assert stored_notes(db) == ["one"]  # the second waits for the chat's holder
+        assert len(emulator.messages(POLICE.id)) == 1
+        await holder.close()  # it died: the sweep takes the chat up
+        assert await turns.sweep() == 1
+        replies = await emulator.wait_for_messages_async(POLICE.id, 2, timeout=10)
+        await until_all_done(db)
+    assert [note_in(reply.text) for reply in replies] == ["one", "two"]
+    assert stored_notes(db) == ["one", "two"]
+
+
 async def until(condition: Any, tries: int = 1000) -> None:
     for _ in range(tries):
         if condition():

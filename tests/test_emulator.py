@@ -726,3 +726,36 @@ async def test_paused_server_refuses_connections_on_its_port(
         server.resume()
         assert (server.port, server.paused) == (port, False)
         assert (await http_bot.send_message(ALICE.id, "back")).text == "back"
+
+
+def test_users_typing_at_once_are_queued_in_update_id_order() -> None:
+    """Telegram numbers updates as they arrive. A user whose update was numbered first and
+    queued last would be passed over by a webhook delivery already past that number."""
+    em = BotApiEmulator()
+    numbered, go = threading.Event(), threading.Event()
+    build, queue = em.build_message_update, em.queue
+    queued: list[int] = []
+
+    def slow_build(user: EmulatedUser, text: str, **kwargs: Any) -> dict[str, Any]:
+        update = build(user, text, **kwargs)
+        if text == "first":  # numbered, then held before it is queued
+            numbered.set()
+            go.wait(10)
+        return update
+
+    def recording_queue(update: dict[str, Any]) -> int:
+        queued.append(int(update["update_id"]))
+        return queue(update)
+
+    em.build_message_update = slow_build  # type: ignore[method-assign]
+    em.queue = recording_queue  # type: ignore[method-assign]
+    alice = threading.Thread(target=em.send_text, args=(ALICE, "first"))
+    alice.start()
+    numbered.wait(10)
+    bob = threading.Thread(target=em.send_text, args=(BOB, "second"))
+    bob.start()
+    go.set()
+    alice.join(10)
+    bob.join(10)
+    assert [u["message"]["text"] for u in em.pending_updates()] == ["first", "second"]
+    assert queued == sorted(queued)
