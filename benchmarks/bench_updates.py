@@ -6,7 +6,9 @@ The bot runs in-process against the Bot API emulator (no sockets), on the sample
 1. Throughput through the inbox, as `csp-bot run` takes updates: the updates wait in the
    emulator, the poller fetches them in batches of up to 100, each batch is committed to
    the inbox in one transaction, then handled chat by chat. Target: at least as fast as
-   the path without the inbox measured in the same run.
+   the path without the inbox measured in the same run. A polling instance is the only
+   one that can take the bot's updates, so on PostgreSQL too its chats are kept in order
+   in-process, without the per-chat locks of webhook mode (`bot.runner.turns_for`).
 2. The same updates handed straight to `Application.process_update` one at a time, with no
    inbox: the path the bot took before, for comparison. Both rates are medians of five
    rounds, the two paths taken in turn.
@@ -113,7 +115,7 @@ async def through_the_inbox(settings: Settings, db: Database, count: int) -> flo
     """Updates a second, polled in batches, stored in the inbox, handled chat by chat."""
     emulator = fresh_emulator()
     application = build_test_application(settings, db, START, emulator)
-    async with BotRun(application, lambda intake: Poller(intake, timeout=1).run()):
+    async with BotRun(application, lambda intake: Poller(intake, timeout=1).run(), alone=True):
         # Timed from a started bot, as the path without the inbox is: not its start-up.
         started = time.perf_counter()
         queue_updates(emulator, count)
@@ -187,7 +189,9 @@ async def reply_times(settings: Settings, db: Database, runs: int) -> tuple[floa
     application = build_test_application(settings, db, START, emulator)
     inbox: list[float] = []
     direct: list[float] = []
-    async with BotRun(application, lambda intake: Poller(intake, timeout=1).run()) as running:
+    async with BotRun(
+        application, lambda intake: Poller(intake, timeout=1).run(), alone=True
+    ) as running:
         for n in range(runs):
             payload = emulator.build_message_update(PARTNERS[0], f"/update SOC-1 green r{n}")
             seen = emulator.sent_count

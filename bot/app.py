@@ -80,8 +80,9 @@ def services_for(
 ) -> Services:
     """The services every handler reaches, over an open database.
 
-    The pace of sends is shared through PostgreSQL, where other instances may send too;
-    SQLite runs one instance, which paces its own.
+    The pace of sends is shared through PostgreSQL, where other instances may send too,
+    unless `pacer` is given (an instance that is alone paces its own, `bot.runner`); SQLite
+    runs one instance, which paces its own.
     """
     shared = db.engine.dialect.name == "postgresql"
     return Services(

@@ -40,6 +40,7 @@ from csp_bot.models.clock import Clock, system_clock
 from csp_bot.models.db import Database, DatabaseFailure, is_sqlite
 from csp_bot.models.leases import Lease, sole_instance_lease
 from csp_bot.models.migrate import upgrade
+from csp_bot.scheduler.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ def run_bot(settings: Settings) -> int:
             print(f"csp-bot: {already_running(database)}", file=sys.stderr)
             return EXIT_ALREADY_RUNNING
         upgrade(database.engine)  # after the lease: never while another instance runs
-        services = services_for(settings, db=database, clock=system_clock)
+        # Alone (the sole-instance lease held), the instance paces its sends itself.
+        pacer = None if sole is None else Pacer()
+        services = services_for(settings, db=database, clock=system_clock, pacer=pacer)
         return asyncio.run(serve(services, settings, token, sole=sole))
     except InvalidToken:  # ours, or python-telegram-bot's own when getMe is refused
         print(f"csp-bot: {TokenRefused()}", file=sys.stderr)
@@ -108,7 +111,7 @@ async def serve(
     """Run the bot with the receiver the settings choose, for as long as it holds `sole`."""
     application = build_application(services, token=token, base_url=settings.telegram_api_url)
     stop = application.stop_requested
-    async with BotRun(application, receiver_for(settings)) as running:
+    async with BotRun(application, receiver_for(settings), alone=sole is not None) as running:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
@@ -186,18 +189,29 @@ async def receive_by_webhook(intake: Intake, settings: Settings) -> None:
             await serving
 
 
-def turns_for(application: CspApplication) -> ChatTurns | None:
-    """Chats' turns under per-chat locks on PostgreSQL; none on SQLite (one instance)."""
-    engine = application.services.db.engine
-    return None if is_sqlite(engine) else ChatTurns(application, ChatLocks(engine))
+def turns_for(application: CspApplication, *, alone: bool) -> ChatTurns | None:
+    """Chats' turns under per-chat locks where other instances take this bot's updates too
+    (webhook mode on PostgreSQL); none where this instance is the only one that can
+    (`alone`: polling, which Telegram allows one process, or SQLite), whose chats are
+    kept in order in this process (`bot.intake`) without a round trip for a lock."""
+    if alone:
+        return None
+    return ChatTurns(application, ChatLocks(application.services.db.engine))
 
 
 class BotRun:
-    """The bot running: started, resuming what was left, then receiving."""
+    """The bot running: started, resuming what was left, then receiving.
 
-    def __init__(self, application: CspApplication, receiver: Receiver) -> None:
+    `alone`: no other instance can take this bot's updates (see `turns_for`); by default
+    on SQLite only, so that a test or benchmark on PostgreSQL runs as a cluster does.
+    """
+
+    def __init__(
+        self, application: CspApplication, receiver: Receiver, *, alone: bool | None = None
+    ) -> None:
         self.application = application
-        self.turns = turns_for(application)
+        engine = application.services.db.engine
+        self.turns = turns_for(application, alone=is_sqlite(engine) if alone is None else alone)
         self.intake = Intake(application, turns=self.turns)
         self.receiver = receiver
         self._receiving: asyncio.Task[None] | None = None

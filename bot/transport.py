@@ -205,7 +205,7 @@ class ResilientRequest(BaseRequest):
         chat_id = request_data.parameters.get("chat_id") if request_data else None
         if isinstance(chat_id, int):
             await self._pacer.wait_turn(chat_id)
-            await self._pacer.just_before_sending()
+            await self._pacer.just_before_sending(chat_id)
 
     def _answer(self, outcome: Outcome) -> tuple[int, bytes]:
         if outcome.error is not None:

@@ -233,19 +233,21 @@ class Courier:
     async def _post(self, reminder: PendingReminder, composed: Composed) -> Message | None:
         """Take a slot, claim the reminder, send it at once (in parts if it is long).
 
-        The claim is the last thing before the request: a crash while waiting for a slot
-        leaves the reminder pending, so it still goes. None: it was no longer pending.
+        The claim comes after the slot: a crash while waiting for a slot leaves the
+        reminder pending, so it still goes. Then the pace is told the request is leaving,
+        which keeps the next message to the chat a whole gap after this one however long
+        the claim took. None: it was no longer pending.
         """
         chat_id = reminder.chat_id
         parts = split_message(composed.text)
         await self.pacer.wait_turn(chat_id)
-        await self.pacer.just_before_sending()
         if not await self.services.db.run(claim, outbox_id=reminder.id, at=self.services.clock()):
             return None
+        await self.pacer.just_before_sending(chat_id)
         for part in parts[:-1]:
             await self.application.bot.send_message(chat_id, part)
             await self.pacer.wait_turn(chat_id)
-            await self.pacer.just_before_sending()
+            await self.pacer.just_before_sending(chat_id)
         last: Message = await self.application.bot.send_message(
             chat_id, parts[-1], reply_markup=composed.keyboard
         )

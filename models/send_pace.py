@@ -22,6 +22,7 @@ _TAKE = sa.text("SELECT take_send_turn(:chat, :chat_gap, :chat_slack, :gap, :sla
     sa.column("wait", sa.Float)
 )
 _PAUSE = sa.text("SELECT pause_sends(:seconds, :at)")
+_POSTPONE = sa.text("UPDATE send_pace SET next_at = next_at + :seconds WHERE chat_id = :chat")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class SharedPace:
         negative, the chat must wait: nothing was taken, ask again that much later."""
         return await self._own.run(self._take, chat_id, chat, overall, at)
 
+    async def postpone(self, chat_id: int, *, seconds: float) -> None:
+        """The chat's last message went `seconds` later than its turn: so does its next."""
+        await self._own.run(self._postpone, chat_id, seconds)
+
     async def pause(self, seconds: float, *, at: float | None = None) -> None:
         """Telegram asked the bot to wait: no instance sends anything until then."""
         await self._own.run(self._pause, seconds, at)
@@ -69,6 +74,10 @@ class SharedPace:
             "at": at,
         }
         return float(connection.execute(_TAKE, parameters).scalar_one())
+
+    @staticmethod
+    def _postpone(connection: Connection, chat_id: int, seconds: float) -> None:
+        connection.execute(_POSTPONE, {"chat": chat_id, "seconds": seconds})
 
     @staticmethod
     def _pause(connection: Connection, seconds: float, at: float | None) -> None:

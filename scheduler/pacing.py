@@ -53,6 +53,8 @@ CAPACITY = max(1.0, OVERALL_PER_SECOND - DEFAULT_RATE)
 SHARED_RATE = 27.0
 OVERALL_SPACING = Spacing(gap=1 / SHARED_RATE, slack=0.5 / SHARED_RATE)
 CHAT_SPACING = Spacing(gap=1.2)
+# A send this much later than its turn moves the chat's next turn by as much.
+LATE_ENOUGH_TO_MOVE = 0.02
 GROUP_SPACING = Spacing(gap=3.8, slack=4 * 3.8)
 
 
@@ -62,8 +64,9 @@ class Pace(Protocol):
     async def wait_turn(self, chat_id: int) -> None:
         """Return when a message to `chat_id` may be sent, and count it as sent."""
 
-    async def just_before_sending(self) -> None:
-        """Called between the turn and the request, to keep the requests evenly spaced."""
+    async def just_before_sending(self, chat_id: int) -> None:
+        """Called last before the request (after a reminder's claim), to keep the requests
+        spaced as their turns were."""
 
     async def pause(self, seconds: float) -> None:
         """Telegram asked the bot to wait (RetryAfter): nothing goes until then."""
@@ -132,12 +135,17 @@ class Pacer:
                 return
             await self._sleep(wait)
 
-    async def just_before_sending(self) -> None:
+    async def just_before_sending(self, chat_id: int) -> None:
         """Keep the actual sends evenly spaced too: work between taking a turn and sending
-        (claiming the reminder in the database) takes varying time, and would bunch them."""
+        (claiming the reminder in the database) takes varying time, and would bunch them.
+        The chat's window counts this send from now, not from its turn."""
         while (wait := self._sends.wait(self._monotonic())) > 0:
             await self._sleep(wait)
-        self._sends.take(self._monotonic())
+        now = self._monotonic()
+        self._sends.take(now)
+        sent = self._chats.get(chat_id)
+        if sent:
+            sent[-1] = max(sent[-1], now)
 
     @property
     def paused_until(self) -> float:
@@ -205,12 +213,15 @@ class SharedPacer:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         at: Callable[[], float | None] = lambda: None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pace = pace
         self._sleep = sleep
         self._at = at  # the database's clock unless a test's
+        self._monotonic = monotonic
         self._alone = Pacer(sleep=sleep)
         self._unreachable = False
+        self._granted: dict[int, float] = {}  # chat: when its turn was given
 
     async def wait_turn(self, chat_id: int) -> None:
         spacing = GROUP_SPACING if chat_id < 0 else CHAT_SPACING
@@ -226,10 +237,20 @@ class SharedPacer:
             self._reached()
             await self._sleep(abs(wait))
             if wait >= 0:
+                self._granted[chat_id] = self._monotonic()
                 return
 
-    async def just_before_sending(self) -> None:
-        """Nothing: the turn given is the moment to send."""
+    async def just_before_sending(self, chat_id: int) -> None:
+        """A send that goes later than its turn (a slow claim, a busy machine) moves the
+        chat's next turn as much later, so the next message to the chat, from whichever
+        instance, still comes a whole gap after this one."""
+        late = self._monotonic() - self._granted.pop(chat_id, self._monotonic())
+        if late <= LATE_ENOUGH_TO_MOVE:
+            return
+        try:
+            await self._pace.postpone(chat_id, seconds=late)
+        except DatabaseFailure:
+            self._went_unreachable()
 
     async def pause(self, seconds: float) -> None:
         try:

@@ -49,13 +49,13 @@ async def test_after_a_stall_the_pacer_does_not_burst_to_catch_up() -> None:
     pacer = InstantPacer()
     for chat in range(1, 11):
         await pacer.wait_turn(chat)
-        await pacer.just_before_sending()
+        await pacer.just_before_sending(chat)
     pacer.virtual_time += 10.0  # the process was stalled (a busy machine) for ten seconds
     stalled_until = pacer.virtual_time
     sent_at = []
     for chat in range(11, 71):
         await pacer.wait_turn(chat)
-        await pacer.just_before_sending()
+        await pacer.just_before_sending(chat)
         sent_at.append(pacer.virtual_time)
     # What the stall left unused is not sent now: at most one and a half tokens are held,
     # so no second after it carries more than Telegram's 30, and the pace is the usual one.
@@ -63,3 +63,14 @@ async def test_after_a_stall_the_pacer_does_not_burst_to_catch_up() -> None:
         assert sum(start <= at < start + 1.0 for at in sent_at) <= 30
     assert sum(at < stalled_until + 1.0 for at in sent_at) <= 30
     assert sent_at[-1] - sent_at[0] >= (len(sent_at) - 2.5) / DEFAULT_RATE
+
+
+async def test_a_send_later_than_its_turn_moves_the_chats_next_turn() -> None:
+    """A reminder's claim took half a second after its turn: the chat's next message still
+    waits a whole window (1.05 s) after this one went."""
+    pacer = InstantPacer()
+    await pacer.wait_turn(42)
+    pacer.virtual_time += 0.5
+    await pacer.just_before_sending(42)
+    await pacer.wait_turn(42)
+    assert pacer.virtual_time == 1.55

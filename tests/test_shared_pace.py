@@ -35,7 +35,12 @@ class VirtualTime:
         self.now += seconds
 
     def pacer(self, db: Database) -> SharedPacer:
-        return SharedPacer(SharedPace(db.engine), sleep=self.advance, at=lambda: self.now)
+        return SharedPacer(
+            SharedPace(db.engine),
+            sleep=self.advance,
+            at=lambda: self.now,
+            monotonic=lambda: self.now,
+        )
 
 
 @pytest.fixture
@@ -144,3 +149,13 @@ async def test_a_reply_telegram_refuses_for_flood_control_goes_after_the_pause(
         assert len(replies) == 1 and replies[0].text.startswith("<b>")
         assert pacer.virtual_time == 5
         assert pacer.paused_until == 5
+
+
+async def test_a_send_later_than_its_turn_moves_the_chats_next_turn_for_every_instance(
+    instances: tuple[VirtualTime, SharedPacer, SharedPacer],
+) -> None:
+    time, reminder, reply = instances
+    await reminder.wait_turn(1004)
+    time.now += 0.5  # the reminder's claim took half a second
+    await reminder.just_before_sending(1004)
+    assert await sent_at(time, reply, 1004) == 1.7
