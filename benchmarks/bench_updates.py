@@ -9,8 +9,9 @@ The bot runs in-process against the Bot API emulator (no sockets), on the sample
    the path without the inbox measured in the same run. A polling instance is the only
    one that can take the bot's updates, so on PostgreSQL too its chats are kept in order
    in-process, without the per-chat locks of webhook mode (`bot.runner.turns_for`).
-2. The same updates handed straight to `Application.process_update` one at a time, with no
-   inbox: the path the bot took before, for comparison. Both rates are medians of five
+2. The same updates fetched by `getUpdates` and handed straight to
+   `Application.process_update` one at a time, with no inbox: the path the bot took
+   before (python-telegram-bot's `Updater`), for comparison. Both rates are medians of five
    rounds, the two paths taken in turn.
 3. The reply time of a single update (median of many, one at a time) through each path.
    Target: the inbox adds no more than 2 ms.
@@ -145,14 +146,20 @@ async def alternating_rates(settings: Settings, db: Database, count: int) -> tup
 
 
 async def one_at_a_time(application: Any, emulator: BotApiEmulator, count: int) -> float:
-    """Updates a second, each read from its JSON and handed to `application.process_update`
-    in turn (reading is timed, as the inbox path's is: it is the bot's work either way)."""
+    """Updates a second, fetched in batches of up to 100 by `getUpdates` and each handed to
+    `application.process_update` in turn: as python-telegram-bot's own `Updater` fed the
+    bot before the inbox. Fetching is timed, as the inbox path's is: Telegram's answer is
+    made and read either way."""
     await application.initialize()
     queue_updates(emulator, count)
-    payloads = emulator.pending_updates()
     started = time.perf_counter()
-    for payload in payloads:
-        await application.process_update(Update.de_json(payload, application.bot))
+    offset = handled = 0
+    while handled < count:
+        updates = await application.bot.get_updates(offset=offset, limit=100, timeout=0)
+        for update in updates:
+            await application.process_update(update)
+        handled += len(updates)
+        offset = updates[-1].update_id + 1
     elapsed = time.perf_counter() - started
     await application.shutdown()
     return count / elapsed
