@@ -548,21 +548,31 @@ def _wait_seconds(sent: deque[float], window: float, limit: int, now: float) -> 
     return max(1, math.ceil(sent[0] + window - now))
 
 
+# Telegram's FAQ: "avoid sending more than one message per second" in a chat; "we may allow
+# short bursts that go over this limit". Modelled as a bucket of 3 filled at 1 a second.
+CHAT_BURST = 3
+CHAT_PER_SECOND = 1.0
+
+
 class _FloodControl:
-    """Telegram's published send limits: 30/s overall, 1/s per private chat, 20/min per group."""
+    """Telegram's published send limits: 30/s overall, 1/s per private chat (in short
+    bursts of up to 3), 20/min per group."""
 
     def __init__(self) -> None:
         self._overall: deque[float] = deque()
         self._chats: dict[int, deque[float]] = {}
+        self._buckets: dict[int, tuple[float, float]] = {}  # private chat: (tokens, at)
         # The 429s answered, by the limit that was reached (overall counted first).
         self.refusals: Counter[str] = Counter()
 
     def retry_after(self, chat_id: int, now: float) -> int:
         """Seconds the bot must wait before sending to this chat; 0 to send now."""
-        window, limit = (60.0, 20) if chat_id < 0 else (1.0, 1)
-        chat = self._chats.setdefault(chat_id, deque())
         overall = _wait_seconds(self._overall, 1.0, 30, now)
-        own = _wait_seconds(chat, window, limit, now)
+        if chat_id < 0:
+            own = _wait_seconds(self._chats.setdefault(chat_id, deque()), 60.0, 20, now)
+        else:
+            missing = 1.0 - self._tokens(chat_id, now)
+            own = 0 if missing <= 0 else max(1, math.ceil(missing / CHAT_PER_SECOND))
         if overall:
             self.refusals["overall"] += 1
         elif own:
@@ -571,7 +581,14 @@ class _FloodControl:
 
     def record(self, chat_id: int, now: float) -> None:
         self._overall.append(now)
-        self._chats.setdefault(chat_id, deque()).append(now)
+        if chat_id < 0:
+            self._chats.setdefault(chat_id, deque()).append(now)
+        else:
+            self._buckets[chat_id] = (self._tokens(chat_id, now) - 1.0, now)
+
+    def _tokens(self, chat_id: int, now: float) -> float:
+        tokens, at = self._buckets.get(chat_id, (float(CHAT_BURST), now))
+        return min(float(CHAT_BURST), tokens + (now - at) * CHAT_PER_SECOND)
 
 
 # --- injected faults -------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """Keeping pushed messages within Telegram's limits, so it never has to refuse them.
 
-Telegram allows about 30 messages a second overall, 1 a second to one chat and 20 a minute
-to one group. One pace covers every message the bot sends, replies and reminders alike
-(`bot.transport` takes a turn for each reply, `handlers.delivery` for each reminder).
+Telegram allows about 30 messages a second overall, 1 a second to one chat (with short
+bursts) and 20 a minute to one group. One pace covers every message the bot sends, replies
+and reminders alike (`bot.transport` takes a turn for each reply, `handlers.delivery` for
+each reminder).
 
-In one process (`Pacer`), overall, the pacer is a token bucket filled at a little under 30 a second
-that holds at most 1.5 tokens: evenly spaced, because a burst of 30 followed by a pause is
+In one process (`Pacer`), overall, the pacer is a token bucket filled at a little under 30
+a second that holds at most 1.5 tokens: evenly spaced, because a burst of 30 followed by a pause is
 counted by Telegram on arrival, and the smallest delay on the way then makes 31 in a
 second. However long the process was stalled (a busy machine, a long garbage collection),
 it never sends more than the bucket holds to catch up, so no second ever carries more than
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 OVERALL_PER_SECOND = 30
 GROUP_PER_MINUTE = 20
+# Telegram's FAQ allows a chat "short bursts" over its one a second: an answer in three
+# parts, or a reply just after a reminder, goes at once; beyond that, one a second.
+CHAT_BURST = 3
 # 95% of the ceiling: even spacing then absorbs up to 50 ms of jitter on the way to Telegram.
 DEFAULT_RATE = 28.5
 # Windows for one chat are a little longer than Telegram's, for the same reason.
@@ -48,11 +52,11 @@ CAPACITY = max(1.0, OVERALL_PER_SECOND - DEFAULT_RATE)
 # process's scheduling on a busy machine, and with a margin of 50 ms three instances got 6
 # answers 429 from one chat's limit in 2,900 replies and 2,000 reminders. In any span of t
 # seconds a generic cell rate algorithm lets at most 1 + (t + slack) / gap sends through:
-# overall 28 in a second (up to 90 ms late still keeps 30); to one private chat 1 in 1.2 s;
-# to one group 20 in 60.8 s, 5 of them at once.
+# overall 28 in a second (up to 90 ms late still keeps 30); to one private chat 3 at once,
+# then 1 in 1.2 s; to one group 20 in 60.8 s, 5 of them at once.
 SHARED_RATE = 27.0
 OVERALL_SPACING = Spacing(gap=1 / SHARED_RATE, slack=0.5 / SHARED_RATE)
-CHAT_SPACING = Spacing(gap=1.2)
+CHAT_SPACING = Spacing(gap=1.2, slack=(CHAT_BURST - 1) * 1.2)
 # A send this much later than its turn moves the chat's next turn by as much.
 LATE_ENOUGH_TO_MOVE = 0.02
 GROUP_SPACING = Spacing(gap=3.8, slack=4 * 3.8)
@@ -157,7 +161,10 @@ class Pacer:
         self._paused_until = max(self._paused_until, self._monotonic() + seconds)
 
     def _wait(self, chat_id: int, now: float) -> float:
-        window, limit = (self._minute, GROUP_PER_MINUTE) if chat_id < 0 else (self._second, 1)
+        if chat_id < 0:
+            window, limit = self._minute, GROUP_PER_MINUTE
+        else:  # 3 in any 3.15 s: never more than a burst of 3 and one a second allow
+            window, limit = CHAT_BURST * self._second, CHAT_BURST
         chat = self._chats.setdefault(chat_id, deque())
         return max(
             self._paused_until - now,

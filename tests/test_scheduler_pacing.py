@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from csp_bot.scheduler.pacing import DEFAULT_RATE, InstantPacer
 
 
@@ -14,11 +16,15 @@ async def test_evenly_spaced_a_little_under_thirty_a_second_overall() -> None:
     assert 56 / pacer.virtual_time <= 30
 
 
-async def test_one_a_second_to_one_chat() -> None:
+async def test_three_at_once_then_three_a_window_to_one_chat() -> None:
+    """A short burst of 3 (Telegram allows short bursts over one a second), then no more
+    than 3 in any 3.15 s: the overall pace spaces the burst, the window the rest."""
     pacer = InstantPacer()
-    for _ in range(3):
+    sent_at = []
+    for _ in range(6):
         await pacer.wait_turn(42)
-    assert 2.0 < pacer.virtual_time < 2.2
+        sent_at.append(round(pacer.virtual_time, 4))
+    assert sent_at == [0, 0.0351, 0.0702, 3.15, 3.1851, 3.2202]
 
 
 async def test_without_per_chat_limits_one_chat_goes_at_the_overall_rate() -> None:
@@ -66,11 +72,12 @@ async def test_after_a_stall_the_pacer_does_not_burst_to_catch_up() -> None:
 
 
 async def test_a_send_later_than_its_turn_moves_the_chats_next_turn() -> None:
-    """A reminder's claim took half a second after its turn: the chat's next message still
-    waits a whole window (1.05 s) after this one went."""
+    """A reminder's claim took half a second after its turn: the chat's window counts that
+    message from when it went, so the fourth waits 3.15 s from then, not from its turn."""
     pacer = InstantPacer()
     await pacer.wait_turn(42)
     pacer.virtual_time += 0.5
-    await pacer.just_before_sending(42)
-    await pacer.wait_turn(42)
-    assert pacer.virtual_time == 1.55
+    for _ in range(3):
+        await pacer.just_before_sending(42)
+        await pacer.wait_turn(42)
+    assert pacer.virtual_time == pytest.approx(3.65)
