@@ -26,7 +26,7 @@ from csp_bot.handlers.registry import all_handlers, first_look_handlers
 from csp_bot.handlers.templating import Templates
 from csp_bot.models.backoff import Backoff
 from csp_bot.models.clock import Clock
-from csp_bot.models.db import Database
+from csp_bot.models.db import Database, is_sqlite
 from csp_bot.models.leases import leader_lease
 from csp_bot.models.localtime import parse_offsets, parse_quiet_hours
 from csp_bot.models.send_pace import SharedPace
@@ -84,14 +84,13 @@ def services_for(
     unless `pacer` is given (an instance that is alone paces its own, `bot.runner`); SQLite
     runs one instance, which paces its own.
     """
-    shared = db.engine.dialect.name == "postgresql"
     return Services(
         settings=options_from(settings),
         db=db,
         clock=clock,
         templates=Templates(settings.tz),
         leader=leader_lease(db.engine),
-        pacer=pacer or (SharedPacer(SharedPace(db.engine)) if shared else Pacer()),
+        pacer=pacer or (Pacer() if is_sqlite(db.engine) else SharedPacer(SharedPace(db.engine))),
     )
 
 

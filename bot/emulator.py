@@ -560,7 +560,7 @@ class _FloodControl:
 
     def __init__(self) -> None:
         self._overall: deque[float] = deque()
-        self._chats: dict[int, deque[float]] = {}
+        self._groups: dict[int, deque[float]] = {}
         self._buckets: dict[int, tuple[float, float]] = {}  # private chat: (tokens, at)
         # The 429s answered, by the limit that was reached (overall counted first).
         self.refusals: Counter[str] = Counter()
@@ -569,7 +569,7 @@ class _FloodControl:
         """Seconds the bot must wait before sending to this chat; 0 to send now."""
         overall = _wait_seconds(self._overall, 1.0, 30, now)
         if chat_id < 0:
-            own = _wait_seconds(self._chats.setdefault(chat_id, deque()), 60.0, 20, now)
+            own = _wait_seconds(self._groups.setdefault(chat_id, deque()), 60.0, 20, now)
         else:
             missing = 1.0 - self._tokens(chat_id, now)
             own = 0 if missing <= 0 else max(1, math.ceil(missing / CHAT_PER_SECOND))
@@ -582,7 +582,7 @@ class _FloodControl:
     def record(self, chat_id: int, now: float) -> None:
         self._overall.append(now)
         if chat_id < 0:
-            self._chats.setdefault(chat_id, deque()).append(now)
+            self._groups.setdefault(chat_id, deque()).append(now)
         else:
             self._buckets[chat_id] = (self._tokens(chat_id, now) - 1.0, now)
 

@@ -6,9 +6,9 @@ and reminders alike (`bot.transport` takes a turn for each reply, `handlers.deli
 each reminder).
 
 In one process (`Pacer`), overall, the pacer is a token bucket filled at a little under 30
-a second that holds at most 1.5 tokens: evenly spaced, because a burst of 30 followed by a pause is
-counted by Telegram on arrival, and the smallest delay on the way then makes 31 in a
-second. However long the process was stalled (a busy machine, a long garbage collection),
+a second that holds at most 1.5 tokens: evenly spaced, because a burst of 30 followed by a
+pause is counted by Telegram on arrival, and the smallest delay on the way then makes 31 in
+a second. However long the process was stalled (a busy machine, a long garbage collection),
 it never sends more than the bucket holds to catch up, so no second ever carries more than
 30. To one chat or group it keeps a sliding window of recent sends. When Telegram answers
 `RetryAfter` anyway, all sending pauses.
@@ -45,8 +45,6 @@ DEFAULT_RATE = 28.5
 WINDOW_MARGIN = 0.05
 FORGET_CHATS_AFTER = 10_000
 TOKEN_ROUNDING = 1e-9
-# Up to Telegram's 30 in any second: the tokens held are the margin below it.
-CAPACITY = max(1.0, OVERALL_PER_SECOND - DEFAULT_RATE)
 # The same limits for the pace instances share, with wider margins: between a turn and its
 # arrival at Telegram lie a round trip to the database (a reminder's claim) and another
 # process's scheduling on a busy machine: with a margin of 50 ms three instances got 6
@@ -59,9 +57,9 @@ CAPACITY = max(1.0, OVERALL_PER_SECOND - DEFAULT_RATE)
 SHARED_RATE = 27.0
 OVERALL_SPACING = Spacing(gap=1 / SHARED_RATE, slack=0.5 / SHARED_RATE)
 CHAT_SPACING = Spacing(gap=1.2, slack=(CHAT_BURST - 1) * 1.2)
+GROUP_SPACING = Spacing(gap=3.8, slack=4 * 3.8)
 # A send this much later than its turn moves the chat's next turn by as much.
 LATE_ENOUGH_TO_MOVE = 0.02
-GROUP_SPACING = Spacing(gap=3.8, slack=4 * 3.8)
 
 
 class Pace(Protocol):
@@ -125,6 +123,7 @@ class Pacer:
         self._sleep = sleep
         self._second = 1.0 + WINDOW_MARGIN
         self._minute = 60.0 + WINDOW_MARGIN
+        # Up to Telegram's 30 in any second: the tokens held are the margin below it.
         capacity = max(1.0, OVERALL_PER_SECOND - rate)
         self._turns = TokenBucket(rate, capacity, monotonic())
         self._sends = TokenBucket(rate, capacity, monotonic())
@@ -253,7 +252,8 @@ class SharedPacer:
         """A send that goes later than its turn (a slow claim, a busy machine) moves the
         chat's next turn as much later, so the next message to the chat, from whichever
         instance, still comes a whole gap after this one."""
-        late = self._monotonic() - self._granted.pop(chat_id, self._monotonic())
+        now = self._monotonic()
+        late = now - self._granted.pop(chat_id, now)
         if late <= LATE_ENOUGH_TO_MOVE:
             return
         try:
