@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from csp_bot.models.db import insert_new
+from csp_bot.models.db import insert_new, note_write
 from csp_bot.models.tables import InboxUpdate
 
 
@@ -103,12 +103,17 @@ def chats_with_unfinished(session: Session) -> list[int]:
 
 def mark_done(session: Session, *, update_ids: Sequence[int], at: datetime) -> None:
     """Record that these updates have been handled."""
-    session.execute(
-        sa.update(InboxUpdate)
-        .where(col(InboxUpdate.update_id).in_(list(update_ids)))
-        .where(col(InboxUpdate.done_at).is_(None))
-        .values(done_at=at)
-    )
+    session.connection().execute(_MARK_DONE, {"update_ids": list(update_ids), "at": at})
+    note_write(session)
+
+
+# Built once, run with Core: every handled update is marked, a batch at a time.
+_MARK_DONE = (
+    sa.update(_INBOX)
+    .where(_INBOX.c.update_id.in_(sa.bindparam("update_ids", expanding=True)))
+    .where(_INBOX.c.done_at.is_(None))
+    .values(done_at=sa.bindparam("at"))
+)
 
 
 # A write that may wait until its update is marked done, and be committed with that.
