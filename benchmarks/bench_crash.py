@@ -58,6 +58,7 @@ PARTNER_BASE = 910_000
 BOARD_BASE = 920_000
 REPLY_WAIT = 30.0  # a reply not here by then is taken as never coming
 STEP_TRIES = 4
+RECENT = 10  # messages a partner looks through for the step its tap led to
 LOST_PER_KILL_TARGET = 3
 P95_TARGET = 0.5
 
@@ -204,14 +205,18 @@ def wait_until(check: Callable[[], SentMessage | None], timeout: float) -> SentM
 def new_message(
     emulator: BotApiEmulator, chat: int, before: int
 ) -> Callable[[], SentMessage | None]:
-    return lambda: next(iter(emulator.messages(chat)[before:]), None)
+    return lambda: next(iter(emulator.messages(chat, start=before)), None)
 
 
 def showing(emulator: BotApiEmulator, chat: int, text: str) -> Callable[[], SentMessage | None]:
-    """The latest message that reads `text` and still has buttons."""
+    """The latest message that reads `text` and still has buttons, among the chat's last
+    few: a partner's step is answered by editing the message just sent, and looking
+    through every message a chat ever had, many times a second for each partner, would
+    keep the emulator's lock from the bot being measured."""
 
     def check() -> SentMessage | None:
-        found = [m for m in emulator.messages(chat) if text in m.text and emulator.buttons(m)]
+        recent = emulator.messages(chat, start=-RECENT)
+        found = [m for m in recent if text in m.text and emulator.buttons(m)]
         return found[-1] if found else None
 
     return check
@@ -220,7 +225,7 @@ def showing(emulator: BotApiEmulator, chat: int, text: str) -> Callable[[], Sent
 def one_line(emulator: BotApiEmulator, partner: Partner, note: str, rng: random.Random) -> None:
     """`/update REF green note`: typed once; a second copy would be the user's own double."""
     chat = partner.user.id
-    before = len(emulator.messages(chat))
+    before = emulator.sent_count_to(chat)
     partner.sent.append(note)
     emulator.send_text(partner.user, f"/update {rng.choice(partner.refs)} green {note}")
     wait_until(new_message(emulator, chat, before), REPLY_WAIT)
@@ -231,7 +236,7 @@ def guided(emulator: BotApiEmulator, partner: Partner, note: str, rng: random.Ra
     chat, user = partner.user.id, partner.user
     ref = rng.choice(partner.refs)
     for _ in range(STEP_TRIES):
-        before = len(emulator.messages(chat))
+        before = emulator.sent_count_to(chat)
         emulator.send_text(user, "/update")
         picker = wait_until(new_message(emulator, chat, before), REPLY_WAIT / STEP_TRIES)
         if picker is None or not emulator.buttons(picker):
@@ -240,7 +245,7 @@ def guided(emulator: BotApiEmulator, partner: Partner, note: str, rng: random.Ra
             continue
         if press(emulator, user, picker, "u:s:green", "Type a short note") is None:
             continue
-        before = len(emulator.messages(chat))
+        before = emulator.sent_count_to(chat)
         partner.sent.append(note)
         emulator.send_text(user, note)
         wait_until(new_message(emulator, chat, before), REPLY_WAIT)
@@ -449,7 +454,7 @@ def latency_phase(world: World, rounds: int) -> bool:
     for n in range(rounds):
         for partner in others:
             chat = partner.user.id
-            before = len(emulator.messages(chat))
+            before = emulator.sent_count_to(chat)
             started = time.perf_counter()
             emulator.send_text(partner.user, f"/update {partner.refs[0]} green lat-{n}")
             emulator.wait_for_messages(chat, before + 1, timeout=REPLY_WAIT)

@@ -808,6 +808,9 @@ class BotApiEmulator:
         self._next_message_ids: dict[int, int] = {}
         self._chats: dict[int, JSON] = {}
         self._sent: list[SentMessage] = []
+        # The same messages by chat: readers that poll one chat (a benchmark's partners, many
+        # times a second) then hold the lock for that chat's messages, not for every one.
+        self._sent_to: dict[int, list[SentMessage]] = {}
         self._sent_by_key: dict[tuple[int, int], SentMessage] = {}
         self._message_json: dict[tuple[int, int], JSON] = {}
         self._open_queries: dict[str, JSON] = {}
@@ -1138,6 +1141,7 @@ class BotApiEmulator:
     def _remember(self, sent: SentMessage, message: JSON) -> JSON:
         key = (sent.chat_id, sent.message_id)
         self._sent.append(sent)
+        self._sent_to.setdefault(sent.chat_id, []).append(sent)
         self._sent_by_key[key] = sent
         self._message_json[key] = message
         self._changed()
@@ -1517,17 +1521,20 @@ class BotApiEmulator:
             for sent in self._sent:
                 sent.content = None
 
-    def messages(self, chat_id: int | None = None) -> list[SentMessage]:
-        """The bot's messages (to one chat, or all), oldest first, as copies."""
+    def messages(self, chat_id: int | None = None, *, start: int = 0) -> list[SentMessage]:
+        """The bot's messages (to one chat, or all), oldest first, as copies; from the
+        `start`th on (negative: that many from the end, as a slice), so that a reader who
+        looks often copies only what it has not seen."""
         with self._cond:
-            return [_snapshot(s) for s in self._sent if chat_id is None or s.chat_id == chat_id]
+            sent = self._sent if chat_id is None else self._sent_to.get(chat_id, [])
+            return [_snapshot(s) for s in sent[start:]]
 
     def last_message(self, chat_id: int) -> SentMessage:
         """The bot's latest message to a chat."""
-        found = self.messages(chat_id)
+        found = self.messages(chat_id, start=-1)
         if not found:
             raise LookupError(f"the bot has sent nothing to chat {chat_id}")
-        return found[-1]
+        return found[0]
 
     @property
     def callback_answers(self) -> list[JSON]:
@@ -1553,7 +1560,7 @@ class BotApiEmulator:
         with self._cond:
             arrived = self._cond.wait_for(lambda: self._sent_count(chat_id) >= count, timeout)
             if not arrived:
-                texts = [s.text for s in self._sent if s.chat_id == chat_id]
+                texts = [s.text for s in self._sent_to.get(chat_id, [])]
                 raise TimeoutError(
                     f"waited {timeout}s for {count} message(s) to chat {chat_id}; "
                     f"the bot sent {len(texts)}: {texts!r}"
@@ -1573,6 +1580,11 @@ class BotApiEmulator:
         with self._cond:
             return len(self._sent)
 
+    def sent_count_to(self, chat_id: int) -> int:
+        """How many messages the bot has sent to one chat, no copies made."""
+        with self._cond:
+            return self._sent_count(chat_id)
+
     def wait_for_sent(self, count: int, timeout: float) -> bool:
         """Block until the bot has sent `count` messages in all; False on timeout."""
         with self._cond:
@@ -1591,7 +1603,7 @@ class BotApiEmulator:
                 raise TimeoutError(f"{self._pollers} getUpdates call(s) waiting, wanted {count}")
 
     def _sent_count(self, chat_id: int) -> int:
-        return sum(1 for s in self._sent if s.chat_id == chat_id)
+        return len(self._sent_to.get(chat_id, []))
 
     @staticmethod
     def buttons(message: SentMessage) -> list[tuple[str, str]]:

@@ -329,6 +329,18 @@ def test_method_names_are_case_insensitive_and_unknown_is_404(em: BotApiEmulator
     )
 
 
+def test_a_chats_messages_are_read_from_a_start_and_counted_without_copies(
+    em: BotApiEmulator,
+) -> None:
+    for chat, text in [(1001, "one"), (1002, "elsewhere"), (1001, "two"), (1001, "three")]:
+        assert em.call("sendMessage", {"chat_id": chat, "text": text})[0] == 200
+    assert [m.text for m in em.messages(1001, start=1)] == ["two", "three"]
+    assert [m.text for m in em.messages(1001, start=-1)] == ["three"]
+    assert [m.text for m in em.messages(start=2)] == ["two", "three"]
+    assert (em.sent_count_to(1001), em.sent_count_to(1002), em.sent_count_to(1003)) == (3, 1, 0)
+    assert em.last_message(1001).text == "three"
+
+
 def test_form_strings_are_decoded_by_field(em: BotApiEmulator) -> None:
     markup = {"inline_keyboard": [[{"text": "OK", "callback_data": "ok"}]]}
     status, body = em.call(
