@@ -66,11 +66,11 @@ async def test_a_chat_written_to_by_two_instances_gets_three_at_once_then_one_in
 ) -> None:
     time, reply, reminder = instances
     times = [await sent_at(time, (reply, reminder)[n % 2], 1004) for n in range(5)]
-    # A burst of 3 at the overall pace (1/27 s, each up to half a gap early), then 1.2 s.
-    assert times == [0, 0.0185, 0.0556, 1.2, 2.4]
-    # Another chat is not held up by that one: it goes one overall gap (1/27 s) after the
+    # A burst of 3 at the overall pace (1/25 s, each up to half a gap early), then 1.2 s.
+    assert times == [0, 0.02, 0.06, 1.2, 2.4]
+    # Another chat is not held up by that one: it goes one overall gap (1/25 s) after the
     # send before, less the half gap a send may go early.
-    assert await sent_at(time, reminder, 1005) == 2.4185
+    assert await sent_at(time, reminder, 1005) == 2.42
 
 
 async def test_two_instances_together_send_under_thirty_a_second(
@@ -78,10 +78,10 @@ async def test_two_instances_together_send_under_thirty_a_second(
 ) -> None:
     time, first, second = instances
     times = [await sent_at(time, (first, second)[n % 2], 2000 + n) for n in range(60)]
-    # The first at once, then one every 1/27 s, each up to half a gap early.
-    assert times[:3] == [0, 0.0185, 0.0556]
-    assert len([t for t in times if t < 1]) == 28
-    assert len([t for t in times if t < 2]) == 55
+    # The first at once, then one every 1/25 s, each up to half a gap early.
+    assert times[:3] == [0, 0.02, 0.06]
+    assert len([t for t in times if t < 1]) == 26
+    assert len([t for t in times if t < 2]) == 51
 
 
 async def test_a_group_gets_five_in_a_burst_then_twenty_a_minute(
@@ -90,7 +90,7 @@ async def test_a_group_gets_five_in_a_burst_then_twenty_a_minute(
     time, first, second = instances
     times = [await sent_at(time, (first, second)[n % 2], -100123) for n in range(21)]
     # Five at the overall pace, then one every 3.8 s.
-    assert times[:7] == [0, 0.0185, 0.0556, 0.0926, 0.1296, 3.8, 7.6]
+    assert times[:7] == [0, 0.02, 0.06, 0.1, 0.14, 3.8, 7.6]
     assert len([t for t in times if t < 60.8]) == 20
 
 
@@ -99,7 +99,7 @@ async def test_a_pause_telegram_asks_of_one_instance_holds_the_other(
 ) -> None:
     time, first, second = instances
     await first.pause(5)
-    assert await sent_at(time, second, 1004) == 4.9815  # half a gap early, as ever
+    assert await sent_at(time, second, 1004) == 4.98  # half a gap early, as ever
 
 
 async def test_a_pace_the_database_does_not_answer_falls_back_to_this_instance_alone(
