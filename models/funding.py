@@ -143,14 +143,20 @@ def funding_year(
     by_stream: dict[int, list[Contribution]] = {}
     for stream_id, *contribution in session.execute(query):
         by_stream.setdefault(stream_id, []).append(Contribution(*contribution))
-    streams = session.exec(select(FundingStream).order_by(col(FundingStream.id))).all()
+    streams = session.execute(_STREAMS).all()
     return FundingYear(
         year,
         tuple(
-            StreamYear(stream.code, stream.name, tuple(by_stream.get(stream.id or 0, ())))
-            for stream in streams
+            StreamYear(code, name, tuple(by_stream.get(stream_id, ())))
+            for stream_id, code, name in streams
         ),
     )
+
+
+# As rows too, built once: every summary reads them twice (this year and the next).
+_STREAMS = sql_select(
+    col(FundingStream.id), col(FundingStream.code), col(FundingStream.name)
+).order_by(col(FundingStream.id))
 
 
 def funded_years(session: Session) -> list[int]:
