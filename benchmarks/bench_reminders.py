@@ -49,6 +49,7 @@ from telegram import Update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.support.bytecode import run_compiled
 from benchmarks.support.large_plan import NOW as PLAN_NOW
 from benchmarks.support.large_plan import plan_size
 from csp_bot.bot.app import build_application, services_for
@@ -88,6 +89,7 @@ def main() -> int:
     parser.add_argument("--busy", type=int, default=2, help="processes spinning meanwhile")
     parser.add_argument("--planning-only", action="store_true", help="skip the delivery part")
     args, _ = parser.parse_known_args()  # `./dev bench` passes its arguments to every script
+    run_compiled()
     with tempfile.TemporaryDirectory() as folder:
         delivered = args.planning_only or asyncio.run(
             delivery(Path(folder) / "delivery.db", args.members, args.busy)

@@ -51,6 +51,7 @@ from telegram import Update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.support.bytecode import run_compiled
 from benchmarks.support.large_plan import NOW, build_large_plan, plan_size
 from benchmarks.support.measures import add_measures, quarters_before
 from csp_bot.bot.app import build_application, services_for
@@ -104,6 +105,7 @@ def main() -> int:
     args, _ = parser.parse_known_args()
     if args.build_only:
         return build(args.build_only, args.actions, args.organisations, args.measures)
+    run_compiled()
     with database(args.database_url) as url:
         started = time.perf_counter()
         child = [sys.executable, __file__, "--build-only", url, "--actions", str(args.actions)]
