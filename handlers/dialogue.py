@@ -58,8 +58,8 @@ from csp_bot.models.dialogue import (
 )
 from csp_bot.models.errors import DomainError
 from csp_bot.models.inbox import write_after_handled
-from csp_bot.models.membership import MemberView, get_member
-from csp_bot.models.reminders import mark_reachable
+from csp_bot.models.membership import MemberView
+from csp_bot.models.reminders import member_who_wrote
 
 log = logging.getLogger(__name__)
 
@@ -810,11 +810,10 @@ def _failed(
 def _first_look(
     session: Session, *, telegram_id: int, at: datetime, expiry: timedelta
 ) -> tuple[DraftLookup, MemberView | None]:
-    """One trip to the database per private message: note the member can be reached (they
-    just wrote), and read any dialogue they have open and who they are (for the guard)."""
-    mark_reachable(session, telegram_id=telegram_id)
-    lookup = load_draft(session, user_id=telegram_id, at=at, expiry=expiry)
-    return lookup, get_member(session, telegram_id=telegram_id)
+    """One trip to the database per private message: who wrote (for the guard), noted as
+    reachable, and any dialogue they have open."""
+    member = member_who_wrote(session, telegram_id=telegram_id)
+    return load_draft(session, user_id=telegram_id, at=at, expiry=expiry), member
 
 
 def _interrupt(

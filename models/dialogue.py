@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -138,6 +138,7 @@ def save_draft(session: Session, *, user_id: int, draft: Draft) -> Draft:
         "step": draft.step,
         "touched_at": draft.touched_at,
         "update_id": draft.update_id,
+        "shown": draft.shown,
         "data": _encode(draft),
     }
     session.connection().execute(_upsert(session.get_bind().dialect.name), values)
@@ -165,12 +166,15 @@ def mark_shown(
 ) -> None:
     """Note that the screen `update_id` produced has been shown (and in which message);
     nothing if the draft has moved on since."""
+    if message_id is None or chat_id is None:
+        # After every reply: one statement, no read of the row.
+        session.connection().execute(_MARK_SHOWN, {"user": user_id, "shown_by": update_id})
+        note_write(session)
+        return
     row = _read(session, user_id, lock=True)
     if row is None or row.update_id != update_id:
         return
-    draft = _decode(row)
-    if message_id is not None and chat_id is not None:
-        draft = draft.shown_in(chat_id, message_id)
+    draft = _decode(row).shown_in(chat_id, message_id)
     save_draft(session, user_id=user_id, draft=replace(draft, shown=True))
 
 
@@ -181,6 +185,12 @@ _DRAFTS = DialogueDraft.__table__  # type: ignore[attr-defined]
 _READ = select(_DRAFTS).where(_DRAFTS.c.user_id == bindparam("user_id"))
 _READ_LOCKED = _READ.with_for_update()
 _DELETE = delete(_DRAFTS).where(_DRAFTS.c.user_id == bindparam("user_id"))
+_MARK_SHOWN = (
+    update(_DRAFTS)
+    .where(_DRAFTS.c.user_id == bindparam("user"))
+    .where(_DRAFTS.c.update_id == bindparam("shown_by"))
+    .values(shown=True)
+)
 
 
 def _read(session: Session, user_id: int, *, lock: bool) -> Any:
@@ -197,7 +207,7 @@ def _delete(session: Session, user_id: int) -> None:
 def _upsert(dialect: str) -> Any:
     """INSERT … ON CONFLICT (user_id) DO UPDATE, in the database's own dialect."""
     insert = (postgresql if dialect == "postgresql" else sqlite).insert(_DRAFTS)
-    kept = ("dialogue", "step", "touched_at", "update_id", "data")
+    kept = ("dialogue", "step", "touched_at", "update_id", "shown", "data")
     return insert.on_conflict_do_update(
         index_elements=[_DRAFTS.c.user_id], set_={name: insert.excluded[name] for name in kept}
     )
@@ -205,7 +215,7 @@ def _upsert(dialect: str) -> Any:
 
 def _encode(draft: Draft) -> dict[str, Any]:
     data = asdict(draft)
-    for name in ("dialogue", "step", "touched_at", "update_id"):
+    for name in ("dialogue", "step", "touched_at", "update_id", "shown"):
         data.pop(name)
     return data
 
@@ -222,6 +232,7 @@ def _decode(row: Any) -> Draft:
         step=row.step,
         touched_at=row.touched_at,
         update_id=row.update_id,
+        shown=row.shown,
         screen=screen,
         **data,
     )

@@ -15,7 +15,7 @@ from csp_bot.models.audit import Actor, record_change, record_event, snapshot
 from csp_bot.models.enums import Role
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.limits import check_name
-from csp_bot.models.tables import Invite, Member, Organisation
+from csp_bot.models.tables import Invite, Member, Organisation, ReminderPreference
 from csp_bot.models.values import LAST_YEAR, OutOfRange, check_year
 
 INVITE_CODE_BYTES = 12
@@ -82,6 +82,16 @@ def get_member(session: Session, *, telegram_id: int) -> MemberView | None:
     return _active_member(session, _ACTIVE_BY_TELEGRAM_ID, {"telegram_id": telegram_id})
 
 
+def get_writer(session: Session, *, telegram_id: int) -> tuple[MemberView | None, bool]:
+    """The active member with this Telegram id (None for anyone else), and whether
+    reminders had stopped reaching them: who just wrote to the bot, in one statement."""
+    row = session.connection().execute(_WRITER, {"telegram_id": telegram_id}).first()
+    if row is None:
+        return None, False
+    *view, unreachable_since = row
+    return MemberView(*view), unreachable_since is not None
+
+
 def active_member(session: Session, *, member_id: int) -> MemberView | None:
     """The active member with this id, or None."""
     return _active_member(session, _ACTIVE_BY_ID, {"member_id": member_id})
@@ -104,6 +114,9 @@ _MEMBER_VIEW = sql_select(
 ).join(Organisation, col(Organisation.id) == Member.organisation_id)
 _ACTIVE_BY_TELEGRAM_ID = _MEMBER_VIEW.where(
     col(Member.telegram_id) == bindparam("telegram_id"), col(Member.active).is_(True)
+)
+_WRITER = _ACTIVE_BY_TELEGRAM_ID.add_columns(col(ReminderPreference.unreachable_since)).outerjoin(
+    ReminderPreference, col(ReminderPreference.member_id) == Member.id
 )
 _ACTIVE_BY_ID = _MEMBER_VIEW.where(
     col(Member.id) == bindparam("member_id"), col(Member.active).is_(True)

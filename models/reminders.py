@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from csp_bot.models.audit import Actor, record_change, snapshot
 from csp_bot.models.errors import DomainError, NotFound
-from csp_bot.models.membership import member_view
+from csp_bot.models.membership import MemberView, get_writer, member_view
 from csp_bot.models.owners import find_action_row, set_owner_ids
 from csp_bot.models.progress import may_update
 from csp_bot.models.reminder_types import Topic
@@ -120,6 +120,16 @@ def mark_reachable(session: Session, *, telegram_id: int) -> bool:
     row.unreachable_since = None
     session.add(row)
     return True
+
+
+def member_who_wrote(session: Session, *, telegram_id: int) -> MemberView | None:
+    """The active member who just wrote to the bot (None for anyone else), noted as
+    reachable again. Runs for every private message: one statement, unless there is a
+    mark to clear (or the writer is no active member, whose old row may carry one)."""
+    member, unreachable = get_writer(session, telegram_id=telegram_id)
+    if member is None or unreachable:
+        mark_reachable(session, telegram_id=telegram_id)
+    return member
 
 
 @dataclass(frozen=True)

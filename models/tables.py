@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from csp_bot.models.enums import FundingStatus, OrgKind, Recurrence, Role, Status
@@ -239,6 +249,8 @@ class DialogueDraft(SQLModel, table=True):
     update_id: int | None = Field(default=None, sa_type=BigInteger)
     # The answers, where the buttons are shown, and what the step shows.
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Whether what the step shows has been shown: noted after every reply, by itself.
+    shown: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class MeetingReply(SQLModel, table=True):

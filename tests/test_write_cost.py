@@ -61,14 +61,15 @@ async def through_the_inbox(bot: Harness, emulator: BotApiEmulator, text: str) -
     return reply.text
 
 
-async def test_a_one_line_update_is_three_transactions_and_sixteen_statements(
+async def test_a_one_line_update_is_three_transactions_and_fourteen_statements(
     bot: Harness, db: Database, emulator: BotApiEmulator, people: dict[str, MemberView]
 ) -> None:
     await through_the_inbox(bot, emulator, "/update SOC-1 green warming up")
     with counting(db) as counted:
         text = await through_the_inbox(bot, emulator, "/update SOC-1 on track all good")
     assert text.startswith("Stored:\n<b>SOC-1</b>")
-    # Reading the draft and the member; storing the update, its audit row and the closed
-    # draft; noting the reply shown with the mark done. Four and 17 before.
+    # Reading the member (with whether they were unreachable) and the draft; storing the
+    # update, its audit row and the closed draft; noting the reply shown (one UPDATE) with
+    # the mark done. Four and 17 before the inbox batched its writes, 16 before that.
     assert counted.transactions <= 3
-    assert len(counted.statements) <= 16
+    assert len(counted.statements) <= 14, counted.statements
