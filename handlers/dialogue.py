@@ -188,6 +188,7 @@ class Applied:
     say: Say | None = None
     expired: Draft | None = None
     again: bool = False  # the update was applied before (its screen shown if it never was)
+    lapsed: Draft | None = None  # a dialogue started anew found this one run out of time
 
 
 def _expiry(context: Ctx) -> timedelta:
@@ -481,6 +482,8 @@ async def begin(update: Update, context: Ctx, dialogue: Dialogue, args: str) -> 
         args=args,
         command=(message.text or f"/{dialogue.name}").strip(),
     )
+    if applied.lapsed is not None:
+        await _say_expired(update, context, applied.lapsed)
     await show(update, context, applied)
 
 
@@ -504,9 +507,10 @@ def _begin(
     if open_ is not None and open_.update_id != update_id and open_.stake:
         return _hold(turn, user_id, open_, command, f"/{dialogue.name}")
     applied = _commit(turn, user_id, dialogue, dialogue.begin(turn, args), None)
-    if applied.draft is None:
-        return applied
-    if open_ is None:
+    if lookup.expired is not None:
+        # The first look left the draft to this transaction (`Dialogues.first_look`).
+        return replace(applied, lapsed=lookup.expired)
+    if applied.draft is None or open_ is None:
         return applied
     text = turn.render("dialogue_replaced.html", what=open_.what, command=f"/{dialogue.name}")
     return _closing(turn, user_id, applied, open_, text)
@@ -573,11 +577,17 @@ class Dialogues:
         command (which puts the open dialogue on hold), or on to the features."""
         user, message = update.effective_user, update.effective_message
         assert user is not None and message is not None
+        text = message.text or ""
+        # A command that starts a dialogue reads the draft itself, holding its row, and says
+        # if it had run out of time: read here too, it would be read twice.
         lookup, member = await context.db.run(
-            _first_look, telegram_id=user.id, at=context.now(), expiry=_expiry(context)
+            _first_look,
+            telegram_id=user.id,
+            at=context.now(),
+            expiry=_expiry(context),
+            draft=not (text.startswith("/") and self.starting(text)),
         )
         context.member, context.member_known = member, True
-        text = message.text or ""
         if lookup.expired is not None:
             await _say_expired(update, context, lookup.expired)
             if not text.startswith("/"):
@@ -808,11 +818,13 @@ def _failed(
 
 
 def _first_look(
-    session: Session, *, telegram_id: int, at: datetime, expiry: timedelta
+    session: Session, *, telegram_id: int, at: datetime, expiry: timedelta, draft: bool
 ) -> tuple[DraftLookup, MemberView | None]:
     """One trip to the database per private message: who wrote (for the guard), noted as
-    reachable, and any dialogue they have open."""
+    reachable, and (if `draft`) any dialogue they have open."""
     member = member_who_wrote(session, telegram_id=telegram_id)
+    if not draft:
+        return DraftLookup(None), member
     return load_draft(session, user_id=telegram_id, at=at, expiry=expiry), member
 
 

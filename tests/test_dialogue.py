@@ -318,6 +318,25 @@ async def test_a_dialogue_on_hold_can_be_discarded(
     assert updates(db) == []
 
 
+async def test_a_new_dialogue_says_the_one_before_ran_out_of_time(
+    bot: Harness,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+) -> None:
+    [ask_mitigation] = await bot.send(POLICE, f"/update SOC-1 red {NOTE}")
+    clock.advance(minutes=16)
+    expired, stored = await bot.send(POLICE, "/update SOC-1 green fine now")
+    assert expired.text == (
+        "Your update on SOC-1 expired after 15 minutes without a reply, so nothing was"
+        " stored. Send /update to start again."
+    )
+    assert stored.text.startswith("Stored:\n<b>SOC-1</b>")
+    assert emulator.buttons(current(emulator, ask_mitigation)) == []
+    assert [update.note for update in updates(db)] == ["fine now"]
+
+
 async def test_the_expiry_is_one_setting_for_every_dialogue(
     settings: Settings,
     db: Database,
