@@ -3,11 +3,18 @@ update, the one-line update and the meeting form ask before storing it (end to e
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
+from phonenumbers import PhoneMetadata
 from sqlmodel import col, select
 
 from csp_bot.bot.emulator import BotApiEmulator
-from csp_bot.models.case_data import CaseData, find_case_data, nhs_number_valid
+from csp_bot.models.case_data import (
+    PHONE_DIGITS_AT_LEAST,
+    CaseData,
+    find_case_data,
+    nhs_number_valid,
+)
 from csp_bot.models.db import Database
 from csp_bot.models.membership import MemberView
 from csp_bot.models.tables import AuditEntry, Meeting, ProgressUpdate
@@ -68,6 +75,24 @@ def test_case_data_is_found(text: str, kind: CaseData) -> None:
 @pytest.mark.parametrize("text", NEAR_MISSES)
 def test_near_misses_are_not_case_data(text: str) -> None:
     assert find_case_data(text) == []
+
+
+def test_texts_the_phone_check_skips_are_too_short_for_any_number() -> None:
+    # The check skips texts with fewer digits than PHONE_DIGITS_AT_LEAST; no numbering plan
+    # phonenumbers holds has a number that short (country code and national number).
+    plans = [PhoneMetadata.metadata_for_region(r) for r in phonenumbers.SUPPORTED_REGIONS]
+    plans += [
+        PhoneMetadata.metadata_for_nongeo_region(code)
+        for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+    ]
+    shortest = min(
+        len(str(plan.country_code)) + min(n for n in plan.general_desc.possible_length if n > 0)
+        for plan in plans
+        if plan is not None
+    )
+    assert shortest == 6  # +43 (Austria) and four digits
+    assert shortest >= PHONE_DIGITS_AT_LEAST
+    assert find_case_data("call him on 07911 123456") == [CaseData.PHONE]
 
 
 def test_the_nhs_check_digit() -> None:
