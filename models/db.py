@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -14,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
@@ -135,18 +137,28 @@ class Database:
 
     SQLite allows one writer at a time, so it gets a single worker: transactions queue
     in the bot instead of fighting over the file lock.
+
+    Each of its own threads keeps one connection open for all the transactions it runs
+    (`_Held`): taking a connection from the pool and handing it back was a third of the
+    cost of a transaction that reads one row (96 against 69 µs here, on SQLite), and a
+    one-line update is three transactions.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         watch_writes(engine)
+        self._held = _Held(engine)
         workers = 1 if is_sqlite(engine) else POSTGRES_WORKERS
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="db", initializer=self._held.keep
+        )
         # Long background work (a reminder planning round) runs on a thread and connection
         # of its own, so it never queues in front of users' commands on SQLite's single
         # worker. Its reads run beside the worker's (WAL); only its short final write
         # waits for the file lock, as any second writer would (the busy timeout).
-        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-bg")
+        self._background = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="db-bg", initializer=self._held.keep
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -208,17 +220,83 @@ class Database:
     def _transaction(
         self, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> tuple[T, bool]:
-        with self.session() as session:
-            result = op(session, *args, **kwargs)
-            wrote = bool(session.info.get(WROTE)) or bool(
-                session.new or session.dirty or session.deleted
-            )
-        return result, wrote
+        connection = self._held.connection()
+        if connection is None:  # a thread of the caller's (`call`): a pooled connection
+            with self.session() as session:
+                return op(session, *args, **kwargs), _wrote(session)
+        try:
+            # The session joins the connection's transaction, which commits when the block
+            # ends cleanly and rolls back otherwise.
+            with connection.begin(), Session(bind=connection, expire_on_commit=False) as session:
+                result = op(session, *args, **kwargs)
+                session.flush()
+                return result, _wrote(session)
+        except DatabaseFailure:
+            self._held.drop()  # the next transaction takes a new one from the pool
+            raise
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self._background.shutdown(wait=True)
+        self._held.close_all()
         self.engine.dispose()
+
+
+def _wrote(session: Session) -> bool:
+    return bool(session.info.get(WROTE)) or bool(session.new or session.dirty or session.deleted)
+
+
+class _Held:
+    """The connection each of `Database`'s own threads keeps open between transactions.
+
+    A thread holds one only once `keep` has run in it (the executors' initializer), so
+    `Database.call` from any other thread takes a pooled connection as before. One that
+    failed is dropped; on PostgreSQL one is also replaced after `POSTGRES_RECYCLE_SECONDS`,
+    as the pool replaces its own.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[Connection] = set()
+        self._recycle = None if is_sqlite(engine) else POSTGRES_RECYCLE_SECONDS
+
+    def keep(self) -> None:
+        self._local.keeps = True
+
+    def connection(self) -> Connection | None:
+        if not getattr(self._local, "keeps", False):
+            return None
+        held: Connection | None = getattr(self._local, "connection", None)
+        if held is not None and self._too_old():
+            self.drop()
+            held = None
+        if held is None:
+            held = self.engine.connect()
+            self._local.connection, self._local.opened_at = held, time.monotonic()
+            with self._lock:
+                self._open.add(held)
+        return held
+
+    def _too_old(self) -> bool:
+        age = time.monotonic() - self._local.opened_at
+        return self._recycle is not None and age > self._recycle
+
+    def drop(self) -> None:
+        held: Connection | None = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if held is not None:
+            with self._lock:
+                self._open.discard(held)
+            held.close()
+
+    def close_all(self) -> None:
+        """Close every thread's connection (their threads have ended)."""
+        with self._lock:
+            open_, self._open = self._open, set()
+        for held in open_:
+            held.close()
 
 
 def insert_new(session: Session, table: sa.Table) -> Any:

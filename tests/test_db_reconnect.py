@@ -32,3 +32,20 @@ def test_an_operation_on_a_dropped_connection_runs_again_on_a_new_one(db: Databa
 
     assert again not in dropped
     assert db.call(backend_pid) not in dropped
+
+
+async def test_a_worker_replaces_the_connection_it_keeps_when_the_server_dropped_it(
+    db: Database,
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("needs PostgreSQL (CSPBOT_TEST_DATABASE_URL): SQLite has no server")
+    kept = await db.run_apart(backend_pid)
+    assert await db.run_apart(backend_pid) == kept  # the background thread keeps it
+    admin = Database.from_url(db.engine.url.render_as_string(hide_password=False))
+    admin.call(terminate, pid=kept)
+    admin.close()
+
+    again = await db.run_apart(backend_pid)
+
+    assert again != kept
+    assert await db.run_apart(backend_pid) == again

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import Session
 
 from csp_bot.models.db import Database
@@ -35,3 +35,19 @@ async def test_a_command_is_answered_while_a_planning_round_is_still_running(
     assert answered == 1
     assert not planning.done() or planning.result() == 2
     assert await planning == 2
+
+
+async def test_the_workers_keep_their_connections_until_the_database_closes(
+    database_url: str,
+) -> None:
+    db = Database.from_url(database_url)
+    taken: list[str] = []
+    event.listen(db.engine.pool, "checkout", lambda *_: taken.append("out"))
+    event.listen(db.engine.pool, "checkin", lambda *_: taken.append("in"))
+    for _ in range(5):
+        assert await db.run(select_one) == 1
+        assert await db.run_apart(select_one) == 1
+    # One connection for the users' worker and one for the background thread, kept.
+    assert taken == ["out", "out"]
+    db.close()
+    assert taken == ["out", "out", "in", "in"]
