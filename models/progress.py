@@ -16,9 +16,20 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, case, func, insert, or_, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    type_coerce,
+)
 from sqlalchemy import select as sql_select
 from sqlalchemy import update as update_rows
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from csp_bot.models import access
@@ -514,15 +525,14 @@ def log_progress(
     locked, so a second copy sent at the same moment waits for the first and finds it.
 
     Core statements built once, rather than the ORM: this runs for every update a partner
-    sends, and the unit of work and statement building cost more than the SQL (five
-    statements: the replay check, the member, the locked action, two inserts and an update).
+    sends, and the unit of work and statement building cost more than the SQL (four
+    statements: the locked action with the replay check and the member, two inserts and an
+    update).
     """
-    if telegram_update_id is not None:
-        earlier = _update_from_telegram(session, telegram_update_id, at, quiet_after)
-        if earlier is not None:
-            return earlier
-    member = _acting_member(session, member_id)
-    action = _locked_action(session, ref)
+    found = _action_to_update(session, ref, member_id, telegram_update_id)
+    if isinstance(found, int):
+        return _logged_before(session, found, at, quiet_after)
+    member, action = found
     if form_key is not None:
         earlier = _update_from_form(session, form_key, at, quiet_after)
         if earlier is not None:
@@ -593,33 +603,79 @@ _MOVE_ACTION = (
         last_update_at=bindparam("last_at"),
     )
 )
-# The action with what its view shows; on PostgreSQL only the action's row is locked (not
-# its priority's or organisation's, which every other update of the priority would wait for).
-_LOCKED_ACTION = (
-    sql_select(_ACTION_TABLE, col(Priority.code), col(Organisation.name).label("lead_name"))
-    .join(Priority, col(Priority.id) == _ACTION_TABLE.c.priority_id)
-    .join(Organisation, col(Organisation.id) == _ACTION_TABLE.c.lead_organisation_id)
-    .where(_ACTION_TABLE.c.ref == bindparam("ref"))
-    .with_for_update(of=_ACTION_TABLE)
-)
 _FROM_TELEGRAM = sql_select(_UPDATE_TABLE.c.id).where(
     _UPDATE_TABLE.c.telegram_update_id == bindparam("update_id")
 )
+_MEMBER_ORGANISATION = aliased(Organisation)
+# The member's view, as `MemberView` takes it, under names of its own beside the action's.
+_MEMBER_COLUMNS: tuple[Any, ...] = (
+    col(Member.id).label("member_id"),
+    col(Member.telegram_id).label("member_telegram_id"),
+    col(Member.name).label("member_name"),
+    col(Member.role).label("member_role"),
+    col(Member.organisation_id).label("member_organisation_id"),
+    col(_MEMBER_ORGANISATION.name).label("member_organisation"),
+)
+_MEMBER_ROW = tuple(column.name for column in _MEMBER_COLUMNS)
+_ACTION_ROW = (*(column.name for column in _ACTION_TABLE.c), "code", "lead_name")
+# The action with what its view shows, the acting member (if active) and the id of an update
+# stored already from this Telegram update (if any): three reads in one round trip. On
+# PostgreSQL only the action's row is locked (not its priority's or organisation's, which
+# every other update of the priority would wait for, nor the member's).
+_LOCKED_ACTION = (
+    sql_select(
+        _ACTION_TABLE,
+        col(Priority.code),
+        col(Organisation.name).label("lead_name"),
+        _FROM_TELEGRAM.scalar_subquery().label("earlier_id"),
+        *_MEMBER_COLUMNS,
+    )
+    .join(Priority, col(Priority.id) == _ACTION_TABLE.c.priority_id)
+    .join(Organisation, col(Organisation.id) == _ACTION_TABLE.c.lead_organisation_id)
+    .outerjoin(Member, and_(col(Member.id) == bindparam("member_id"), col(Member.active).is_(True)))
+    .outerjoin(_MEMBER_ORGANISATION, col(_MEMBER_ORGANISATION.id) == Member.organisation_id)
+    .where(_ACTION_TABLE.c.ref == bindparam("ref"))
+    .with_for_update(of=_ACTION_TABLE)
+)
+INACTIVE = "Only active members can log progress."
+
+
+def _action_to_update(
+    session: Session, ref: str, member_id: int, telegram_update_id: int | None
+) -> int | tuple[MemberView, dict[str, Any]]:
+    """The id of the update stored already from this Telegram update, if there is one;
+    otherwise who is updating (refused if not active) and the action, its row locked
+    (UnknownAction if there is none). One statement, unless there is no such action."""
+    wanted = normalise_ref(ref)
+    params = {"ref": wanted, "member_id": member_id, "update_id": telegram_update_id}
+    row = session.connection().execute(_LOCKED_ACTION, params).mappings().first()
+    if row is None:
+        # The rare path: each check in its own statement, in the same order.
+        earlier = _id_from_telegram(session, telegram_update_id)
+        if earlier is not None:
+            return earlier
+        _acting_member(session, member_id)
+        raise UnknownAction(wanted, closest_refs(session, ref=wanted))
+    if row["earlier_id"] is not None:
+        return int(row["earlier_id"])
+    if row["member_name"] is None:
+        raise NotPermitted(INACTIVE)
+    member = MemberView(*(row[name] for name in _MEMBER_ROW))
+    return member, {name: row[name] for name in _ACTION_ROW}
 
 
 def _acting_member(session: Session, member_id: int) -> MemberView:
     member = active_member(session, member_id=member_id)
     if member is None:
-        raise NotPermitted("Only active members can log progress.")
+        raise NotPermitted(INACTIVE)
     return member
 
 
-def _locked_action(session: Session, ref: str) -> dict[str, Any]:
-    wanted = normalise_ref(ref)
-    row = session.connection().execute(_LOCKED_ACTION, {"ref": wanted}).mappings().first()
-    if row is None:
-        raise UnknownAction(wanted, closest_refs(session, ref=wanted))
-    return dict(row)
+def _id_from_telegram(session: Session, telegram_update_id: int | None) -> int | None:
+    if telegram_update_id is None:
+        return None
+    found = session.connection().execute(_FROM_TELEGRAM, {"update_id": telegram_update_id})
+    return found.scalar_one_or_none()
 
 
 def _action_columns(row: dict[str, Any]) -> dict[str, Any]:
@@ -716,15 +772,11 @@ def _view_of(session: Session, action: Action, at: datetime, quiet_after: timede
     return query_action_views(session, at=at, quiet_after=quiet_after, where=where)[0]
 
 
-def _update_from_telegram(
-    session: Session, telegram_update_id: int, at: datetime, quiet_after: timedelta
-) -> LoggedUpdate | None:
-    found = session.connection().execute(_FROM_TELEGRAM, {"update_id": telegram_update_id})
-    if found.first() is None:  # as good as always: read only the index, no ORM
-        return None
-    earlier = session.exec(
-        select(ProgressUpdate).where(ProgressUpdate.telegram_update_id == telegram_update_id)
-    ).one()
+def _logged_before(
+    session: Session, earlier_id: int, at: datetime, quiet_after: timedelta
+) -> LoggedUpdate:
+    """The update stored already from this Telegram update, as the first handling said."""
+    earlier = session.get_one(ProgressUpdate, earlier_id)
     return _logged(session, earlier, at, quiet_after, duplicate=True)
 
 
