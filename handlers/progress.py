@@ -31,6 +31,7 @@ from csp_bot.handlers.keyboards import number, page_of, pager
 from csp_bot.handlers.replies import send
 from csp_bot.handlers.templating import STATUS_MARKS
 from csp_bot.models import access
+from csp_bot.models.case_data import find_case_data
 from csp_bot.models.dialogue import Buttons, Draft, Screen
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError
@@ -40,10 +41,12 @@ from csp_bot.models.my_actions import my_page
 from csp_bot.models.owners import may_update_action
 from csp_bot.models.progress import (
     ActionView,
+    LoggedUpdate,
     NotPermitted,
     UnknownAction,
     find_action,
     log_progress,
+    normalise_ref,
     refusal,
     updatable_actions,
 )
@@ -54,6 +57,8 @@ log = logging.getLogger(__name__)
 ACTIONS_PER_PAGE = 8
 TITLE_IN_BUTTON = 40
 UPDATE_STATUSES = (Status.GREEN, Status.AMBER, Status.RED, Status.COMPLETE)
+# Statuses that ask nothing more: a one-line update with one of them and a note is stored.
+STORED_AT_ONCE = (Status.GREEN, Status.COMPLETE)
 # Button label, and what is stored as the forecast.
 FORECASTS = {
     "yes": ("Yes, by the due date", "Expected to recover by the due date"),
@@ -235,19 +240,45 @@ def _forecast_picker() -> Buttons:
 def _one_line(turn: Turn, typed: str) -> Outcome:
     """`SOC-1 amber waiting for ...`: as much as is typed, then ask for what is missing."""
     ref, _, rest = typed.partition(" ")
+    status, note = _split_status(rest)
+    if status in STORED_AT_ONCE and _nothing_to_ask(note):
+        return _store_typed(turn, ref, status, note)
     action = _action_for(turn, ref)
     if not isinstance(action, ActionView):
         return action
     draft = turn.draft("update", STATUS, ref=action.ref)
     if not rest.strip():
         return _ask_status(turn, draft, action)
-    status, note = _split_status(rest)
     if status is None:
         return Say(turn.render("update_bad_status.html", typed=rest.split()[0]))
     draft = turn.move(draft, NOTE, status=status.value)
     if note.strip():
         return _take_note(turn, draft, note)
     return _ask_note(turn, draft, None)
+
+
+def _nothing_to_ask(note: str) -> bool:
+    """Whether the note can be stored as typed: not empty, not too long, no case data."""
+    try:
+        check_note(note)
+    except DomainError:
+        return False
+    return not find_case_data(note)
+
+
+def _store_typed(turn: Turn, ref: str, status: Status, note: str) -> Outcome:
+    """Everything was typed and nothing is to be asked: store it at once. The update's own
+    checks say whether there is such an action and whether the member may update it, as
+    `_action_for` would have before anything else (read once: the action is locked there)."""
+    values = {"ref": normalise_ref(ref), "status": status.value, "note": check_note(note)}
+    draft = turn.draft("update", NOTE, **values)
+    try:
+        logged = _log(turn, draft, None)
+    except UnknownAction as unknown:
+        return _offer_closest(turn, unknown)
+    except NotPermitted as refused:
+        return Say(turn.render("refused_action.html", reason=str(refused)))
+    return _stored(turn, draft, logged, prior=None)
 
 
 def _split_status(rest: str) -> tuple[Status | None, str]:
@@ -402,23 +433,31 @@ def _ask_mitigation(turn: Turn, draft: Draft, problem: str | None) -> Outcome:
 def _submit(turn: Turn, draft: Draft, forecast: str | None, *, prior: str | None) -> Outcome:
     """Store the update with the step that finishes it (once, even if Telegram delivers
     this update again: the update's id is kept with it) and confirm."""
-    context, values = turn.context, draft.values
     try:
-        logged = log_progress(
-            turn.session,
-            ref=values["ref"],
-            member_id=context.acting_member.id,
-            status=Status(values["status"]),
-            note=values["note"],
-            mitigation=values.get("mitigation"),
-            forecast=forecast,
-            at=context.now(),
-            telegram_update_id=turn.update_id,
-            quiet_after=context.quiet_after,
-        )
+        logged = _log(turn, draft, forecast)
     except NotPermitted as refused:
         text = turn.render("refused_action.html", reason=str(refused))
         return Move(turn.close(draft), Screen(text, in_place=False, prior=prior))
+    return _stored(turn, draft, logged, prior=prior)
+
+
+def _log(turn: Turn, draft: Draft, forecast: str | None) -> LoggedUpdate:
+    context, values = turn.context, draft.values
+    return log_progress(
+        turn.session,
+        ref=values["ref"],
+        member_id=context.acting_member.id,
+        status=Status(values["status"]),
+        note=values["note"],
+        mitigation=values.get("mitigation"),
+        forecast=forecast,
+        at=context.now(),
+        telegram_update_id=turn.update_id,
+        quiet_after=context.quiet_after,
+    )
+
+
+def _stored(turn: Turn, draft: Draft, logged: LoggedUpdate, *, prior: str | None) -> Move:
     text = turn.render("update_stored.html", logged=logged)
     return Move(turn.close(draft), Screen(text, in_place=False, prior=prior))
 

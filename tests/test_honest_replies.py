@@ -141,7 +141,7 @@ async def test_a_failure_before_anything_is_stored_is_an_apology(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the plan could not be read")
 
-    monkeypatch.setattr("csp_bot.handlers.progress.find_action", broken)
+    monkeypatch.setattr("csp_bot.handlers.progress.log_progress", broken)
     assert await bot.reply(POLICE, ONE_LINE) == APOLOGY
     assert stored_updates(db) == []
 

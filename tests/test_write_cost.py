@@ -72,4 +72,4 @@ async def test_a_one_line_update_is_three_transactions_and_fourteen_statements(
     # update, its audit row and the closed draft; noting the reply shown (one UPDATE) with
     # the mark done. Four and 17 before the inbox batched its writes, 16 before that.
     assert counted.transactions <= 3
-    assert len(counted.statements) <= 11, counted.statements
+    assert len(counted.statements) <= 10, counted.statements
