@@ -58,7 +58,7 @@ from csp_bot.models.dialogue import (
 )
 from csp_bot.models.errors import DomainError
 from csp_bot.models.inbox import write_after_handled
-from csp_bot.models.membership import MemberView
+from csp_bot.models.membership import MemberView, get_writer
 from csp_bot.models.reminders import member_who_wrote
 
 log = logging.getLogger(__name__)
@@ -578,14 +578,13 @@ class Dialogues:
         user, message = update.effective_user, update.effective_message
         assert user is not None and message is not None
         text = message.text or ""
-        # A command that starts a dialogue reads the draft itself, holding its row, and says
-        # if it had run out of time: read here too, it would be read twice.
+        if text.startswith("/") and self.starting(text):
+            # The dialogue reads the draft itself, holding its row, and says if it had run
+            # out of time: read here too, it would be read twice. Only who wrote is read.
+            context.member, context.member_known = await _writer(context, user.id), True
+            return
         lookup, member = await context.db.run(
-            _first_look,
-            telegram_id=user.id,
-            at=context.now(),
-            expiry=_expiry(context),
-            draft=not (text.startswith("/") and self.starting(text)),
+            _first_look, telegram_id=user.id, at=context.now(), expiry=_expiry(context)
         )
         context.member, context.member_known = member, True
         if lookup.expired is not None:
@@ -818,14 +817,21 @@ def _failed(
 
 
 def _first_look(
-    session: Session, *, telegram_id: int, at: datetime, expiry: timedelta, draft: bool
+    session: Session, *, telegram_id: int, at: datetime, expiry: timedelta
 ) -> tuple[DraftLookup, MemberView | None]:
     """One trip to the database per private message: who wrote (for the guard), noted as
-    reachable, and (if `draft`) any dialogue they have open."""
+    reachable, and any dialogue they have open."""
     member = member_who_wrote(session, telegram_id=telegram_id)
-    if not draft:
-        return DraftLookup(None), member
     return load_draft(session, user_id=telegram_id, at=at, expiry=expiry), member
+
+
+async def _writer(context: Ctx, telegram_id: int) -> MemberView | None:
+    """Who wrote, read in one statement outside a transaction; noted as reachable again,
+    in a transaction of its own, only if reminders had stopped reaching them."""
+    member, unreachable = await context.db.read(get_writer, telegram_id=telegram_id)
+    if member is None or unreachable:
+        return await context.db.run(member_who_wrote, telegram_id=telegram_id)
+    return member
 
 
 def _interrupt(
