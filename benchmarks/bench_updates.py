@@ -5,20 +5,23 @@ The bot runs in-process against the Bot API emulator (no sockets), on the sample
 
 1. Throughput through the inbox, as `csp-bot run` takes updates: the updates wait in the
    emulator, the poller fetches them in batches of up to 100, each batch is committed to
-   the inbox in one transaction, then handled chat by chat. Target: at least as fast as
-   the path without the inbox measured in the same run. A polling instance is the only
-   one that can take the bot's updates, so on PostgreSQL too its chats are kept in order
-   in-process, without the per-chat locks of webhook mode (`bot.runner.turns_for`).
+   the inbox in one transaction, then handled chat by chat by the Application's update
+   processor, which marks them done (and notes their replies shown) a batch at a time.
+   Target: 360 a second on SQLite, 220 on PostgreSQL (4x the 90 and 55 measured before
+   the write path was rebuilt), and at least as fast as the path without the inbox
+   measured in the same run. A polling instance is the only one that can take the bot's
+   updates, so on PostgreSQL too its chats are kept in order in-process, without the
+   per-chat locks of webhook mode (`bot.runner.turns_for`).
 2. The same updates fetched by `getUpdates` and handed straight to
-   `Application.process_update` one at a time, with no inbox: the path the bot took
-   before (python-telegram-bot's `Updater`), for comparison. Both rates are medians of five
-   rounds, the two paths taken in turn.
+   `Application.process_update` one at a time, past the update processor and with no
+   inbox: the path the bot took before (python-telegram-bot's `Updater`), for comparison.
+   Each reply is noted shown in a transaction of its own there, as nothing batches it.
+   Both rates are medians of five rounds, the two paths taken in turn.
 3. The reply time of a single update (median of many, one at a time) through each path.
    Target: the inbox adds no more than 2 ms.
 4. A bare python-telegram-bot echo bot on the same emulator, handed the same updates the
    same way as 2: the ceiling the bot's own work is measured against. Each rate is printed
-   as a fraction of it. Target for the straight path: 360 a second on SQLite, 220 on
-   PostgreSQL (4x the 90 and 55 measured before the write path was rebuilt).
+   as a fraction of it.
 
     .venv/bin/python benchmarks/bench_updates.py [--updates 1000] [--database-url URL]
 """
@@ -63,7 +66,7 @@ FRESH_IDS = 10_000_000
 WARM_UP = 200
 PARTNERS = [EmulatedUser(5000 + n, f"Partner{n}") for n in range(15)]
 ROUNDS = 5  # of each path, taken in turn
-# Updates a second, straight through, by backend.
+# Updates a second through the inbox, by backend.
 TARGETS = {"sqlite": 360.0, "postgresql": 220.0}
 
 
@@ -246,11 +249,11 @@ async def main() -> int:
     target = TARGETS.get(backend, TARGETS["postgresql"])
     print(
         f"  through the inbox: {inbox_rate:6.1f} a second, {inbox_rate / echo_rate:.3f} of the "
-        f"echo bot (target: at least the path without it)"
+        f"echo bot (target: at least {target:.0f} a second, and the path without it)"
     )
     print(
         f"  straight through:  {direct_rate:6.1f} a second, {direct_rate / echo_rate:.3f} of the "
-        f"echo bot (no inbox; target: at least {target:.0f} a second)"
+        f"echo bot (no inbox, no update processor: for comparison)"
     )
     print(f"  bare echo bot:     {echo_rate:6.1f} a second (python-telegram-bot alone)")
     print(
@@ -258,7 +261,7 @@ async def main() -> int:
         f"straight through: {added:+.1f} ms (target: at most +2 ms)"
     )
     # Load moves both rates together, so the inbox is judged against the path beside it.
-    met = inbox_rate >= direct_rate and added <= 2.0 and direct_rate >= target
+    met = inbox_rate >= direct_rate and added <= 2.0 and inbox_rate >= target
     return 0 if met else 1
 
 

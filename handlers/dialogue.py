@@ -20,7 +20,6 @@ dialogue first offers to finish it, another command puts it on hold.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -55,6 +54,7 @@ from csp_bot.models.dialogue import (
     load_draft,
     mark_shown,
     save_draft,
+    shown_later,
 )
 from csp_bot.models.errors import DomainError
 from csp_bot.models.inbox import write_after_handled
@@ -390,17 +390,18 @@ async def _show_step(update: Update, context: Ctx, applied: Applied) -> None:
         await _leave_prior(update, context, draft, screen)
         sent = await send_text(update, context, screen.text, keyboard=markup(screen.buttons))
         where = (sent.chat_id, sent.message_id) if screen.buttons else None
-    shown = functools.partial(
+    user_id, update_id = update.effective_user.id, draft.update_id or update.update_id
+    # A screen without buttons is noted with the update's mark done (one transaction for
+    # many updates): nothing is pressed on it that would need to find its message first.
+    if where is None and write_after_handled(shown_later(user_id=user_id, update_id=update_id)):
+        return
+    await context.db.run(
         mark_shown,
-        user_id=update.effective_user.id,
-        update_id=draft.update_id or update.update_id,
+        user_id=user_id,
+        update_id=update_id,
         chat_id=where[0] if where else None,
         message_id=where[1] if where else None,
     )
-    # A screen without buttons is noted with the update's mark done (one transaction for
-    # many updates): nothing is pressed on it that would need to find its message first.
-    if where is not None or not write_after_handled(shown):
-        await context.db.run(shown)
 
 
 async def _answer_press(query: CallbackQuery, toast: str | None) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from csp_bot.models.db import note_write
+from csp_bot.models.inbox import AfterHandled
 from csp_bot.models.tables import DialogueDraft
 
 DEFAULT_EXPIRY = timedelta(minutes=15)
@@ -176,6 +177,12 @@ def mark_shown(
         return
     draft = _decode(row).shown_in(chat_id, message_id)
     save_draft(session, user_id=user_id, draft=replace(draft, shown=True))
+
+
+def shown_later(*, user_id: int, update_id: int) -> AfterHandled:
+    """`mark_shown` for a screen without buttons, as a write kept for the update's mark
+    done (`models.inbox.write_after_handled`)."""
+    return AfterHandled(_MARK_SHOWN, {"user": user_id, "shown_by": update_id})
 
 
 # The drafts are read and written with Core statements built once, not the ORM: every

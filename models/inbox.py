@@ -8,13 +8,14 @@ in between finds its unfinished updates here on the next start, in the order the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, col, select
 
 from csp_bot.models.db import insert_new, note_write
@@ -116,8 +117,16 @@ _MARK_DONE = (
 )
 
 
-# A write that may wait until its update is marked done, and be committed with that.
-AfterHandled = Callable[[Session], None]
+@dataclass(frozen=True)
+class AfterHandled:
+    """A write that may wait until its update is marked done, and be committed with that:
+    a statement built once and its parameters, so that the writes of a batch of updates
+    that share a statement go as one (an executemany: one round trip on PostgreSQL)."""
+
+    statement: Executable
+    params: dict[str, Any]
+
+
 _after_handled: ContextVar[list[AfterHandled] | None] = ContextVar(
     "csp_bot_after_handled", default=None
 )
@@ -145,8 +154,12 @@ def finish_handled(
     session: Session, *, writes: Sequence[AfterHandled], update_ids: Sequence[int], at: datetime
 ) -> None:
     """The writes kept for handled updates, and their mark done, in one transaction."""
-    for write in writes:
-        write(session)
+    by_statement: dict[Executable, list[dict[str, Any]]] = {}
+    for write in writes:  # in the order kept, within each statement's
+        by_statement.setdefault(write.statement, []).append(write.params)
+    for statement, params in by_statement.items():
+        session.connection().execute(statement, params)
+        note_write(session)
     mark_done(session, update_ids=update_ids, at=at)
 
 

@@ -8,7 +8,7 @@ import threading
 from sqlalchemy import event, text
 from sqlmodel import Session
 
-from csp_bot.models.db import Database
+from csp_bot.models.db import POSTGRES_WORKERS, Database
 
 PATIENCE = 30.0
 
@@ -44,10 +44,12 @@ async def test_the_workers_keep_their_connections_until_the_database_closes(
     taken: list[str] = []
     event.listen(db.engine.pool, "checkout", lambda *_: taken.append("out"))
     event.listen(db.engine.pool, "checkin", lambda *_: taken.append("in"))
-    for _ in range(5):
+    for _ in range(10):
         assert await db.run(select_one) == 1
         assert await db.run_apart(select_one) == 1
-    # One connection for the users' worker and one for the background thread, kept.
-    assert taken == ["out", "out"]
+    # One connection for each worker that ran something (SQLite has one, PostgreSQL up to
+    # four) and one for the background thread, none handed back between transactions.
+    threads = 2 if db.engine.dialect.name == "sqlite" else POSTGRES_WORKERS + 1
+    assert 2 <= taken.count("out") <= threads and "in" not in taken
     db.close()
-    assert taken == ["out", "out", "in", "in"]
+    assert taken.count("in") == taken.count("out")

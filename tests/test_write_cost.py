@@ -16,7 +16,10 @@ from sqlalchemy import event
 from telegram import Update
 
 from csp_bot.bot.emulator import BotApiEmulator
+from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
+from csp_bot.models.dialogue import CLOSED, Draft, load_draft, save_draft, shown_later
+from csp_bot.models.inbox import finish_handled
 from csp_bot.models.membership import MemberView
 from tests.harness import PEOPLE, Harness
 
@@ -73,3 +76,22 @@ async def test_a_one_line_update_is_three_transactions_and_fourteen_statements(
     # the mark done. Four and 17 before the inbox batched its writes, 16 before that.
     assert counted.transactions <= 3
     assert len(counted.statements) <= 10, counted.statements
+
+
+def test_the_replies_of_a_batch_are_noted_shown_in_one_statement(
+    db: Database, clock: FakeClock
+) -> None:
+    users = (1004, 1002, 1003)
+    for n, user in enumerate(users):
+        draft = Draft(dialogue="update", step=CLOSED, touched_at=clock(), update_id=70 + n)
+        db.call(save_draft, user_id=user, draft=draft)
+    kept = [shown_later(user_id=user, update_id=70 + n) for n, user in enumerate(users)]
+    kept.append(shown_later(user_id=1003, update_id=99))  # moved on since: nothing to note
+    with counting(db) as counted:
+        db.call(finish_handled, writes=kept, update_ids=[70, 71, 72], at=clock())
+    assert [statement.split()[0:3] for statement in counted.statements] == [
+        ["UPDATE", "dialogue_draft", "SET"],
+        ["UPDATE", "inbox_update", "SET"],
+    ]
+    shown = [db.call(load_draft, user_id=user, at=clock()).draft for user in users]
+    assert [draft.shown for draft in shown if draft is not None] == [True, True, True]
