@@ -375,9 +375,17 @@ def _entities_error(detail: str) -> _ApiError:
     return _bad(f"can't parse entities: {detail}")
 
 
-def _byte_offset(source: str, index: int) -> int:
-    """Telegram reports HTML errors at UTF-8 byte offsets."""
-    return len(source[:index].encode())
+@dataclass(frozen=True)
+class _Place:
+    """Where a tag starts in the HTML, said as Telegram says it in its errors: a UTF-8 byte
+    offset, counted only for an error (counting it for every tag costs a pass over the text
+    before it, each time)."""
+
+    source: str
+    index: int
+
+    def __str__(self) -> str:
+        return str(len(self.source[: self.index].encode()))
 
 
 def _unescape(raw: str) -> str:
@@ -423,7 +431,7 @@ class _HtmlText:
         self.parts.append(text)
         self.length += _utf16_len(text)
 
-    def open(self, name: str, raw_attributes: str, offset: int) -> None:
+    def open(self, name: str, raw_attributes: str, offset: _Place) -> None:
         """A start tag: checked now, turned into an entity when it closes."""
         if name not in _ENTITY_TYPES:
             raise _entities_error(f'Unsupported start tag "{name}" at byte offset {offset}')
@@ -442,7 +450,7 @@ class _HtmlText:
             entity = None
         self.stack.append(_OpenTag(name, self.length, entity))
 
-    def close(self, name: str, offset: int) -> None:
+    def close(self, name: str, offset: _Place) -> None:
         """An end tag: it must match the innermost open tag."""
         if not self.stack:
             raise _entities_error(f"Unexpected end tag at byte offset {offset}")
@@ -485,7 +493,7 @@ def _render_html(source: str) -> tuple[str, list[JSON]]:
     while (start := source.find("<", position)) >= 0:
         text.data(source[position:start])
         tag = _TAG.match(source, start)
-        offset = _byte_offset(source, start)
+        offset = _Place(source, start)
         if tag is None:
             raise _entities_error(f"Unclosed start tag at byte offset {offset}")
         closing, name = tag[1] == "/", tag[2].lower()
@@ -861,36 +869,48 @@ class BotApiEmulator:
         *,
         cancel: threading.Event | None = None,
     ) -> tuple[int, JSON]:
-        """Answer one Bot API call: (HTTP status, response body). `cancel` ends a long poll.
+        """Answer one Bot API call: (HTTP status, response body). `cancel` ends a long poll."""
+        status, body = self.answer(method, params, cancel=cancel)
+        return status, json.loads(body)
+
+    def answer(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> tuple[int, bytes]:
+        """`call`, with the body as the JSON sent back (what the transports send).
 
         A fault that hits the call answers an error, waits first, or raises `FaultInjected` for
         the transport to act out: before processing ("malformed", "reset") or after ("drop").
         """
         name = method.lower()  # Telegram matches method names case-insensitively
         if name not in self._methods and name != "getupdates":
-            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+            return 404, _encoded({"ok": False, "error_code": 404, "description": "Not Found"})
         fault = self.faults.take(name, _fault_chat(params))
         if fault is not None and fault.kind == "delay":
             _wait(fault.delay, cancel)  # outside the lock: other chats' calls go on meanwhile
         if fault is None or fault.kind == "delay":
             return self._process(name, params, cancel)
         if fault.kind == "status":
-            return fault.http_status, fault.error_body()
+            return fault.http_status, _encoded(fault.error_body())
         if fault.kind == "drop":
             self._process(name, params, cancel)
         raise FaultInjected(fault)
 
     def _process(
         self, name: str, params: Mapping[str, Any], cancel: threading.Event | None
-    ) -> tuple[int, JSON]:
+    ) -> tuple[int, bytes]:
         """Do what Telegram does for a call: its result or its error."""
         try:
             with self._cond:
-                # Copied under the lock: the result may share dicts with the emulator's state.
-                result = copy.deepcopy(self._dispatch(name, _decode_params(params), cancel))
+                # Encoded under the lock: the result may share dicts with the emulator's
+                # state (encoding is the copy, and costs less than copying first).
+                result = self._dispatch(name, _decode_params(params), cancel)
+                return 200, _encoded({"ok": True, "result": result})
         except _ApiError as error:
-            return error.code, error.body()
-        return 200, {"ok": True, "result": result}
+            return error.code, _encoded(error.body())
 
     def _dispatch(self, name: str, params: Params, cancel: threading.Event | None) -> Any:
         refusal = self._refusals.get(name)
@@ -1665,7 +1685,11 @@ class _Response:
 
 
 def _json_response(status: int, body: JSON) -> _Response:
-    return _Response(status, json.dumps(body).encode(), "application/json")
+    return _Response(status, _encoded(body), "application/json")
+
+
+def _encoded(body: JSON) -> bytes:
+    return json.dumps(body).encode()
 
 
 def _serve(
@@ -1697,7 +1721,8 @@ def _route(
         return _json_response(404, {"ok": False, "error_code": 404, "description": "Not Found"})
     if match["token"] != emulator.token:
         return _json_response(401, _unauthorized())
-    return _json_response(*emulator.call(match["method"], params, cancel=cancel))
+    status, body = emulator.answer(match["method"], params, cancel=cancel)
+    return _Response(status, body, "application/json")
 
 
 def _unauthorized() -> JSON:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, or_, select
 
 from csp_bot.models.audit import Actor, record_change, snapshot
 from csp_bot.models.errors import DomainError
 from csp_bot.models.tables import Absence, Action, ActionOwner, Member, ProgressUpdate
+from csp_bot.models.types import UTCDateTime
 
 MAX_DAYS = 365
 # A member back from an absence is told in /my who covered for them, for this long.
@@ -101,11 +103,7 @@ def check_deputy(session: Session, *, member_id: int, deputy_id: int) -> Deputy:
 
 def current_absence(session: Session, *, member_id: int, at: datetime) -> AbsenceView | None:
     """The member's absence in effect at `at`, if any."""
-    row = session.exec(
-        select(Absence)
-        .where(Absence.member_id == member_id, Absence.starts_at <= at, Absence.ends_at > at)
-        .order_by(col(Absence.id).desc())
-    ).first()
+    row = session.exec(_CURRENT, params={"member_id": member_id, "at": at}).first()
     return None if row is None else _view(session, row)
 
 
@@ -152,30 +150,37 @@ def _end_current(session: Session, *, member_id: int, at: datetime) -> Absence |
 def recent_cover(session: Session, *, member_id: int, at: datetime) -> CoverReport | None:
     """The member's latest absence, if it ended within `RETURN_NOTE_DAYS`: who covered and
     which actions the deputy updated meanwhile (for /my)."""
-    row = session.exec(
-        select(Absence)
-        .where(
-            Absence.member_id == member_id,
-            Absence.ends_at <= at,
-            Absence.ends_at > at - timedelta(days=RETURN_NOTE_DAYS),
-            Absence.ends_at > Absence.starts_at,
-        )
-        .order_by(col(Absence.ends_at).desc())
-    ).first()
+    since = at - timedelta(days=RETURN_NOTE_DAYS)
+    row = session.exec(_RECENT, params={"member_id": member_id, "at": at, "since": since}).first()
     return None if row is None else _report(session, row)
 
 
 def covering_for(session: Session, *, deputy_id: int, at: datetime) -> list[int]:
     """The members the deputy covers for at `at`."""
-    return list(
-        session.exec(
-            select(Absence.member_id).where(
-                Absence.deputy_member_id == deputy_id,
-                Absence.starts_at <= at,
-                Absence.ends_at > at,
-            )
-        ).all()
-    )
+    return list(session.exec(_COVERED, params={"deputy_id": deputy_id, "at": at}).all())
+
+
+# Built once: a partner's /my reads all three (building a statement costs more than running
+# it on the few rows there are).
+_AT = bindparam("at", type_=UTCDateTime)
+_CURRENT = (
+    select(Absence)
+    .where(Absence.member_id == bindparam("member_id"), Absence.starts_at <= _AT)
+    .where(Absence.ends_at > _AT)
+    .order_by(col(Absence.id).desc())
+)
+_RECENT = (
+    select(Absence)
+    .where(Absence.member_id == bindparam("member_id"), Absence.ends_at <= _AT)
+    .where(Absence.ends_at > bindparam("since", type_=UTCDateTime))
+    .where(Absence.ends_at > Absence.starts_at)
+    .order_by(col(Absence.ends_at).desc())
+)
+_COVERED = select(Absence.member_id).where(
+    Absence.deputy_member_id == bindparam("deputy_id"),
+    Absence.starts_at <= _AT,
+    Absence.ends_at > _AT,
+)
 
 
 def members_covered(session: Session, *, deputy_id: int, at: datetime) -> list[Member]:

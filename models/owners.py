@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from csp_bot.models import access
@@ -191,11 +192,13 @@ def owned_action_ids(session: Session, *, member_ids: list[int]) -> set[int]:
     """The actions any of these members own."""
     if not member_ids:
         return set()
-    return set(
-        session.exec(
-            select(ActionOwner.action_id).where(col(ActionOwner.member_id).in_(member_ids))
-        ).all()
-    )
+    return set(session.exec(_OWNED, params={"member_ids": member_ids}).all())
+
+
+# Built once: every partner's /my reads it.
+_OWNED = select(ActionOwner.action_id).where(
+    col(ActionOwner.member_id).in_(bindparam("member_ids", expanding=True))
+)
 
 
 def extra_action_ids(
