@@ -58,7 +58,7 @@ from csp_bot.models.dialogue import (
 )
 from csp_bot.models.errors import DomainError
 from csp_bot.models.inbox import write_after_handled
-from csp_bot.models.membership import MemberView, get_writer
+from csp_bot.models.membership import MemberView
 from csp_bot.models.reminders import member_who_wrote
 
 log = logging.getLogger(__name__)
@@ -582,7 +582,8 @@ class Dialogues:
         if text.startswith("/") and self.starting(text):
             # The dialogue reads the draft itself, holding its row, and says if it had run
             # out of time: read here too, it would be read twice. Only who wrote is read.
-            context.member, context.member_known = await _writer(context, user.id), True
+            member = await context.db.run(member_who_wrote, telegram_id=user.id)
+            context.member, context.member_known = member, True
             return
         lookup, member = await context.db.run(
             _first_look, telegram_id=user.id, at=context.now(), expiry=_expiry(context)
@@ -824,15 +825,6 @@ def _first_look(
     reachable, and any dialogue they have open."""
     member = member_who_wrote(session, telegram_id=telegram_id)
     return load_draft(session, user_id=telegram_id, at=at, expiry=expiry), member
-
-
-async def _writer(context: Ctx, telegram_id: int) -> MemberView | None:
-    """Who wrote, read in one statement outside a transaction; noted as reachable again,
-    in a transaction of its own, only if reminders had stopped reaching them."""
-    member, unreachable = await context.db.read(get_writer, telegram_id=telegram_id)
-    if member is None or unreachable:
-        return await context.db.run(member_who_wrote, telegram_id=telegram_id)
-    return member
 
 
 def _interrupt(

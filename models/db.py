@@ -24,7 +24,6 @@ from csp_bot.models.data_version import watch_writes
 
 P = ParamSpec("P")
 T = TypeVar("T")
-R = TypeVar("R")
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 WROTE = "csp_bot_wrote"
@@ -195,24 +194,6 @@ class Database:
             record.wrote = True
         return result
 
-    async def read(
-        self, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        """Run `op(session, ...)`, which only reads, in the worker thread; on PostgreSQL
-        outside a transaction.
-
-        There each statement is then a round trip of its own, with no BEGIN and COMMIT
-        around it: a read of one statement is one round trip rather than three. Each
-        statement sees what was committed when it began, so it suits a single statement
-        (or reads that need not agree). SQLite opens no transaction for a read anyway.
-        """
-        if is_sqlite(self.engine):
-            return await self.run(op, *args, **kwargs)
-        loop = asyncio.get_running_loop()
-        job = functools.partial(self._retried, self._outside_transaction, op, *args, **kwargs)
-        result: T = await loop.run_in_executor(self._executor, job)
-        return result
-
     async def run_apart(
         self, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
@@ -225,13 +206,8 @@ class Database:
     def _call_noting_writes(
         self, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> tuple[T, bool]:
-        return self._retried(self._transaction, op, *args, **kwargs)
-
-    @staticmethod
-    def _retried(way: Callable[..., R], op: Callable[..., Any], *args: Any, **kwargs: Any) -> R:
-        """`way(op, ...)`, once more if the connection turned out to be gone."""
         try:
-            return way(op, *args, **kwargs)
+            return self._transaction(op, *args, **kwargs)
         except DBAPIError as failed:
             if not failed.connection_invalidated:
                 raise
@@ -239,27 +215,7 @@ class Database:
             # back, or, lost during its commit, stored effects keyed on the update that a
             # replay does not store twice; the pool now holds only new connections, so the
             # whole operation runs once more. A second failure is an outage, and is raised.
-            return way(op, *args, **kwargs)
-
-    def _outside_transaction(
-        self, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        connection = self._held.connection()
-        assert connection is not None, "runs on the database's own threads"
-        default = connection.default_isolation_level
-        try:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-            with Session(bind=connection) as session:
-                result = op(session, *args, **kwargs)
-                if _wrote(session):
-                    raise RuntimeError(f"{op.__name__} wrote outside a transaction")
-            return result
-        except DatabaseFailure:
-            self._held.drop()
-            raise
-        finally:
-            if not connection.closed and not connection.invalidated:
-                connection.execution_options(isolation_level=default)
+            return self._transaction(op, *args, **kwargs)
 
     def _transaction(
         self, op: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs

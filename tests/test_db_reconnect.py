@@ -1,5 +1,4 @@
-"""A connection PostgreSQL dropped is recovered without a ping before every transaction;
-reads run outside a transaction there."""
+"""A connection PostgreSQL dropped is recovered without a ping before every transaction."""
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from csp_bot.models.db import Database, note_write
+from csp_bot.models.db import Database
 
 
 def backend_pid(session: Session) -> int:
@@ -50,29 +49,3 @@ async def test_a_worker_replaces_the_connection_it_keeps_when_the_server_dropped
 
     assert again != kept
     assert await db.run_apart(backend_pid) == again
-
-
-def autocommit(session: Session) -> bool:
-    return bool(session.connection().connection.dbapi_connection.autocommit)  # type: ignore[union-attr]
-
-
-async def test_a_read_runs_outside_a_transaction_and_the_next_transaction_inside_one(
-    db: Database,
-) -> None:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("needs PostgreSQL (CSPBOT_TEST_DATABASE_URL): SQLite opens none to read")
-    assert await db.read(autocommit) is True
-    assert await db.run(autocommit) is False
-    assert await db.read(autocommit) is True
-
-
-async def test_a_read_that_writes_is_refused(db: Database) -> None:
-    def writes(session: Session) -> None:
-        session.execute(text("CREATE TEMPORARY TABLE scratch (n int)"))
-        note_write(session)
-
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("needs PostgreSQL (CSPBOT_TEST_DATABASE_URL): SQLite reads in a transaction")
-    with pytest.raises(RuntimeError, match="wrote outside a transaction"):
-        await db.read(writes)
-    assert await db.run(autocommit) is False
