@@ -83,7 +83,7 @@ MEETING = "Cluster bench board meeting"
 LOST_PER_KILL_TARGET = 3
 READY_WAIT = 60.0
 # The log line each planning round writes (handlers/jobs.py).
-ROUND_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d):\d\d,\d+ INFO .*reminder round")
+ROUND_LINE = re.compile(r" INFO .*reminder round of (\d{4}-\d\d-\d\d \d\d:\d\d):")
 
 
 def main() -> int:
@@ -479,16 +479,15 @@ def reminder_figures(url: str, emulator: Any) -> tuple[int, int, int, int]:
 
 
 def rounds_per_minute(instances: list[Instance]) -> Counter[str]:
-    """Planning rounds started in each whole minute, across the instances' logs; the first
-    and last minutes are partial and left out."""
+    """Planning rounds by the minute they began, across the instances' logs (a round logs
+    its minute when it ends; one killed before then is not counted)."""
     minutes: Counter[str] = Counter()
     for instance in instances:
         for line in instance.log.read_text(errors="replace").splitlines():
-            found = ROUND_LINE.match(line)
+            found = ROUND_LINE.search(line)
             if found:
                 minutes[found[1]] += 1
-    whole = sorted(minutes)[1:-1]
-    return Counter({minute: minutes[minute] for minute in whole})
+    return minutes
 
 
 if __name__ == "__main__":

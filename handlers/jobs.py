@@ -90,6 +90,7 @@ async def run_dispatcher(context: Ctx) -> None:
         assert isinstance(application, CspApplication)
         if not await leading(application.services):
             return
+        begun = application.services.clock()
         try:
             report = await dispatch_due(
                 application,
@@ -102,9 +103,11 @@ async def run_dispatcher(context: Ctx) -> None:
             return
         finally:
             state.rounds += 1
-    # One line a round, on the leader only: which instance planned when is in the logs.
+    # One line a round, on the leader only: which instance planned which minute is in the
+    # logs (the minute it began: a round of many reminders ends minutes later).
     outcomes = {state.value: count for state, count in report.outcomes.items()}
-    log.info("reminder round: %s recorded, outcomes %s", report.recorded, outcomes)
+    minute = f"{begun:%Y-%m-%d %H:%M}"
+    log.info("reminder round of %s: %s recorded, outcomes %s", minute, report.recorded, outcomes)
 
 
 def dispatch_state(application: CspApplication) -> DispatchState | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from csp_bot.bot.settings import Settings
 from csp_bot.handlers import delivery as dispatch
 from csp_bot.handlers.context import CspApplication
 from csp_bot.handlers.delivery import dispatch_due
-from csp_bot.handlers.jobs import DISPATCH_JOB
+from csp_bot.handlers.jobs import DISPATCH_JOB, run_dispatcher_now
 from csp_bot.models.audit import CLI
 from csp_bot.models.clock import FakeClock
 from csp_bot.models.db import Database
@@ -680,3 +681,19 @@ async def test_an_action_owned_by_a_member_reminds_them_instead_of_the_partners(
     await tick(app)
     assert any("SOC-3 is due" in text for text in texts(emulator, "chair"))
     assert not any("SOC-3 is due" in text for text in texts(emulator, "police"))
+
+
+async def test_each_round_logs_the_minute_it_began_when_it_ends(
+    app: CspApplication,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    schedule(db, clock, "2021-06-24T10:00")
+    set_clock(clock, "2021-06-17T10:00")  # 09:00 UTC
+    with caplog.at_level(logging.INFO, logger="csp_bot.handlers.jobs"):
+        await run_dispatcher_now(app)
+    assert meeting_reminders(emulator) == ["Board meeting in 7 days"]
+    assert "reminder round of 2021-06-17 09:00: " in caplog.text
