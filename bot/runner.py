@@ -260,6 +260,7 @@ class BotRun:
                 await self._receiving
         await self.application.stop()
         await self.application.shutdown()  # writes the last marks done
+        await self.application.services.pacer.close()  # nothing is sent from here on
         if self.turns is not None:
             await self.turns.close()  # only now may another instance take these chats
         # After the jobs have stopped: another instance may lead from its next round.

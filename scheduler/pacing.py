@@ -75,6 +75,9 @@ class Pace(Protocol):
     async def pause(self, seconds: float) -> None:
         """Telegram asked the bot to wait (RetryAfter): nothing goes until then."""
 
+    async def close(self) -> None:
+        """The bot has stopped: let go of what the pace holds (a connection, a thread)."""
+
 
 class TokenBucket:
     """`rate` tokens a second, at most `capacity` held; a send takes one.
@@ -160,6 +163,9 @@ class Pacer:
     async def pause(self, seconds: float) -> None:
         """Telegram asked the bot to wait (RetryAfter): nothing goes until then."""
         self._paused_until = max(self._paused_until, self._monotonic() + seconds)
+
+    async def close(self) -> None:
+        """Nothing to let go: the pace is kept in memory."""
 
     def _wait(self, chat_id: int, now: float) -> float:
         if chat_id < 0:
@@ -269,6 +275,7 @@ class SharedPacer:
             await self._alone.pause(seconds)
 
     async def close(self) -> None:
+        """The pace's connection and its thread end."""
         await self._pace.close()
 
     def _went_unreachable(self) -> None:

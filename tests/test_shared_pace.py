@@ -3,12 +3,15 @@ instance on one PostgreSQL database (on a virtual clock: nothing is slept on).""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
 
-from csp_bot.bot.emulator import BotApiEmulator
+from csp_bot.bot.app import build_application, services_for
+from csp_bot.bot.emulator import BotApiEmulator, EmulatorRequest
+from csp_bot.bot.runner import BotRun
 from csp_bot.bot.settings import Settings
 from csp_bot.handlers.context import CspApplication
 from csp_bot.models.clock import FakeClock
@@ -17,7 +20,7 @@ from csp_bot.models.membership import MemberView
 from csp_bot.models.send_pace import SharedPace
 from csp_bot.scheduler.pacing import InstantPacer, SharedPacer
 from tests.harness import PEOPLE, Harness, build_test_application
-from tests.test_cluster import on_postgresql, second_db
+from tests.test_cluster import idle, on_postgresql, second_db
 from tests.test_reminders import FloodedRequest
 
 __all__ = ["on_postgresql", "second_db"]  # fixtures
@@ -162,3 +165,28 @@ async def test_a_send_later_than_its_turn_moves_the_chats_next_turn_for_every_in
     time.now += 0.5  # the last one, a reminder, went half a second after its turn
     await reply.just_before_sending(1004)
     assert await sent_at(time, reminder, 1004) == 1.7  # its 1.2 s, from when it went
+
+
+async def test_the_shared_pace_lets_go_of_its_connection_when_the_bot_stops(
+    on_postgresql: None,
+    settings: Settings,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+) -> None:
+    services = services_for(settings, db=db, clock=clock)  # PostgreSQL: the shared pace
+    application = build_application(
+        services,
+        token=emulator.token,
+        request=EmulatorRequest(emulator),
+        updates_request=EmulatorRequest(emulator),
+    )
+    async with BotRun(application, idle):
+        await services.pacer.wait_turn(PEOPLE["police"].user.id)  # its first turn
+        assert pace_threads() == 1
+    assert pace_threads() == 0
+
+
+def pace_threads() -> int:
+    """The shared pace's own threads still running (each holds its connection)."""
+    return sum(1 for thread in threading.enumerate() if thread.name.startswith("send-pace"))
