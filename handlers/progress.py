@@ -241,8 +241,9 @@ def _one_line(turn: Turn, typed: str) -> Outcome:
     """`SOC-1 amber waiting for ...`: as much as is typed, then ask for what is missing."""
     ref, _, rest = typed.partition(" ")
     status, note = _split_status(rest)
-    if status in STORED_AT_ONCE and _nothing_to_ask(note):
-        return _store_typed(turn, ref, status, note)
+    cleaned = _storable(note) if status in STORED_AT_ONCE else None
+    if status is not None and cleaned is not None:
+        return _store_typed(turn, ref, status, cleaned)
     action = _action_for(turn, ref)
     if not isinstance(action, ActionView):
         return action
@@ -257,20 +258,21 @@ def _one_line(turn: Turn, typed: str) -> Outcome:
     return _ask_note(turn, draft, None)
 
 
-def _nothing_to_ask(note: str) -> bool:
-    """Whether the note can be stored as typed: not empty, not too long, no case data."""
+def _storable(note: str) -> str | None:
+    """The note as it is stored, if it can be stored as typed (not empty, not too long, no
+    case data); None if something is to be asked about it."""
     try:
-        check_note(note)
+        cleaned = check_note(note)
     except DomainError:
-        return False
-    return not find_case_data(note)
+        return None
+    return None if find_case_data(note) else cleaned
 
 
 def _store_typed(turn: Turn, ref: str, status: Status, note: str) -> Outcome:
     """Everything was typed and nothing is to be asked: store it at once. The update's own
     checks say whether there is such an action and whether the member may update it, as
     `_action_for` would have before anything else (read once: the action is locked there)."""
-    values = {"ref": normalise_ref(ref), "status": status.value, "note": check_note(note)}
+    values = {"ref": normalise_ref(ref), "status": status.value, "note": note}
     draft = turn.draft("update", NOTE, **values)
     try:
         logged = _log(turn, draft, None)

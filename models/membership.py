@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,14 +104,27 @@ def active_member_record(session: Session, *, member_id: int) -> Member | None:
 
 
 # Statements built once, read with Core: every update the bot handles looks up its sender.
-_MEMBER_VIEW = sql_select(
-    col(Member.id),
-    col(Member.telegram_id),
-    col(Member.name),
-    col(Member.role),
-    col(Member.organisation_id),
-    col(Organisation.name),
-).join(Organisation, col(Organisation.id) == Member.organisation_id)
+def member_view_columns(organisation: Any = Organisation, *, prefix: str = "") -> tuple[Any, ...]:
+    """The columns a `MemberView` is made of, in its order, named `prefix` and its field
+    (`organisation`: the table, or an alias of it, joined for the member's organisation)."""
+    columns = (
+        Member.id,
+        Member.telegram_id,
+        Member.name,
+        Member.role,
+        Member.organisation_id,
+        organisation.name,
+    )
+    return tuple(
+        col(column).label(f"{prefix}{name}")
+        for column, name in zip(columns, _MEMBER_VIEW_FIELDS, strict=True)
+    )
+
+
+_MEMBER_VIEW_FIELDS = tuple(field.name for field in fields(MemberView))
+_MEMBER_VIEW = sql_select(*member_view_columns()).join(
+    Organisation, col(Organisation.id) == Member.organisation_id
+)
 _ACTIVE_BY_TELEGRAM_ID = _MEMBER_VIEW.where(
     col(Member.telegram_id) == bindparam("telegram_id"), col(Member.active).is_(True)
 )

@@ -45,7 +45,7 @@ from csp_bot.models.db import note_write
 from csp_bot.models.enums import Status
 from csp_bot.models.errors import DomainError, NotFound
 from csp_bot.models.limits import check_note
-from csp_bot.models.membership import MemberView, active_member
+from csp_bot.models.membership import MemberView, active_member, member_view_columns
 from csp_bot.models.owners import extra_action_ids, may_update_action
 from csp_bot.models.status_since import status_changed_at
 from csp_bot.models.tables import Action, Member, Organisation, Priority, ProgressUpdate
@@ -617,14 +617,7 @@ _FROM_TELEGRAM = sql_select(_UPDATE_TABLE.c.id).where(
 )
 _MEMBER_ORGANISATION = aliased(Organisation)
 # The member's view, as `MemberView` takes it, under names of its own beside the action's.
-_MEMBER_COLUMNS: tuple[Any, ...] = (
-    col(Member.id).label("member_id"),
-    col(Member.telegram_id).label("member_telegram_id"),
-    col(Member.name).label("member_name"),
-    col(Member.role).label("member_role"),
-    col(Member.organisation_id).label("member_organisation_id"),
-    col(_MEMBER_ORGANISATION.name).label("member_organisation"),
-)
+_MEMBER_COLUMNS = member_view_columns(_MEMBER_ORGANISATION, prefix="member_")
 _MEMBER_ROW = tuple(column.name for column in _MEMBER_COLUMNS)
 _ACTION_ROW = (*(column.name for column in _ACTION_TABLE.c), "code", "lead_name")
 # The action with what its view shows, the acting member (if active) and the id of an update
