@@ -42,6 +42,7 @@ from tests.test_crash import (
     webhook_env,
 )
 from tests.test_inbox import GatedRequest, inbox, stored_notes
+from tests.test_instances import end_lock_holders
 from tests.test_progress import current, data_for
 from tests.test_webhook import HOOK, SECRET, free_port, start_update, stored
 
@@ -195,16 +196,7 @@ def end_the_chat_locks_connection(db: Database, chat_id: int) -> int:
         place = session.execute(
             text("SELECT current_database() || '.' || current_schema()")
         ).scalar_one()
-        namespace = namespace_of(place)
-        ended = session.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                " WHERE locktype = 'advisory' AND granted AND objsubid = 2"
-                " AND classid = :space AND objid = :key"
-            ),
-            {"space": namespace & 0xFFFFFFFF, "key": fold_to_int4(chat_id) & 0xFFFFFFFF},
-        ).all()
-        return len(ended)
+        return end_lock_holders(session, space=namespace_of(place), key=fold_to_int4(chat_id))
 
     return db.call(end)
 

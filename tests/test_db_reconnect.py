@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from csp_bot.models.db import Database
+from tests.test_instances import ENDED_WITHIN_MS
 
 
 def backend_pid(session: Session) -> int:
@@ -14,7 +15,10 @@ def backend_pid(session: Session) -> int:
 
 
 def terminate(session: Session, *, pid: int) -> None:
-    session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    """End the connection, and wait until its server process is gone."""
+    session.execute(
+        text("SELECT pg_terminate_backend(:pid, :wait)"), {"pid": pid, "wait": ENDED_WITHIN_MS}
+    )
 
 
 def test_an_operation_on_a_dropped_connection_runs_again_on_a_new_one(db: Database) -> None:

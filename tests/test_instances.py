@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlmodel import Session
 
 import csp_bot.handlers.delivery
 from csp_bot.bot.emulator import BotApiEmulator, EmulatedUser, EmulatorServer
@@ -90,18 +91,33 @@ async def instance(
 def cut_the_holders_connection(db: Database, purpose: Purpose = Purpose.LEADER) -> int:
     """What a dead machine or a database restart does to a connection: the server ends the
     one holding the lease in this schema. Returns how many connections were ended."""
-    ended = db.call(
-        lambda session: session.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                " WHERE locktype = 'advisory' AND granted AND objsubid = 2"
-                " AND classid = :purpose"
-                " AND objid = (hashtext(current_schema())::bigint & 4294967295)::oid"
-            ),
-            {"purpose": int(purpose)},
-        ).all()
-    )
-    return len(ended)
+
+    def cut(session: Session) -> int:
+        key = session.execute(
+            text("SELECT hashtext(current_schema())::bigint & 4294967295")
+        ).scalar_one()
+        return end_lock_holders(session, space=int(purpose), key=int(key))
+
+    return db.call(cut)
+
+
+# How long to wait for an ended connection's server process to be gone (milliseconds): until
+# it is, the locks it held are still held, and the next step would race against its exit.
+ENDED_WITHIN_MS = 10_000
+
+
+def end_lock_holders(session: Session, *, space: int, key: int) -> int:
+    """End the connections holding the advisory lock (`space`, `key`), as a database restart
+    would, and wait until they are gone. Returns how many were ended."""
+    ended = session.execute(
+        text(
+            "SELECT pg_terminate_backend(pid, :wait) FROM pg_locks"
+            " WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+            " AND classid = :space AND objid = :key"
+        ),
+        {"space": space & 0xFFFFFFFF, "key": key & 0xFFFFFFFF, "wait": ENDED_WITHIN_MS},
+    ).scalars()
+    return sum(1 for gone in ended if gone)
 
 
 def board_texts(emulator: BotApiEmulator) -> dict[str, list[str]]:
