@@ -99,6 +99,7 @@ class SentMessage:
     parse_mode: str | None = None
     reply_markup: JSON | None = None
     edits: list[str] = field(default_factory=list)  # earlier texts, oldest first
+    link_previews: bool = True  # False when sent with link_preview_options.is_disabled
     kind: MessageKind = "text"
     filename: str | None = None
     content: bytes | None = None
@@ -300,6 +301,12 @@ def _parse_mode(params: Params) -> str | None:
     if mode is not None and str(mode).lower() not in ("html", "markdown", "markdownv2"):
         raise _bad("unsupported parse_mode")
     return cast("str | None", mode)
+
+
+def _previews_disabled(params: Params) -> bool:
+    """Whether the message asks Telegram to show no link previews."""
+    options = params.get("link_preview_options")
+    return isinstance(options, dict) and bool(options.get("is_disabled"))
 
 
 def _reply_markup(params: Params) -> JSON | None:
@@ -1089,6 +1096,7 @@ class BotApiEmulator:
         markup = _reply_markup(params)
         message = self._bot_message(chat_id) | _text_fields("text", plain, entities)
         sent = SentMessage(message["message_id"], chat_id, text, parse_mode, markup)
+        sent.link_previews = not _previews_disabled(params)
         return self._remember(sent, message | _markup_field(markup))
 
     def _send_file(self, kind: Literal["document", "photo"], params: Params) -> JSON:

@@ -22,7 +22,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from csp_bot.handlers.context import CspApplication, Services
 from csp_bot.handlers.faults import NoAnswer, NotAccepted, TokenRefused, deciding_for_ourselves
 from csp_bot.handlers.reminder_messages import Composed, compose
-from csp_bot.handlers.replies import split_message
+from csp_bot.handlers.replies import send_leading_part, split_message
 from csp_bot.models.backoff import Backoff
 from csp_bot.models.outbox import (
     PendingReminder,
@@ -245,7 +245,7 @@ class Courier:
             return None
         await self.pacer.just_before_sending(chat_id)
         for part in parts[:-1]:
-            await self.application.bot.send_message(chat_id, part)
+            await send_leading_part(self.application.bot, chat_id, part)
             await self.pacer.wait_turn(chat_id)
             await self.pacer.just_before_sending(chat_id)
         last: Message = await self.application.bot.send_message(

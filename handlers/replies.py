@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
+from telegram.ext import ExtBot
 
 from csp_bot.handlers.context import Ctx
 
@@ -62,8 +63,29 @@ async def send_text(
     assert chat is not None, "every handled update has a chat"
     parts = split_message(text)
     for part in parts[:-1]:
-        await context.bot.send_message(chat.id, part)
+        await send_leading_part(context.bot, chat.id, part)
     return await context.bot.send_message(chat.id, parts[-1], reply_markup=keyboard)
+
+
+async def send_leading_part(bot: ExtBot[None], chat_id: int, text: str) -> None:
+    """Send a part of a long message as `bot.send_message(chat_id, text)` would, with the
+    bot's defaults, leaving Telegram's answer unread.
+
+    The library reads every answer back into a `Message`, each entity of its text an
+    object; nothing looks at the parts before the last, and for them that reading was more
+    than half of sending (4.8 ms of 8.6 ms for a 4,000-character part with 99 entities, on
+    a slow machine), with up to seven parts to a `/my`. `_post` is the library's own step
+    before the reading, with its errors and its defaults.
+    """
+    defaults = bot.defaults
+    assert defaults is not None, "set by build_application"
+    message = {
+        "chat_id": chat_id,
+        "text": text,
+        "parse_mode": defaults.parse_mode,
+        "link_preview_options": defaults.link_preview_options,
+    }
+    await bot._post("sendMessage", message)
 
 
 async def acknowledge(query: CallbackQuery) -> None:

@@ -559,6 +559,12 @@ async def test_long_replies_are_split_on_line_boundaries(
     assert len(sent) == 2
     assert all(len(message.text) <= 4096 for message in sent)
     assert not sent[1].text.startswith("x")
+    # Every part as the bot sends all it writes: HTML, and no link previews.
+    assert [(message.parse_mode, message.link_previews) for message in sent] == [
+        ("HTML", False),
+        ("HTML", False),
+    ]
+    assert sent[0].plain_text.startswith("🟢 SOC-1")
 
 
 # --- bad input ----------------------------------------------------------------------------------
