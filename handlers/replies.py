@@ -22,23 +22,31 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     """Cut `text` into messages of at most `limit` characters, on line boundaries.
 
     Templates keep each HTML tag within one line, so cutting between lines never splits a tag.
-    A single line longer than the limit is cut hard as a last resort.
+    A single line longer than the limit is cut hard as a last resort. Blank lines before
+    the first text of a message are dropped. Each message's lines are joined once, when it
+    is full: joining line by line copied the message so far for every line of it.
     """
     chunks: list[str] = []
-    current = ""
+    current: list[str] = []  # the lines of the message being filled
+    length = 0  # of those lines joined
     for line in text.split("\n"):
         while len(line) > limit:
-            chunks.extend(filter(None, [current]))
-            current = ""
+            if length:
+                chunks.append("\n".join(current))
+            current, length = [], 0
             chunks.append(line[:limit])
             line = line[limit:]
-        candidate = line if not current else f"{current}\n{line}"
-        if len(candidate) > limit:
-            chunks.append(current)
-            candidate = line
-        current = candidate
-    if current.strip() or not chunks:
-        chunks.append(current)
+        if not length:  # nothing written yet: the line starts the message
+            current, length = [line], len(line)
+        elif length + 1 + len(line) > limit:
+            chunks.append("\n".join(current))
+            current, length = [line], len(line)
+        else:
+            current.append(line)
+            length += 1 + len(line)
+    last = "\n".join(current)
+    if last.strip() or not chunks:
+        chunks.append(last)
     return chunks
 
 
