@@ -127,6 +127,31 @@ async def test_a_200_that_is_not_json_is_retried() -> None:
     assert waits.seconds == [0.5]
 
 
+def count_json_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every `json.loads` from here on (the transport's and python-telegram-bot's)."""
+    reads: list[object] = []
+    real = json.loads
+
+    def counted(text: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(json, "loads", counted)
+    return reads
+
+
+async def test_an_answer_is_read_once_and_the_library_takes_that_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reads = count_json_reads(monkeypatch)
+    inner = Scripted((200, b'{"ok": true, "result": {"message_id": 7}}'), CHAT_NOT_FOUND)
+    request = resilient(inner, Waits())
+    assert await request.post(SEND) == {"message_id": 7}
+    with pytest.raises(BadRequest, match="Chat not found"):  # a refusal is read once too
+        await request.post(SEND)
+    assert len(reads) == 2
+
+
 async def test_a_refused_connection_is_retried() -> None:
     inner, waits = Scripted(refused_connection(), refused_connection(), OK), Waits()
     assert await resilient(inner, waits).do_request(SEND, "POST") == OK
