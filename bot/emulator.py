@@ -1095,8 +1095,14 @@ class BotApiEmulator:
             raise _bad("message text is empty")
         markup = _reply_markup(params)
         message = self._bot_message(chat_id) | _text_fields("text", plain, entities)
-        sent = SentMessage(message["message_id"], chat_id, text, parse_mode, markup)
-        sent.link_previews = not _previews_disabled(params)
+        sent = SentMessage(
+            message["message_id"],
+            chat_id,
+            text,
+            parse_mode,
+            markup,
+            link_previews=not _previews_disabled(params),
+        )
         return self._remember(sent, message | _markup_field(markup))
 
     def _send_file(self, kind: Literal["document", "photo"], params: Params) -> JSON:

@@ -93,9 +93,9 @@ def cut_the_holders_connection(db: Database, purpose: Purpose = Purpose.LEADER) 
     one holding the lease in this schema. Returns how many connections were ended."""
 
     def cut(session: Session) -> int:
-        key = session.execute(
-            text("SELECT hashtext(current_schema())::bigint & 4294967295")
-        ).scalar_one()
+        # The lease's key, as `models.leases` takes it (end_lock_holders folds it to the
+        # lock table's unsigned form).
+        key = session.execute(text("SELECT hashtext(current_schema())")).scalar_one()
         return end_lock_holders(session, space=int(purpose), key=int(key))
 
     return db.call(cut)
