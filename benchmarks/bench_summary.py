@@ -330,9 +330,9 @@ def report_figures(
     rows.append(_timed_row("/my median (a partner)", timings["/my"], "my_ms"))
     rows.append(_timed_row("/action median", timings["/action"], "action_ms"))
     chat_mb, report_mb = peaks
-    rows.append(("peak memory, the chat commands", f"{chat_mb:.0f} MB", chat_mb, "peak_mb"))
+    rows.append(("peak memory, the chat commands", f"{chat_mb:.1f} MB", chat_mb, "peak_mb"))
     if files is not None:
-        rows.append(("peak memory, with /report", f"{report_mb:.0f} MB", report_mb, "peak_mb"))
+        rows.append(("peak memory, with /report", f"{report_mb:.1f} MB", report_mb, "peak_mb"))
         rows += _file_rows(timings["/report"], *files)
     missed = 0
     for label, shown, value, target in rows:

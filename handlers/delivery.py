@@ -2,9 +2,10 @@
 
 `dispatch_due(application)` is the whole of it, and what the JobQueue job calls each minute
 (and tests call directly, after moving the clock). Each reminder is claimed (committed as
-`sending`) immediately before it goes to Telegram and recorded as `sent` after, so a crash in
-between leaves it `sending`: it is then never sent again. We prefer a lost reminder in that
-instant to a duplicate; every event has several reminders, so the next one still comes.
+`sending`) immediately before it goes to Telegram and recorded as `sent` after, with the next
+claim, so a crash in between leaves it `sending`: it is then never sent again. We prefer a
+lost reminder in that instant to a duplicate; every event has several reminders, so the
+next one still comes.
 """
 
 from __future__ import annotations
@@ -41,8 +42,6 @@ from csp_bot.scheduler.rounds import read_pending
 log = logging.getLogger(__name__)
 
 BATCH = 500
-# Sent reminders are recorded this many at a time.
-SENT_BATCH = 50
 IN_FLIGHT = 30
 # Reminders read from the outbox at the same time. SQLite has one worker thread: were every
 # slot to read at once (as at the start of each batch), a claim made just after its turn in
@@ -163,15 +162,26 @@ class Courier:
             await self._record_sent()
 
     async def _record_sent(self) -> None:
-        """Record the reminders sent since last time, in one transaction.
+        """Record the reminders sent since the last claim (those of the round's last sends).
 
-        Recording them one by one would double the database work per message. Until it is
-        recorded a sent reminder stays `sending`, which is never sent again: a crash before
-        this leaves it unconfirmed, which is the choice made for the in-doubt case anyway.
+        Until it is recorded a sent reminder stays `sending`, which is never sent again: a
+        crash before this leaves it unconfirmed, the choice made for the in-doubt case.
         """
         sent, self._sent = self._sent, []
         if sent:
             await self.services.db.run(record_sent, sent=sent, at=self.services.clock())
+
+    async def _claim(self, reminder: PendingReminder) -> bool:
+        """Claim the reminder, recording in the same transaction those sent since the last
+        claim: no transaction of their own, and a crash leaves only the last few unknown."""
+        sent, self._sent = self._sent, []
+        try:
+            return await self.services.db.run(
+                claim, outbox_id=reminder.id, at=self.services.clock(), sent=sent
+            )
+        except BaseException:
+            self._sent = sent + self._sent  # not recorded: the round's end tries again
+            raise
 
     async def _deliver_one(self, reminder: PendingReminder) -> None:
         async with self._slots:
@@ -227,8 +237,6 @@ class Courier:
                 return  # another round claimed it first
             self._sent.append((reminder.id, sent.message_id))
             self.report.count(OutboxState.SENT)
-            if len(self._sent) >= SENT_BATCH:
-                await self._record_sent()
 
     async def _post(self, reminder: PendingReminder, composed: Composed) -> Message | None:
         """Take a slot, claim the reminder, send it at once (in parts if it is long).
@@ -241,7 +249,7 @@ class Courier:
         chat_id = reminder.chat_id
         parts = split_message(composed.text)
         await self.pacer.wait_turn(chat_id)
-        if not await self.services.db.run(claim, outbox_id=reminder.id, at=self.services.clock()):
+        if not await self._claim(reminder):
             return None
         await self.pacer.just_before_sending(chat_id)
         for part in parts[:-1]:

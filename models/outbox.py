@@ -144,17 +144,22 @@ def pending_entry(session: Session, *, outbox_id: int) -> OutboxEntry | None:
     return entry if entry is not None and entry.state == OutboxState.PENDING else None
 
 
-def claim(session: Session, *, outbox_id: int, at: datetime) -> bool:
+def claim(
+    session: Session, *, outbox_id: int, at: datetime, sent: Sequence[tuple[int, int]] = ()
+) -> bool:
     """Mark a pending reminder as being sent; False if it is no longer pending.
 
     Committed immediately before the request, after the pacer's wait, so a crash after
     Telegram accepted it cannot lead to a second copy (the row stays `sending` and is never
-    picked up again), and a crash while waiting for a slot loses nothing.
+    picked up again), and a crash while waiting for a slot loses nothing. `sent`, the
+    reminders Telegram has accepted since the last claim, are recorded in the same
+    transaction (`record_sent`): a crash leaves `sending` only those sent since.
 
     On PostgreSQL the row is taken `FOR UPDATE SKIP LOCKED`: a row another instance is
     claiming at this moment is passed over rather than waited for (SQLite, one instance,
     has no row locks and SQLAlchemy leaves the clause out there).
     """
+    record_sent(session, sent=sent, at=at)
     claimable = (
         select(OutboxEntry.id)
         .where(col(OutboxEntry.id) == outbox_id)

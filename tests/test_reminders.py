@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -228,6 +229,31 @@ async def test_a_crash_after_telegram_accepted_does_not_resend(
         "Board meeting in 7 days",
         "Board meeting tomorrow at 10:00",
     ]
+
+
+async def test_a_crash_mid_round_leaves_unknown_only_the_reminder_sent_last(
+    app: CspApplication,
+    db: Database,
+    clock: FakeClock,
+    emulator: BotApiEmulator,
+    people: dict[str, MemberView],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each claim records, in its own transaction, the reminders sent before it.
+    db.call(set_topic, member_id=people["police"].id, topic=Topic.CHECKINS, on=False, at=START)
+    monkeypatch.setattr(dispatch, "IN_FLIGHT", 1)  # one reminder after another: a known order
+    schedule(db, clock, "2021-06-24T10:00")
+    set_clock(clock, "2021-06-17T10:00")
+    await crash_at(app, monkeypatch, "record_sent")  # the round's last send, not yet recorded
+    for person in ("chair", "coordinator", "board"):
+        assert meeting_reminders(emulator, person) == ["Board meeting in 7 days"]
+    in_7_days = [
+        state for key, state in states(db, ReminderKind.MEETING).items() if key.endswith(":7d")
+    ]
+    assert Counter(in_7_days) == {
+        OutboxState.SENT: 2,
+        OutboxState.SENDING: 1,
+    }
 
 
 async def test_a_crash_before_sending_loses_nothing(
