@@ -13,6 +13,8 @@ chat. `EmulatorServer.pause()` refuses connections outright until `resume()`.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextvars
 import copy
 import email.parser
 import email.policy
@@ -553,14 +555,27 @@ def _command_entities(text: str) -> list[JSON]:
 
 # --- flood control ---------------------------------------------------------------------------
 
+# When the request being answered reached this machine (`time.monotonic`), where the HTTP
+# transport knows it: Telegram counts its limits on arrival, and an emulator kept from the
+# CPU by a busy machine would otherwise count requests that came evenly spaced as a burst.
+_ARRIVED_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "arrived_at", default=None
+)
+
 
 def _wait_seconds(sent: deque[float], window: float, limit: int, now: float) -> int:
-    """Seconds until one more send fits in this sliding window; 0 if it fits now."""
-    while sent and sent[0] <= now - window:
+    """Seconds until one more send fits in this sliding window; 0 if it fits now.
+
+    `sent` holds arrival times in order, and `now` is this request's arrival: over HTTP,
+    requests that arrived close together may be answered in another order, so what arrived
+    after it is not counted, and what is dropped is well outside any window still asked about.
+    """
+    while sent and sent[0] <= now - 2 * window:
         sent.popleft()
-    if len(sent) < limit:
+    first = bisect.bisect_right(sent, now - window)
+    if bisect.bisect_right(sent, now) - first < limit:
         return 0
-    return max(1, math.ceil(sent[0] + window - now))
+    return max(1, math.ceil(sent[first] + window - now))
 
 
 # Telegram's FAQ: "avoid sending more than one message per second" in a chat; "we may allow
@@ -595,15 +610,18 @@ class _FloodControl:
         return max(overall, own)
 
     def record(self, chat_id: int, now: float) -> None:
-        self._overall.append(now)
+        bisect.insort(self._overall, now)
         if chat_id < 0:
-            self._groups.setdefault(chat_id, deque()).append(now)
+            bisect.insort(self._groups.setdefault(chat_id, deque()), now)
         else:
-            self._buckets[chat_id] = (self._tokens(chat_id, now) - 1.0, now)
+            self._buckets[chat_id] = (self._tokens(chat_id, now) - 1.0, max(now, self._at(chat_id)))
 
     def _tokens(self, chat_id: int, now: float) -> float:
         tokens, at = self._buckets.get(chat_id, (float(CHAT_BURST), now))
-        return min(float(CHAT_BURST), tokens + (now - at) * CHAT_PER_SECOND)
+        return min(float(CHAT_BURST), tokens + max(0.0, now - at) * CHAT_PER_SECOND)
+
+    def _at(self, chat_id: int) -> float:
+        return self._buckets.get(chat_id, (0.0, -math.inf))[1]
 
 
 # --- injected faults -------------------------------------------------------------------------
@@ -1076,7 +1094,7 @@ class BotApiEmulator:
         return dict(self._flood.refusals)
 
     def _check_flood(self, chat_id: int) -> None:
-        now = time.monotonic()
+        now = _ARRIVED_AT.get() or time.monotonic()
         wait = self._flood.retry_after(chat_id, now)
         if wait:
             self.too_many_requests += 1
@@ -1780,6 +1798,24 @@ def _parse_multipart(content_type: str, body: bytes) -> Params:
     return params
 
 
+# Linux's option for receive times in nanoseconds (the socket module does not name it).
+_SO_TIMESTAMPNS: int | None = 35 if sys.platform == "linux" else None
+
+
+def _peek_arrival(connection: socket.socket) -> float | None:
+    """When the next request's first bytes reached this machine, as `time.monotonic`; None
+    if the client has closed. Waits for them (the connection's timeout applies), reads nothing."""
+    data, ancillary, _, _ = connection.recvmsg(1, socket.CMSG_SPACE(16), socket.MSG_PEEK)
+    if not data:
+        return None
+    for level, kind, raw in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(raw) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", raw[:16])
+            received = float(seconds) + float(nanoseconds) / 1e9
+            return time.monotonic() - (time.time() - received)
+    return None
+
+
 class _HttpServer(ThreadingHTTPServer):
     """The HTTP server, carrying the emulator and a cancel event for its long polls."""
 
@@ -1787,6 +1823,13 @@ class _HttpServer(ThreadingHTTPServer):
         self.emulator = emulator
         self.cancel = threading.Event()
         super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        """Bind, asking for receive times: the connections it accepts inherit the option,
+        so even a request that came with the connection, before it was accepted, has one."""
+        super().server_bind()
+        if _SO_TIMESTAMPNS is not None:
+            self.socket.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up mid long poll is normal; anything else is reported."""
@@ -1812,7 +1855,26 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: the default logs every request, token included, to stderr."""
 
+    def handle_one_request(self) -> None:
+        """Note when the request's first bytes arrived (the kernel's receive time), then
+        read and answer it as the base class does."""
+        self.arrived_at: float | None = None
+        if _SO_TIMESTAMPNS is not None:
+            try:
+                self.arrived_at = _peek_arrival(self.connection)
+            except (TimeoutError, ConnectionError):
+                self.close_connection = True
+                return
+        super().handle_one_request()
+
     def _answer(self) -> None:
+        arrived = _ARRIVED_AT.set(self.arrived_at)
+        try:
+            self._answer_now()
+        finally:
+            _ARRIVED_AT.reset(arrived)
+
+    def _answer_now(self) -> None:
         response = self._response()
         if response.unanswered == "reset":
             self._reset()

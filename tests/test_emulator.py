@@ -412,6 +412,20 @@ def test_rate_limit_overall_is_thirty_a_second() -> None:
     assert statuses == [200] * 30 + [429]
 
 
+def test_over_http_the_limits_count_a_request_from_its_arrival() -> None:
+    # Telegram counts a message when it arrives. An emulator slow to get to one (kept from
+    # the CPU by a busy machine; here a delay) must not count it later, when the chat has
+    # room again: that would make requests that came evenly spaced look like a burst.
+    em = BotApiEmulator(enforce_limits=True)
+    with EmulatorServer(em) as server, httpx.Client() as client:
+        url = f"{server.base_url}{em.token}/sendMessage"
+        for text in "abc":  # the chat's burst of three
+            assert client.post(url, json={"chat_id": 1, "text": text}).status_code == 200
+        em.inject(sends("delay", delay=1.2))  # a second is time enough for one more
+        late = client.post(url, json={"chat_id": 1, "text": "d"}, timeout=5)
+    assert (late.status_code, late.json()["parameters"]) == (429, {"retry_after": 1})
+
+
 async def test_ptb_raises_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
     # Without PTB_TIMEDELTA, building RetryAfter warns (PTB 22.2+), an error under this suite.
     monkeypatch.setenv("PTB_TIMEDELTA", "true")
