@@ -5,7 +5,8 @@ At 1,000, 10,000 and 50,000 actions (25 updates an action, members in proportion
 peak memory, and `bench_reminders.py --planning-only` for the planning rounds (every minute
 with nothing changed, after a partner's update, and the first planning; on the SQLite
 database it builds itself), each in a process of its own, and prints one table: the
-README's scaling table. Exits 1 if a run missed a target or failed.
+README's scaling table. Exits 1 if a run failed, or missed a target at 10,000 actions, the
+size the targets are set for (at other sizes the figures are shown, not judged).
 
     .venv/bin/python benchmarks/bench_scaling.py [--sizes 1000,10000,50000] [--database-url URL]
 
@@ -22,6 +23,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# The plan the targets are set for; other sizes show how the cost grows.
+TARGETS_AT = 10_000
 # The lines of each benchmark's output that the table takes, by the start of the line.
 SUMMARY_LINES = {
     "/summary": "/summary, data changed, median",
@@ -48,9 +51,10 @@ def main() -> int:
         "planning round (after an update); first planning (peak memory)"
     )
     for size in (int(size) for size in args.sizes.split(",")):
-        summary, summary_ok = run_summary(size, args.runs, args.database_url)
-        planning, planning_ok = run_planning(size)
-        failed |= not (summary_ok and planning_ok)
+        summary, summary_met = run_summary(size, args.runs, args.database_url)
+        planning, planning_met = run_planning(size)
+        broken = "failed" in (*summary.values(), planning)
+        failed |= broken or (size == TARGETS_AT and not (summary_met and planning_met))
         print(
             f"{size:>8,}  {summary['/summary']:>22}  {summary['/status']:>22}  "
             f"{summary['peak memory']:>12}  {planning}",
