@@ -51,10 +51,12 @@ def main() -> int:
         "planning round (after an update); first planning (peak memory)"
     )
     for size in (int(size) for size in args.sizes.split(",")):
-        summary, summary_met = run_summary(size, args.runs, args.database_url)
-        planning, planning_met = run_planning(size)
-        broken = "failed" in (*summary.values(), planning)
-        failed |= broken or (size == TARGETS_AT and not (summary_met and planning_met))
+        summary, summary_code = run_summary(size, args.runs, args.database_url)
+        planning, planning_code = run_planning(size)
+        codes = {summary_code, planning_code}
+        # 1 is a missed target; anything else, or a figure not printed, is a broken run.
+        broken = "failed" in (*summary.values(), planning) or not codes <= {0, 1}
+        failed |= broken or (size == TARGETS_AT and codes != {0})
         print(
             f"{size:>8,}  {summary['/summary']:>22}  {summary['/status']:>22}  "
             f"{summary['peak memory']:>12}  {planning}",
@@ -65,7 +67,7 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def run_summary(size: int, runs: int, url: str | None) -> tuple[dict[str, str], bool]:
+def run_summary(size: int, runs: int, url: str | None) -> tuple[dict[str, str], int]:
     command = [sys.executable, str(HERE / "bench_summary.py"), "--no-report"]
     command += ["--actions", str(size), "--runs", str(runs), *_url(url)]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -74,10 +76,10 @@ def run_summary(size: int, runs: int, url: str | None) -> tuple[dict[str, str], 
         for key, start in SUMMARY_LINES.items():
             if line.startswith(start):
                 figures[key] = line[len(start) :].split("target")[0].strip()
-    return figures, done.returncode == 0
+    return figures, done.returncode
 
 
-def run_planning(size: int) -> tuple[str, bool]:
+def run_planning(size: int) -> tuple[str, int]:
     """The planning figures of `bench_reminders.py`, on the database it builds itself."""
     command = [sys.executable, str(HERE / "bench_reminders.py"), "--planning-only"]
     command += ["--actions", str(size), "--runs", "7"]
@@ -89,9 +91,9 @@ def run_planning(size: int) -> tuple[str, bool]:
             if match:
                 found[key] = " (".join(match.groups()) + (")" if len(match.groups()) > 1 else "")
     if len(found) < len(PLANNING):
-        return "failed", False
+        return "failed", done.returncode
     figures = f"{found['round']} ({found['changed']}); {found['first']}"
-    return figures, done.returncode == 0
+    return figures, done.returncode
 
 
 def _url(url: str | None) -> list[str]:

@@ -613,15 +613,13 @@ class _FloodControl:
         bisect.insort(self._overall, now)
         if chat_id < 0:
             bisect.insort(self._groups.setdefault(chat_id, deque()), now)
-        else:
-            self._buckets[chat_id] = (self._tokens(chat_id, now) - 1.0, max(now, self._at(chat_id)))
+        else:  # an arrival answered after a later one must not move the bucket's time back
+            _, at = self._buckets.get(chat_id, (0.0, now))
+            self._buckets[chat_id] = (self._tokens(chat_id, now) - 1.0, max(now, at))
 
     def _tokens(self, chat_id: int, now: float) -> float:
         tokens, at = self._buckets.get(chat_id, (float(CHAT_BURST), now))
         return min(float(CHAT_BURST), tokens + max(0.0, now - at) * CHAT_PER_SECOND)
-
-    def _at(self, chat_id: int) -> float:
-        return self._buckets.get(chat_id, (0.0, -math.inf))[1]
 
 
 # --- injected faults -------------------------------------------------------------------------
@@ -1858,23 +1856,20 @@ class _Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         """Note when the request's first bytes arrived (the kernel's receive time), then
         read and answer it as the base class does."""
-        self.arrived_at: float | None = None
+        arrived = None
         if _SO_TIMESTAMPNS is not None:
             try:
-                self.arrived_at = _peek_arrival(self.connection)
+                arrived = _peek_arrival(self.connection)
             except (TimeoutError, ConnectionError):
                 self.close_connection = True
                 return
-        super().handle_one_request()
+        token = _ARRIVED_AT.set(arrived)
+        try:
+            super().handle_one_request()
+        finally:
+            _ARRIVED_AT.reset(token)
 
     def _answer(self) -> None:
-        arrived = _ARRIVED_AT.set(self.arrived_at)
-        try:
-            self._answer_now()
-        finally:
-            _ARRIVED_AT.reset(arrived)
-
-    def _answer_now(self) -> None:
         response = self._response()
         if response.unanswered == "reset":
             self._reset()

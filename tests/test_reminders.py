@@ -239,7 +239,7 @@ async def test_a_crash_mid_round_leaves_unknown_only_the_reminder_sent_last(
     people: dict[str, MemberView],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Each claim records, in its own transaction, the reminders sent before it.
+    # Each claim records the reminders sent before it, in the claim's own transaction.
     db.call(set_topic, member_id=people["police"].id, topic=Topic.CHECKINS, on=False, at=START)
     monkeypatch.setattr(dispatch, "IN_FLIGHT", 1)  # one reminder after another: a known order
     schedule(db, clock, "2021-06-24T10:00")
